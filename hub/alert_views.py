@@ -1,0 +1,213 @@
+"""Stored alerts as one caller may see them: the sharing policy filters the alert itself, its
+co-reporters and its related alerts, so no read path shows what the caller may not see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from redis.asyncio import Redis
+
+from hub.errors import NotFound
+from hub.ids import is_ulid, ulid_floor, utc_now
+from hub.keys import Keys
+from hub.nodes import Node
+from hub.policy import Sharing, may_see
+
+_FIELDS = (
+    "doc",
+    "meta",
+    "cluster_id",
+    "received_at",
+    "updated_at",
+    "status",
+    "retracted_at",
+    "retraction_reason",
+    "links",
+)
+MAX_REPORTERS = 200
+MAX_RELATED = 50
+LIST_SCAN_CHUNK = 200
+LIST_SCAN_LIMIT = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    hub_id: str
+    doc: dict
+    sharing: Sharing
+    kind: str
+    cluster_id: str
+    received_at: str
+    updated_at: str | None
+    status: str
+    retracted_at: str | None
+    retraction_reason: str | None
+    links: list[str]
+
+    @classmethod
+    def from_row(cls, hub_id: str, row: list[bytes | None]) -> StoredAlert | None:
+        fields = dict(zip(_FIELDS, row, strict=True))
+        if fields["doc"] is None or fields["meta"] is None:
+            return None
+        meta = orjson.loads(fields["meta"])
+        text = {k: (v.decode() if v is not None else None) for k, v in fields.items()}
+        return cls(
+            hub_id=hub_id,
+            doc=orjson.loads(fields["doc"]),
+            sharing=Sharing.from_json(meta),
+            kind=meta["kind"],
+            cluster_id=text["cluster_id"] or "",
+            received_at=text["received_at"] or "",
+            updated_at=text["updated_at"],
+            status=text["status"] or "active",
+            retracted_at=text["retracted_at"],
+            retraction_reason=text["retraction_reason"],
+            links=orjson.loads(fields["links"]) if fields["links"] else [],
+        )
+
+    def current_status(self, now: datetime) -> str:
+        if self.status != "active":
+            return self.status
+        valid_until = self.doc.get("valid_until")
+        if valid_until and _parse_time(valid_until) is not None and _parse_time(valid_until) < now:
+            return "expired"
+        return "active"
+
+    def summary_json(self, now: datetime) -> dict[str, object]:
+        """The alert with the hub fields that need no further reads (used by listings)."""
+        out = dict(self.doc)
+        out.update(
+            hub_id=self.hub_id,
+            received_at=self.received_at,
+            cluster_id=self.cluster_id,
+            status=self.current_status(now),
+        )
+        if self.updated_at:
+            out["updated_at"] = self.updated_at
+        if self.retracted_at:
+            out["retracted_at"] = self.retracted_at
+            out["retraction_reason"] = self.retraction_reason or ""
+        return out
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class AlertViews:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def _load_many(self, hub_ids: list[str]) -> list[StoredAlert | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hmget(self._keys.alert(hub_id), list(_FIELDS))
+            rows = await pipe.execute()
+        return [StoredAlert.from_row(h, r) for h, r in zip(hub_ids, rows, strict=True)]
+
+    async def visible(self, hub_id: str, caller: Node) -> StoredAlert:
+        """The stored alert, or NotFound when it does not exist or the caller may not see it."""
+        if not is_ulid(hub_id):
+            raise NotFound(f"no alert {hub_id}")
+        (alert,) = await self._load_many([hub_id])
+        if alert is None or not may_see(alert.sharing, caller):
+            raise NotFound(f"no alert {hub_id}")
+        return alert
+
+    async def full_json(self, alert: StoredAlert, caller: Node) -> dict[str, object]:
+        """The alert with reporters and related alerts, each filtered for the caller."""
+        now = utc_now()
+        out = alert.summary_json(now)
+        out["reporters"] = await self._reporters(alert, caller)
+        out["related"] = await self._related(alert, caller)
+        return out
+
+    async def _reporters(self, alert: StoredAlert, caller: Node) -> list[dict[str, str | None]]:
+        members = [
+            m.decode()
+            for m in await self._redis.lrange(
+                self._keys.cluster(alert.cluster_id), 0, MAX_REPORTERS - 1
+            )
+        ]
+        reporters = []
+        for member in await self._load_many(members):
+            if member is not None and may_see(member.sharing, caller):
+                reporters.append(
+                    {
+                        "node": member.sharing.sender,
+                        "country": member.sharing.sender_country,
+                        "hub_id": member.hub_id,
+                        "reported_at": member.received_at,
+                    }
+                )
+        return reporters
+
+    async def _related(self, alert: StoredAlert, caller: Node) -> list[str]:
+        if not alert.links:
+            return []
+        found = await self._redis.sunion([self._keys.link(k) for k in alert.links])
+        others = sorted({m.decode() for m in found} - {alert.hub_id})
+        related = []
+        for other in await self._load_many(others[: MAX_RELATED * 4]):
+            if (
+                other is not None
+                and other.cluster_id != alert.cluster_id
+                and may_see(other.sharing, caller)
+            ):
+                related.append(other.hub_id)
+        return related[:MAX_RELATED]
+
+    async def listing(
+        self,
+        caller: Node,
+        *,
+        limit: int,
+        after: str | None,
+        since: datetime | None,
+        kind: str | None,
+        target_country: str | None,
+    ) -> tuple[list[dict[str, object]], str | None]:
+        """Newest first, only what the caller may see. `next` is the cursor to pass as `after`,
+        None when nothing older remains. One call scans at most LIST_SCAN_LIMIT ids, so a caller
+        who may see little still gets a prompt answer (perhaps short, with a `next`)."""
+        upper = f"({after}" if after else "+"
+        lower = f"[{ulid_floor(since)}" if since else "-"
+        now = utc_now()
+        found: list[dict[str, object]] = []
+        scanned = 0
+        cursor: str | None = None
+        while len(found) < limit and scanned < LIST_SCAN_LIMIT:
+            ids = [
+                m.decode()
+                for m in await self._redis.zrevrangebylex(
+                    self._keys.recent, upper, lower, start=0, num=LIST_SCAN_CHUNK
+                )
+            ]
+            if not ids:
+                return found, None
+            for hub_id, alert in zip(ids, await self._load_many(ids), strict=True):
+                scanned += 1
+                cursor = hub_id
+                if alert is not None and _matches(alert, caller, kind, target_country):
+                    found.append(alert.summary_json(now))
+                    if len(found) == limit:
+                        break
+            upper = f"({cursor}"
+            if len(ids) < LIST_SCAN_CHUNK and len(found) < limit:
+                return found, None
+        return found, cursor
+
+
+def _matches(alert: StoredAlert, caller: Node, kind: str | None, target: str | None) -> bool:
+    if kind is not None and alert.kind != kind:
+        return False
+    if target is not None and target not in alert.doc.get("target_countries", ()):
+        return False
+    return may_see(alert.sharing, caller)
+

@@ -1,0 +1,190 @@
+"""HTTP handlers for alerts: post one or many, read, list, retract."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import redis.exceptions
+import structlog
+from aiohttp import web
+
+from hub.auth import require_role
+from hub.context import HUB, Hub
+from hub.dedup import Outcome, prepare
+from hub.errors import (
+    Forbidden,
+    HubError,
+    ProblemDetail,
+    Unavailable,
+    ValidationFailed,
+)
+from hub.ids import is_ulid
+from hub.nodes import Node
+from hub.web_io import (
+    json_response,
+    parse_json_object,
+    read_body,
+    read_json_object,
+    require_json_media_type,
+)
+
+log = structlog.get_logger("hub.alerts")
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+KINDS = ("threat", "disinformation")
+
+
+def _schema_failure(problems: list, what: str) -> ValidationFailed:
+    details = [ProblemDetail(p.pointer, p.rule, p.message) for p in problems]
+    noun = "problem" if len(details) == 1 else "problems"
+    return ValidationFailed(f"{len(details)} {noun} in the {what}", details)
+
+
+def _check_claimed_sender(body: dict[str, Any], node: Node) -> None:
+    """403 before anything else: a body that names another sender is an impersonation attempt."""
+    sender = body.get("sender")
+    if isinstance(sender, str) and sender != node.id:
+        raise Forbidden(f"node {node.id} cannot post as {sender}")
+    country = body.get("source_country")
+    if isinstance(country, str) and country != node.country:
+        raise Forbidden(f"node {node.id} posts from {node.country}, not {country}")
+
+
+async def _accept_one(hub: Hub, body: dict[str, Any], node: Node) -> Outcome:
+    _check_claimed_sender(body, node)
+    problems = hub.schemas.problems("alert", body)
+    if problems:
+        raise _schema_failure(problems, "alert")
+    return await hub.store.submit(prepare(body, node), node)
+
+
+def _outcome_status(outcome: Outcome) -> int:
+    return 201 if outcome.status in ("created", "corroborated") else 200
+
+
+async def post_alert(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    require_role(node, "publish")
+    body = await read_json_object(request, hub.settings.max_body_bytes)
+    outcome = await _accept_one(hub, body, node)
+    structlog.contextvars.bind_contextvars(outcome=outcome.status, hub_id=outcome.hub_id)
+    return json_response(outcome.as_json(), status=_outcome_status(outcome))
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    require_role(node, "publish")
+    body = await read_json_object(request, hub.settings.max_batch_bytes)
+    problems = hub.schemas.problems("batch", body)
+    if problems:
+        raise _schema_failure(problems, "batch")
+    alerts = body["alerts"]
+    await hub.auth.charge(node, len(alerts) - 1)
+    results: list[dict[str, Any]] = []
+    for index, alert in enumerate(alerts):
+        try:
+            outcome = await _accept_one(hub, alert, node)
+        except HubError as e:
+            results.append({"index": index, "status": "rejected", "error": e.body()})
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            # Earlier alerts are stored; say exactly which were not, so a retry is safe.
+            error = Unavailable("the store is unreachable; this alert was not stored").body()
+            results.append({"index": index, "status": "rejected", "error": error})
+        else:
+            results.append({"index": index, **outcome.as_json()})
+    structlog.contextvars.bind_contextvars(batch_size=len(alerts))
+    return json_response({"results": results})
+
+
+async def get_alert(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    alert = await hub.views.visible(request.match_info["hub_id"], node)
+    return json_response(await hub.views.full_json(alert, node))
+
+
+def _list_query(request: web.Request) -> dict[str, Any]:
+    """The listing's query parameters, each checked; 422 names every bad one."""
+    query = request.query
+    problems: list[ProblemDetail] = []
+    known = {"kind", "target_country", "since", "limit", "after"}
+    for name in query:
+        if name not in known:
+            problems.append(ProblemDetail(f"/{name}", "query", "is not a known parameter"))
+    kind = query.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        problems.append(ProblemDetail("/kind", "enum", "must be threat or disinformation"))
+    target = query.get("target_country") or None
+    if target is not None and not _COUNTRY.match(target):
+        problems.append(
+            ProblemDetail("/target_country", "pattern", "must be a two-letter country code")
+        )
+    since: datetime | None = None
+    if query.get("since"):
+        try:
+            since = datetime.fromisoformat(query["since"].replace("Z", "+00:00"))
+            if since.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            problems.append(
+                ProblemDetail("/since", "format", "must be an RFC 3339 time with a zone")
+            )
+    limit = 50
+    if query.get("limit"):
+        try:
+            limit = int(query["limit"])
+            if not 1 <= limit <= 500:
+                raise ValueError
+        except ValueError:
+            problems.append(ProblemDetail("/limit", "range", "must be a whole number 1 to 500"))
+    after = query.get("after") or None
+    if after is not None and not is_ulid(after):
+        problems.append(ProblemDetail("/after", "format", "must be a hub id from `next`"))
+    if problems:
+        raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
+    return {"kind": kind, "target_country": target, "since": since, "limit": limit, "after": after}
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    params = _list_query(request)
+    alerts, cursor = await hub.views.listing(node, **params)
+    return json_response({"alerts": alerts, "next": cursor})
+
+
+async def retract_alert(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    require_role(node, "publish")
+    reason = ""
+    if request.content_length or request.body_exists:
+        require_json_media_type(request)
+        raw = await read_body(request, hub.settings.max_body_bytes)
+        if raw.strip():
+            body = parse_json_object(raw)
+            problems = hub.schemas.problems("retract", body)
+            if problems:
+                raise _schema_failure(problems, "retraction")
+            reason = body.get("reason", "")
+    hub_id = request.match_info["hub_id"]
+    alert = await hub.views.visible(hub_id, node)
+    if alert.sharing.sender != node.id:
+        raise Forbidden("only the sender may retract an alert")
+    newly = await hub.store.retract(hub_id, node, reason)
+    structlog.contextvars.bind_contextvars(hub_id=hub_id, outcome="retracted" if newly else "same")
+    return json_response({"hub_id": hub_id, "status": "retracted"})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/v1/alerts", post_alert),
+        web.post("/v1/alerts/batch", post_batch),
+        web.get("/v1/alerts", list_alerts, allow_head=False),
+        web.get("/v1/alerts/{hub_id}", get_alert, allow_head=False),
+        web.post("/v1/alerts/{hub_id}/retract", retract_alert),
+    ]

@@ -1,0 +1,57 @@
+"""HTTP handlers for nodes (operator only): add, list, revoke."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from hub.auth import require_role
+from hub.context import HUB
+from hub.errors import Conflict, NotFound, ProblemDetail, ValidationFailed
+from hub.nodes import OPERATOR_NODE_ID
+from hub.web_io import json_response, read_json_object
+
+
+async def create_node(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    caller = await hub.auth.authenticate(request.headers.get("Authorization"))
+    require_role(caller, "operator")
+    body = await read_json_object(request, hub.settings.max_body_bytes)
+    problems = hub.schemas.problems("node", body)
+    if problems:
+        details = [ProblemDetail(p.pointer, p.rule, p.message) for p in problems]
+        raise ValidationFailed(f"{len(details)} problems in the node", details)
+    try:
+        node, token = await hub.nodes.create(body)
+    except KeyError:
+        raise Conflict(f"a node {body['id']} exists (or existed: ids are never reused)") from None
+    structlog.contextvars.bind_contextvars(created_node=node.id)
+    return json_response({**node.as_json(), "token": token}, status=201)
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    caller = await hub.auth.authenticate(request.headers.get("Authorization"))
+    require_role(caller, "operator")
+    return json_response({"nodes": [n.as_json() for n in await hub.nodes.list()]})
+
+
+async def revoke_node(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    caller = await hub.auth.authenticate(request.headers.get("Authorization"))
+    require_role(caller, "operator")
+    node_id = request.match_info["node_id"]
+    if node_id == OPERATOR_NODE_ID:
+        raise Conflict("the bootstrap operator is revoked by unsetting ALERTHUB_BOOTSTRAP_TOKEN")
+    if await hub.nodes.revoke(node_id) == "missing":
+        raise NotFound(f"no node {node_id}")
+    structlog.contextvars.bind_contextvars(revoked_node=node_id)
+    return web.Response(status=204)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/v1/nodes", create_node),
+        web.get("/v1/nodes", list_nodes, allow_head=False),
+        web.delete("/v1/nodes/{node_id}", revoke_node),
+    ]

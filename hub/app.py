@@ -1,0 +1,208 @@
+"""`create_app(settings)`: the one place the service is assembled."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import redis.exceptions
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from hub import api_alerts, api_meta, api_nodes
+from hub.alert_views import AlertViews
+from hub.auth import Authenticator
+from hub.context import HUB, Hub
+from hub.dedup import AlertStore
+from hub.errors import (
+    HubError,
+    MalformedJson,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+)
+from hub.keys import Keys
+from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
+from hub.scripts import Scripts
+from hub.settings import Settings
+from hub.validation import SchemaSet
+from hub.web_io import json_response
+
+log = structlog.get_logger("hub.app")
+
+STATUS_OF: dict[str, int] = {
+    "malformed_json": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "history_truncated": 410,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "validation_failed": 422,
+    "rate_limited": 429,
+    "unavailable": 503,
+}
+SETTINGS = web.AppKey("settings", Settings)
+OPERATOR_PROFILE = {
+    "id": OPERATOR_NODE_ID,
+    "name": "Hub operator",
+    "country": None,
+    "kind": "operator",
+    "roles": ["operator"],
+}
+
+
+def _error_response(error: HubError) -> web.Response:
+    headers = None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    return json_response(error.body(), status=STATUS_OF.get(error.code, 500), headers=headers)
+
+
+def _from_aiohttp(exc: web.HTTPException) -> HubError | None:
+    """aiohttp's own refusals (unknown route, wrong method, oversize) in our error shape."""
+    if exc.status == 404:
+        return NotFound("no such resource")
+    if exc.status == 413:
+        return PayloadTooLarge("the body is over the limit")
+    if exc.status == 400:
+        return MalformedJson(exc.text or "bad request")
+    return None
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID", "")
+    if 0 < len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
+        return given
+    return secrets.token_hex(8)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler) -> web.StreamResponse:
+    """Request id, errors as JSON bodies, and one summary line per request."""
+    structlog.contextvars.clear_contextvars()
+    request_id = _request_id(request)
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except HubError as e:
+        response = _error_response(e)
+    except web.HTTPException as e:
+        converted = _from_aiohttp(e)
+        if converted is None:
+            body = {"error": "method_not_allowed" if e.status == 405 else "http_error",
+                    "message": e.reason}
+            response = json_response(body, status=e.status, headers=_allow_header(e))
+        else:
+            response = _error_response(converted)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+        log.warning("redis_unreachable", error=type(e).__name__)
+        response = _error_response(Unavailable("the store is unreachable; nothing was stored"))
+    except redis.exceptions.ResponseError as e:
+        refusal = _redis_refusal(e)
+        if refusal is None:
+            raise
+        log.warning("redis_refused", reason=refusal)
+        response = _error_response(Unavailable("the store refuses writes; nothing was stored"))
+    except Exception:
+        log.exception("request_failed")
+        response = json_response(
+            {"error": "internal", "message": f"internal error; request id {request_id}"},
+            status=500,
+        )
+    response.headers["X-Request-ID"] = request_id
+    log.info(
+        "request_finished",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+_REDIS_REFUSALS = ("OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MASTERDOWN")
+
+
+def _redis_refusal(error: redis.exceptions.ResponseError) -> str | None:
+    """The code of an error by which Redis refuses work it would otherwise do (full memory, a
+    failing disk, a replica, a load in progress), also when it surfaces from inside a script."""
+    text = str(error)
+    for code in _REDIS_REFUSALS:
+        if text.startswith(code) or f"-{code} " in text:
+            return code
+    return None
+
+
+def _allow_header(e: web.HTTPException) -> dict[str, str] | None:
+    allow = e.headers.get("Allow")
+    return {"Allow": allow} if allow else None
+
+
+async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.redis_url is None:
+        raise RuntimeError("create_app needs settings.redis_url (the CLI starts embedded Redis)")
+    client = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=5.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 1),
+        max_connections=256,
+    )
+    try:
+        keys = Keys(settings.key_prefix)
+        scripts = Scripts.register(client)
+        await scripts.load(client)
+        nodes = NodeRegistry(client, keys, scripts)
+        operator = await nodes.ensure(OPERATOR_PROFILE)
+        auth = Authenticator(
+            redis=client,
+            keys=keys,
+            scripts=scripts,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            bootstrap_token=settings.bootstrap_token,
+            operator=operator,
+        )
+        app[HUB] = Hub(
+            settings=settings,
+            schemas=app[SCHEMAS_KEY],
+            redis=client,
+            keys=keys,
+            scripts=scripts,
+            auth=auth,
+            nodes=nodes,
+            store=AlertStore(client, keys, scripts, settings.dedup_window_s),
+            views=AlertViews(client, keys),
+        )
+        log.info("hub_started", redis=_redacted(settings.redis_url), prefix=settings.key_prefix)
+        yield
+    finally:
+        await client.aclose()
+
+
+def _redacted(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+SCHEMAS_KEY = web.AppKey("schema_set", SchemaSet)
+
+
+def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context],
+        client_max_size=settings.max_batch_bytes + 1,
+    )
+    app[SETTINGS] = settings
+    app[SCHEMAS_KEY] = schemas or SchemaSet()
+    app.cleanup_ctx.append(_redis_and_services)
+    app.add_routes(api_meta.routes() + api_nodes.routes() + api_alerts.routes())
+    return app

@@ -1,0 +1,536 @@
+"""Canonical forms of alert content, for deduplication and for linking near duplicates.
+
+Pure functions, stdlib only, no I/O; none of them raises on any `str` input. `fingerprint` says
+"another node reports the same content"; `link_keys` says "these alerts share an indicator, a URL, a
+domain, a media hash or a claim" (see DESIGN.md, "Deduplicate").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "canonical_indicator",
+    "canonical_url",
+    "fingerprint",
+    "link_keys",
+    "normalise_claim",
+]
+
+# -- URLs ----------------------------------------------------------------------------------------
+
+# Query parameters that only say who sent the click; compared case-insensitively. Beyond the
+# brief's list: _gl, twclid, ttclid, igsh and mkt_tok, which are as widespread and as meaningless.
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "igsh",
+        "yclid",
+        "_ga",
+        "_gl",
+        "ref_src",
+        "twclid",
+        "ttclid",
+        "mkt_tok",
+    }
+)
+# `si` is a share-tracking id on YouTube and Spotify only; elsewhere it may carry meaning.
+_SI_HOSTS = ("youtube.com", "youtu.be", "spotify.com")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# One pass over a path or query: a %XX escape, a stray "%", or a character that must be escaped
+# (anything outside RFC 3986 unreserved + reserved characters).
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})?|[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]")
+
+
+def _fix_escape(m: re.Match[str]) -> str:
+    hex_ = m.group(1)
+    if hex_ is not None:
+        ch = chr(int(hex_, 16))
+        return ch if ch in _UNRESERVED else "%" + hex_.upper()
+    text = m.group(0)
+    if text == "%":  # a stray "%" becomes "%25", so that a second pass sees the same string
+        return "%25"
+    return "".join(f"%{b:02X}" for b in text.encode("utf-8", "surrogatepass"))
+
+
+def _normalise_escapes(part: str) -> str:
+    return _ESCAPE_RE.sub(_fix_escape, part)
+
+
+def _canonical_host(host: str) -> str:
+    host = host.lower()
+    if host.startswith("["):
+        try:
+            return "[" + ipaddress.IPv6Address(host[1:-1]).compressed + "]"
+        except ValueError:
+            return host
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+    return host.rstrip(".")
+
+
+def _split_hostport(hostport: str) -> tuple[str, str | None]:
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end != -1:
+            rest = hostport[end + 1 :]
+            if rest.startswith(":"):
+                return hostport[: end + 1], rest[1:]
+            if not rest:
+                return hostport, None
+        return hostport, None
+    host, colon, port = hostport.partition(":")
+    if not colon:
+        return hostport, None
+    return host, port
+
+
+def _is_tracking(key: str, host: str) -> bool:
+    k = key.lower()
+    if k.startswith("utm_") or k in _TRACKING_PARAMS:
+        return True
+    return k == "si" and any(host == h or host.endswith("." + h) for h in _SI_HOSTS)
+
+
+def canonical_url(url: str) -> str:
+    """Canonical form of a URL, used for dedup; never raises.
+
+    Lowercases scheme and host, IDNA-encodes a non-ASCII host (keeping it lowercased when that
+    fails), removes a host's trailing dot, compresses an IPv6 literal, drops default ports (80 for
+    http, 443 for https), the fragment and tracking query parameters (utm_* and the click ids in
+    `_TRACKING_PARAMS`; `si` only on YouTube and Spotify hosts), sorts the remaining parameters by
+    key (stable for equal keys; empty ones dropped), removes trailing slashes from a non-root path
+    (an empty path becomes "/"), uppercases %-escapes, decodes escaped unreserved characters and
+    escapes non-ASCII and other characters that a URL may not carry (UTF-8). `www.` is kept: it is
+    a different host. The userinfo is kept as given. A string that is not an absolute URL (no
+    scheme or no host) is returned stripped of surrounding whitespace and otherwise unchanged:
+    without a host there is nothing known to be case-insensitive.
+    """
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.netloc:
+        return text
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host, port = _split_hostport(hostport)
+    host = _canonical_host(host)
+    if not host:
+        return text
+    netloc = userinfo + at + host
+    if port is not None and port:
+        if port.isascii() and port.isdigit():
+            port = str(int(port))
+            if _DEFAULT_PORTS.get(scheme) != port:
+                netloc += ":" + port
+        else:
+            netloc += ":" + port
+    path = _normalise_escapes(parts.path).rstrip("/") or "/"
+    query = ""
+    if parts.query:
+        params = [p for p in _normalise_escapes(parts.query).split("&") if p]
+        kept = [(p.partition("=")[0], p) for p in params]
+        kept = [kp for kp in kept if not _is_tracking(kp[0], host)]
+        if kept:
+            kept.sort(key=lambda kp: kp[0])
+            query = "?" + "&".join(p for _, p in kept)
+    return f"{scheme}://{netloc}{path}{query}"
+
+
+# -- claim text ----------------------------------------------------------------------------------
+
+# Serbian (official Latin alphabet) and Macedonian Cyrillic, plus the Russian, Ukrainian, Belarusian
+# and Bulgarian letters that turn up in the region, written directly in their folded form (the form
+# the Latin spelling reaches once its diacritics are dropped: ž→z, č→c, ć→c, š→s, đ→dj, dž→dz).
+# Precomposed letters whose NFKD decomposition would lose the transliteration (ѓ, ќ, й) are listed
+# here so they are mapped before decomposition. ъ and ь (signs, not sounds, in Russian) vanish.
+_CYRILLIC = {
+    "а": "a",
+    "б": "b",
+    "в": "v",
+    "г": "g",
+    "д": "d",
+    "ђ": "dj",
+    "е": "e",
+    "ж": "z",
+    "з": "z",
+    "и": "i",
+    "ј": "j",
+    "к": "k",
+    "л": "l",
+    "љ": "lj",
+    "м": "m",
+    "н": "n",
+    "њ": "nj",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "ћ": "c",
+    "у": "u",
+    "ф": "f",
+    "х": "h",
+    "ц": "c",
+    "ч": "c",
+    "џ": "dz",
+    "ш": "s",
+    # Macedonian
+    "ѓ": "gj",
+    "ќ": "kj",
+    "ѕ": "dz",
+    "ѐ": "e",
+    "ѝ": "i",
+    # Russian, Ukrainian, Belarusian, Bulgarian
+    "й": "j",
+    "ё": "e",
+    "ы": "y",
+    "э": "e",
+    "ю": "ju",
+    "я": "ja",
+    "щ": "sc",
+    "ъ": "",
+    "ь": "",
+    "є": "je",
+    "і": "i",
+    "ї": "ji",
+    "ґ": "g",
+    "ў": "u",
+}
+# Latin letters that NFKD leaves whole, folded so that Latin and Cyrillic spellings meet.
+# ð (eth) is there because its capital Ð is the glyph of Đ and gets typed for it; ǵ and ḱ are the
+# official Macedonian Latin forms of ѓ and ќ.
+_LATIN = {
+    "đ": "dj",
+    "ð": "dj",
+    "ɖ": "dj",
+    "ǵ": "gj",
+    "ḱ": "kj",
+    "ł": "l",
+    "ø": "o",
+    "ħ": "h",
+    "ŧ": "t",
+    "ƀ": "b",
+    "ɨ": "i",
+    "ı": "i",
+    "æ": "ae",
+    "œ": "oe",
+    "þ": "th",
+}
+_FOLD_SEED = str.maketrans(_CYRILLIC | _LATIN)
+
+
+class _FoldTable(dict[int, Any]):
+    """`str.translate` table: the constant transliteration above, and for every other code point
+    (worked out on first sight, then remembered) combining marks and format characters (zero-width
+    spaces and joiners, soft hyphens) removed, punctuation, symbols and controls made spaces."""
+
+    def __missing__(self, cp: int) -> Any:
+        ch = chr(cp)
+        category = unicodedata.category(ch)
+        if unicodedata.combining(ch) or category == "Cf":
+            value: Any = None
+        elif category[0] in "PS" or category == "Cc":
+            value = " "
+        else:
+            value = cp
+        self[cp] = value
+        return value
+
+
+_FOLD = _FoldTable(_FOLD_SEED)
+
+
+def normalise_claim(text: str) -> str:
+    """Claim text folded across scripts, case, diacritics, punctuation and spacing; never raises.
+
+    NFKC; casefold; Serbian/Macedonian (and common Russian, Ukrainian, Bulgarian) Cyrillic
+    transliterated to Latin; NFKD with combining marks and format characters dropped; đ/ђ → "dj",
+    dž/џ → "dz", ǵ/ѓ → "gj", ḱ/ќ → "kj"; punctuation, symbols and control characters → space;
+    whitespace runs collapsed to one space; stripped. Digits and letters of other scripts are kept.
+    The result is a fixed point: normalise_claim(normalise_claim(x)) == normalise_claim(x).
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold().translate(_FOLD)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).translate(_FOLD)
+    return " ".join(text.split())
+
+
+# -- indicators ----------------------------------------------------------------------------------
+
+# STIX cyber-observable names and hash spellings accepted as aliases of the short type names.
+_TYPE_ALIASES = {
+    "ipv4-addr": "ipv4",
+    "ipv6-addr": "ipv6",
+    "domain-name": "domain",
+    "hostname": "domain",
+    "email-addr": "email",
+    "sha-256": "sha256",
+    "sha-1": "sha1",
+}
+_HASH_TYPES = frozenset({"sha256", "sha1", "md5"})
+
+
+def _indicator_type(type_: str) -> str:
+    t = type_.strip().casefold()
+    return _TYPE_ALIASES.get(t, t)
+
+
+def _canonical_domain(value: str) -> str:
+    return _canonical_host(value.strip())
+
+
+def _canonical_ip(value: str) -> str:
+    text = value.strip()
+    try:
+        return ipaddress.ip_address(text.strip("[]")).compressed
+    except ValueError:
+        return text.lower()
+
+
+def canonical_indicator(type_: str, value: str) -> str:
+    """Canonical value of a typed indicator; never raises.
+
+    url → `canonical_url`; domain → lowercase, IDNA punycode, trailing dot removed; ipv4/ipv6 →
+    compressed form (an IPv4-mapped IPv6 address stays IPv6), stripped lowercase when unparseable;
+    email → the whole address lowercased (mailbox local parts are case-insensitive in practice,
+    and a phishing sender is the same sender whatever its case), its domain IDNA-encoded;
+    sha256/sha1/md5 → lowercase; cve → uppercase; anything else → stripped, casefolded. The type is
+    matched case-insensitively; STIX names (`ipv4-addr`, `domain-name`, `email-addr`, …) are aliases.
+    """
+    t = _indicator_type(type_)
+    if t == "url":
+        return canonical_url(value)
+    if t == "domain":
+        return _canonical_domain(value)
+    if t in ("ipv4", "ipv6"):
+        return _canonical_ip(value)
+    if t == "email":
+        local, at, domain = value.strip().rpartition("@")
+        if not at:
+            return value.strip().lower()
+        return local.lower() + "@" + _canonical_domain(domain)
+    if t in _HASH_TYPES:
+        return value.strip().lower()
+    if t == "cve":
+        return value.strip().upper()
+    return value.strip().casefold()
+
+
+# -- fingerprints and link keys ------------------------------------------------------------------
+
+
+def _dicts(alert: dict[str, Any], field: str) -> Iterable[dict[str, Any]]:
+    items = alert.get(field)
+    if not isinstance(items, list):
+        return ()
+    return (item for item in items if isinstance(item, dict))
+
+
+def _strs(alert: dict[str, Any], field: str) -> Iterable[str]:
+    items = alert.get(field)
+    if not isinstance(items, list):
+        return ()
+    return (item for item in items if isinstance(item, str))
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _indicators(alert: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    """(type, canonical value) of every indicator."""
+    for ind in _dicts(alert, "indicators"):
+        t = _indicator_type(_str(ind.get("type")))
+        yield t, canonical_indicator(t, _str(ind.get("value")))
+
+
+def _claims(alert: dict[str, Any]) -> set[str]:
+    found = {normalise_claim(_str(c.get("text"))) for c in _dicts(alert, "claims")}
+    found.discard("")
+    return found
+
+
+def fingerprint(alert: dict[str, Any]) -> str:
+    """Hex SHA-256 of an alert's canonical content: two reports with the same one are duplicates.
+
+    Covers the kind, the set of canonical "type:value" indicators, the set of canonical URLs (from
+    `urls` and url indicators) and the set of normalised claim texts; when all three sets are
+    empty, the normalised `narrative`. Order and repeats in the lists do not matter; title,
+    summary, severity, tlp, languages, tags, dates, share, media hashes, id and revision do not
+    count. Stable across processes and Python versions (canonical JSON, no `hash()`).
+    """
+    indicators: set[str] = set()
+    urls = {canonical_url(u) for u in _strs(alert, "urls")}
+    for t, value in _indicators(alert):
+        indicators.add(f"{t}:{value}")
+        if t == "url":
+            urls.add(value)
+    urls.discard("")
+    claims = _claims(alert)
+    narrative = ""
+    if not (indicators or urls or claims):
+        narrative = normalise_claim(_str(alert.get("narrative")))
+    content = [
+        "alerthub-fingerprint-1",
+        _str(alert.get("kind")).strip().lower(),
+        sorted(indicators),
+        sorted(urls),
+        sorted(claims),
+        narrative,
+    ]
+    data = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode("ascii")).hexdigest()
+
+
+# Hosts (and their subdomains) shared by too many unrelated alerts to link them: social platforms,
+# messengers, link shorteners, web archives. Their full URLs still link.
+_PLATFORM_HOSTS = frozenset(
+    {
+        "t.me",
+        "telegram.me",
+        "telegram.org",
+        "x.com",
+        "twitter.com",
+        "t.co",
+        "facebook.com",
+        "fb.com",
+        "fb.watch",
+        "instagram.com",
+        "threads.net",
+        "youtube.com",
+        "youtu.be",
+        "tiktok.com",
+        "vk.com",
+        "ok.ru",
+        "rumble.com",
+        "reddit.com",
+        "linkedin.com",
+        "bsky.app",
+        "whatsapp.com",
+        "wa.me",
+        "viber.com",
+        "google.com",
+        "bit.ly",
+        "tinyurl.com",
+        "archive.org",
+        "archive.ph",
+        "archive.today",
+    }
+)
+_MAX_KEY_BYTES = 200
+_SAFE_KEY_RE = re.compile(r"[!-z|~]*")  # printable ASCII without space, "{" and "}"
+
+
+def _is_platform(host: str) -> bool:
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in _PLATFORM_HOSTS for i in range(len(labels) - 1))
+
+
+def _key(prefix: str, value: str) -> str:
+    """`prefix:value`, with a value that is unsafe in a Redis key or too long replaced by
+    "sha256:" and its digest."""
+    key = f"{prefix}:{value}"
+    if len(key) <= _MAX_KEY_BYTES and _SAFE_KEY_RE.fullmatch(key):
+        return key
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{prefix}:sha256:{digest}"
+
+
+def _url_host(url: str) -> str:
+    """The host of a canonical URL, without userinfo, port or IPv6 brackets ("" if none)."""
+    scheme_sep = url.find("://")
+    if scheme_sep == -1:
+        return ""
+    end = len(url)
+    for ch in "/?":
+        i = url.find(ch, scheme_sep + 3)
+        if i != -1:
+            end = min(end, i)
+    hostport = url[scheme_sep + 3 : end].rpartition("@")[2]
+    host, _ = _split_hostport(hostport)
+    return host[1:-1] if host.startswith("[") else host
+
+
+def _host_keys(host: str, keys: set[str]) -> None:
+    if not host:
+        return
+    try:
+        keys.add(_key("ip", ipaddress.ip_address(host).compressed))
+        return
+    except ValueError:
+        pass
+    domain = host.removeprefix("www.")
+    if domain and not _is_platform(domain):
+        keys.add(_key("domain", domain))
+
+
+def link_keys(alert: dict[str, Any]) -> list[str]:
+    """Sorted, distinct keys through which near-duplicate alerts are linked as related.
+
+    "url:<canonical url>" per URL and url indicator; "domain:<host>" for their hosts and for domain
+    indicators, with "www." removed and platform hosts (`_PLATFORM_HOSTS`) left out; a URL whose
+    host is an IP address gives "ip:<address>" instead; "ip:<compressed>" per ipv4/ipv6 indicator;
+    "hash:<algorithm>:<lowercase value>" per media hash (algorithm lowercased, "-" removed: SHA-256
+    → sha256) and per sha256/sha1/md5 indicator; "claim:<sha256 of the normalised text>" per
+    non-empty claim; "cve:<ID>" per cve indicator. Every key is printable ASCII without spaces or
+    braces and at most 200 bytes: an unsafe or over-long value becomes "sha256:<hex digest>".
+    """
+    keys: set[str] = set()
+    urls = {canonical_url(u) for u in _strs(alert, "urls")}
+    for t, value in _indicators(alert):
+        if not value:
+            continue
+        if t == "url":
+            urls.add(value)
+        elif t == "domain":
+            _host_keys(value, keys)
+        elif t in ("ipv4", "ipv6"):
+            keys.add(_key("ip", value))
+        elif t in _HASH_TYPES:
+            keys.add(_key("hash:" + t, value))
+        elif t == "cve":
+            keys.add(_key("cve", value))
+    for url in urls:
+        if url:
+            keys.add(_key("url", url))
+            _host_keys(_url_host(url), keys)
+    for media in _dicts(alert, "media_hashes"):
+        algorithm = _str(media.get("algorithm")).strip().lower().replace("-", "")
+        value = _str(media.get("value")).strip().lower()
+        if value:
+            keys.add(_key("hash:" + _key_part(algorithm), value))
+    for claim in _claims(alert):
+        keys.add("claim:" + hashlib.sha256(claim.encode("utf-8", "surrogatepass")).hexdigest())
+    return sorted(keys)
+
+
+def _key_part(text: str) -> str:
+    """A short, safe middle part of a key (a hash algorithm name)."""
+    if len(text) <= 32 and _SAFE_KEY_RE.fullmatch(text) and ":" not in text:
+        return text
+    return "x" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -1,0 +1,183 @@
+"""`alerthub serve` and `alerthub nodes add|list|revoke`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hub import __version__
+from hub.app import create_app
+from hub.context import HUB
+from hub.demo import register_demo_nodes
+from hub.embedded import EmbeddedRedis, EmbeddedRedisError, answers, shared_url
+from hub.keys import Keys
+from hub.logs import configure_logging
+from hub.nodes import NodeRegistry
+from hub.scripts import Scripts
+from hub.settings import Settings, SettingsError
+from hub.validation import SchemaSet
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alerthub", description="Regional alert-sharing hub")
+    parser.add_argument("--version", action="version", version=f"alerthub {__version__}")
+    parser.add_argument("--env-file", type=Path, default=Path(".env"),
+                        help="a KEY=VALUE file read under the environment (default .env)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the hub")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--demo", action="store_true",
+                       help="add demo nodes for the six states and two fact-checkers; print tokens")
+
+    nodes = commands.add_parser("nodes", help="manage nodes").add_subparsers(
+        dest="nodes_command", required=True)
+    add = nodes.add_parser("add", help="add a node and print its token once")
+    add.add_argument("id")
+    add.add_argument("--name", required=True)
+    add.add_argument("--country", required=True)
+    add.add_argument("--kind", required=True, choices=["government", "civil-society"])
+    add.add_argument("--roles", default="publish,subscribe",
+                     help="comma-separated: publish, subscribe, operator")
+    add.add_argument("--withhold-from", default="",
+                     help="comma-separated node ids or country codes withheld by default")
+    nodes.add_parser("list", help="list nodes")
+    revoke = nodes.add_parser("revoke", help="revoke a node's token at once")
+    revoke.add_argument("id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(env_file=args.env_file)
+    except SettingsError as e:
+        print(f"alerthub: {e}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            return serve(settings, args.host, args.port, args.demo)
+        return asyncio.run(nodes_command(settings, args))
+    except EmbeddedRedisError as e:
+        print(f"alerthub: {e}", file=sys.stderr)
+        return 1
+
+
+def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        settings = dataclasses.replace(settings, redis_url=embedded.start())
+        print(f"alerthub: embedded Redis at {embedded.url} (data in {embedded.data_dir})",
+              flush=True)
+    if demo and settings.bootstrap_token is None:
+        settings = dataclasses.replace(settings, bootstrap_token="ah_op_" + secrets.token_urlsafe(24))
+    try:
+        app = create_app(settings)
+        if demo:
+            app.on_startup.append(_print_demo_tokens)
+        web.run_app(app, host=host, port=port, print=_announce(host, port), access_log=None)
+    finally:
+        if embedded is not None:
+            embedded.close()
+    return 0
+
+
+def _announce(host: str, port: int):
+    def announce(_message: str) -> None:
+        print(f"alerthub: serving on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+
+    return announce
+
+
+async def _print_demo_tokens(app: web.Application) -> None:
+    hub = app[HUB]
+    issued = await register_demo_nodes(hub.nodes)
+    lines = ["", "Demo nodes (tokens are shown only now):"]
+    lines.append(f"  {'operator':<14} {'--':<3} {'operator':<14} {hub.settings.bootstrap_token}")
+    for node, token in issued:
+        lines.append(f"  {node.id:<14} {node.country or '--':<3} {node.kind:<14} {token}")
+    print("\n".join(lines) + "\n", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def _registry(settings: Settings) -> AsyncIterator[NodeRegistry]:
+    """The node registry on the configured Redis, on a running hub's embedded Redis, or on an
+    embedded Redis started just for this command."""
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        running = shared_url(settings.data_dir.resolve())
+        if running is not None and answers(running):
+            url = running
+        else:
+            embedded = EmbeddedRedis(settings.data_dir)
+            url = embedded.start()
+    client = Redis.from_url(url)
+    try:
+        keys = Keys(settings.key_prefix)
+        yield NodeRegistry(client, keys, Scripts.register(client))
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            embedded.close()
+
+
+async def nodes_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with _registry(settings) as registry:
+        if args.nodes_command == "add":
+            return await _add_node(registry, args)
+        if args.nodes_command == "list":
+            for node in await registry.list():
+                state = f"revoked {node.revoked_at}" if node.revoked_at else "active"
+                print(f"{node.id:<20} {node.country or '--':<3} {node.kind:<14} "
+                      f"{','.join(sorted(node.roles)):<26} {state}")
+            return 0
+        result = await registry.revoke(args.id)
+        if result == "missing":
+            print(f"alerthub: no node {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}" if result == "revoked" else f"{args.id} was already revoked")
+        return 0
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+async def _add_node(registry: NodeRegistry, args: argparse.Namespace) -> int:
+    profile = {
+        "id": args.id,
+        "name": args.name,
+        "country": args.country.upper(),
+        "kind": args.kind,
+        "roles": _split(args.roles),
+        "defaults": {"withhold_from": _split(args.withhold_from)},
+    }
+    problems = SchemaSet().problems("node", profile)
+    if problems:
+        for p in problems:
+            print(f"alerthub: {p.pointer or '/'}: {p.message} ({p.rule})", file=sys.stderr)
+        return 2
+    try:
+        node, token = await registry.create(profile)
+    except KeyError:
+        print(f"alerthub: a node {args.id} exists (or existed)", file=sys.stderr)
+        return 1
+    print(f"added {node.id}; its token, shown only now:\n{token}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The services one hub process holds, reachable from every handler as `request.app[HUB]`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hub.alert_views import AlertViews
+from hub.auth import Authenticator
+from hub.dedup import AlertStore
+from hub.keys import Keys
+from hub.nodes import NodeRegistry
+from hub.scripts import Scripts
+from hub.settings import Settings
+from hub.validation import SchemaSet
+
+
+@dataclass(slots=True)
+class Hub:
+    settings: Settings
+    schemas: SchemaSet
+    redis: Redis
+    keys: Keys
+    scripts: Scripts
+    auth: Authenticator
+    nodes: NodeRegistry
+    store: AlertStore
+    views: AlertViews
+    started_at: float = field(default_factory=time.monotonic)
+
+
+HUB = web.AppKey("hub", Hub)
+

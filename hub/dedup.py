@@ -1,0 +1,176 @@
+"""Decide whether a report is new, a resend, an update or a corroboration, and store it, in one
+atomic Redis step (store_alert_lua). The pure preparation comes first, the Redis call last."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from hub import canon
+from hub.errors import Conflict, Forbidden, NotFound
+from hub.ids import new_cluster_id, new_ulid, rfc3339, utc_now
+from hub.keys import Keys
+from hub.nodes import Node
+from hub.policy import Sharing, may_see
+from hub.scripts import Scripts
+
+MAX_REVISION = 2**31 - 1
+# How many earlier reports of a cluster are checked for one the sender may see.
+MAX_EARLIER_CHECKED = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAlert:
+    alert_id: str
+    revision: int
+    doc: bytes
+    sharing: Sharing
+    content_hash: str
+    fingerprint: str
+    links: list[str]
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one report; `status` is API.md's: created, corroborated, unchanged, updated."""
+
+    status: str
+    hub_id: str
+    cluster_id: str
+    revision: int
+    duplicate_of: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"hub_id": self.hub_id, "status": self.status}
+        if self.status in ("created", "corroborated", "updated"):
+            out["revision"] = self.revision
+        if self.status in ("created", "corroborated"):
+            out["cluster_id"] = self.cluster_id
+        if self.duplicate_of is not None:
+            out["duplicate_of"] = self.duplicate_of
+        return out
+
+
+def prepare(body: dict, sender: Node) -> PreparedAlert:
+    """The stored form of a schema-valid alert body: the sender and its country come from the
+    node, never from the body; the node's standing withholds join the alert's own."""
+    claimed_sender = body.get("sender")
+    if claimed_sender is not None and claimed_sender != sender.id:
+        raise Forbidden(f"node {sender.id} cannot post as {claimed_sender}")
+    claimed_country = body.get("source_country")
+    if claimed_country is not None and claimed_country != sender.country:
+        raise Forbidden(f"node {sender.id} posts from {sender.country}, not {claimed_country}")
+    revision = body.get("revision", 1)
+    if revision > MAX_REVISION:
+        raise Conflict(f"revision may be at most {MAX_REVISION}")
+    doc = {**body, "revision": revision, "sender": sender.id, "source_country": sender.country}
+    share = body.get("share") or {}
+    sharing = Sharing(
+        sender=sender.id,
+        sender_country=sender.country,
+        tlp=body["tlp"],
+        recipients=frozenset(share.get("recipients", ())),
+        withhold_from=frozenset(share.get("withhold_from", ())) | sender.withhold_from,
+    )
+    doc_bytes = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return PreparedAlert(
+        alert_id=body["id"],
+        revision=revision,
+        doc=doc_bytes,
+        sharing=sharing,
+        content_hash=hashlib.sha256(doc_bytes).hexdigest(),
+        fingerprint=canon.fingerprint(body),
+        links=canon.link_keys(body),
+        kind=body["kind"],
+    )
+
+
+class AlertStore:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, dedup_window_s: int) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = scripts
+        self._window = dedup_window_s
+
+    async def submit(self, alert: PreparedAlert, sender: Node) -> Outcome:
+        """Store one prepared report. Raises Conflict for a stale revision, a changed body under
+        the same revision, or an update to a retracted alert."""
+        meta = {**alert.sharing.as_json(), "kind": alert.kind}
+        reply = await self._scripts.store_alert(
+            keys=[
+                self._keys.sender_ids,
+                self._keys.events,
+                self._keys.recent,
+                self._keys.ingest_counts,
+                self._keys.fingerprint(alert.fingerprint),
+            ],
+            args=[
+                self._keys.core,
+                sender.id,
+                alert.alert_id,
+                alert.revision,
+                new_ulid(),
+                new_cluster_id(),
+                rfc3339(utc_now()),
+                alert.doc,
+                orjson.dumps(meta),
+                alert.content_hash,
+                alert.fingerprint,
+                self._window,
+                orjson.dumps(alert.links),
+                MAX_EARLIER_CHECKED,
+            ],
+        )
+        status, hub_id, cluster_id, revision = (
+            reply[0].decode(),
+            reply[1].decode(),
+            reply[2].decode(),
+            int(reply[3]),
+        )
+        if status == "stale":
+            raise Conflict(f"revision {alert.revision} is older than the stored revision {revision}")
+        if status == "conflict":
+            raise Conflict(
+                f"revision {revision} of {alert.alert_id} is stored with other content; "
+                "send a higher revision to update it"
+            )
+        if status == "retracted":
+            raise Conflict(f"{alert.alert_id} was retracted and cannot be updated")
+        if status == "corroborated":
+            earlier = [h.decode() for h in reply[5]]
+            seen = await self._first_visible(earlier, sender)
+            if seen is None:
+                # The sender may not see what it duplicates: answer exactly as for new content.
+                return Outcome("created", hub_id, cluster_id, revision)
+            return Outcome("corroborated", hub_id, cluster_id, revision, duplicate_of=seen)
+        return Outcome(status, hub_id, cluster_id, revision)
+
+    async def _first_visible(self, hub_ids: list[str], node: Node) -> str | None:
+        if not hub_ids:
+            return None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hget(self._keys.alert(hub_id), "meta")
+            metas = await pipe.execute()
+        for hub_id, meta in zip(hub_ids, metas, strict=True):
+            if meta is not None and may_see(Sharing.from_json(orjson.loads(meta)), node):
+                return hub_id
+        return None
+
+    async def retract(self, hub_id: str, sender: Node, reason: str) -> bool:
+        """Retract the sender's own alert; False when it was retracted already. The caller has
+        already checked that the alert exists, is visible and belongs to `sender`."""
+        reply = await self._scripts.retract_alert(
+            keys=[self._keys.alert(hub_id), self._keys.events, self._keys.ingest_counts],
+            args=[hub_id, sender.id, rfc3339(utc_now()), reason],
+        )
+        status = reply[0].decode()
+        if status == "missing":
+            raise NotFound(f"no alert {hub_id}")
+        if status == "not_sender":
+            raise Forbidden("only the sender may retract an alert")
+        return status == "retracted"

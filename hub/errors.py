@@ -1,0 +1,81 @@
+"""What can go wrong, by meaning. The HTTP layer (app.py) maps each kind to a status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemDetail:
+    pointer: str
+    rule: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"pointer": self.pointer, "rule": self.rule, "message": self.message}
+
+
+class HubError(Exception):
+    """Base of every error the hub answers with a clear body; `code` is API.md's `error` value."""
+
+    code = "internal"
+
+    def __init__(self, message: str, details: Sequence[ProblemDetail] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = tuple(details)
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"error": self.code, "message": self.message}
+        if self.details:
+            out["details"] = [d.as_json() for d in self.details]
+        return out
+
+
+class MalformedJson(HubError):
+    code = "malformed_json"
+
+
+class Unauthenticated(HubError):
+    code = "unauthenticated"
+
+
+class Forbidden(HubError):
+    code = "forbidden"
+
+
+class NotFound(HubError):
+    code = "not_found"
+
+
+class Conflict(HubError):
+    code = "conflict"
+
+
+class HistoryTruncated(HubError):
+    code = "history_truncated"
+
+
+class PayloadTooLarge(HubError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(HubError):
+    code = "unsupported_media_type"
+
+
+class ValidationFailed(HubError):
+    code = "validation_failed"
+
+
+class RateLimited(HubError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(HubError):
+    code = "unavailable"

@@ -1,0 +1,171 @@
+"""Nodes and their tokens. A token is `ah_<key id>.<secret>`: the key id finds the record, the
+secret is kept only as a SHA-256 digest and compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+import orjson
+from redis.asyncio import Redis
+
+from hub.ids import rfc3339, utc_now
+from hub.keys import Keys
+from hub.scripts import Scripts
+
+OPERATOR_NODE_ID = "operator"
+TOKEN_PREFIX = "ah_"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    name: str
+    country: str | None
+    kind: str  # "government" | "civil-society" | "operator"
+    roles: frozenset[str]
+    withhold_from: frozenset[str] = frozenset()
+    created_at: str = ""
+    revoked_at: str | None = field(default=None, compare=False)
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "id": self.id,
+            "name": self.name,
+            "country": self.country,
+            "kind": self.kind,
+            "roles": sorted(self.roles),
+            "defaults": {"withhold_from": sorted(self.withhold_from)},
+            "created_at": self.created_at,
+        }
+        if self.revoked_at is not None:
+            out["revoked_at"] = self.revoked_at
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, revoked_at: str | None = None) -> Node:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            country=data.get("country"),
+            kind=data["kind"],
+            roles=frozenset(data["roles"]),
+            withhold_from=frozenset((data.get("defaults") or {}).get("withhold_from", ())),
+            created_at=data.get("created_at", ""),
+            revoked_at=revoked_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    key_id: str
+    secret_hash: str
+
+
+def issue_token() -> IssuedToken:
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return IssuedToken(f"{TOKEN_PREFIX}{key_id}.{secret}", key_id, hash_secret(secret))
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed hub token, else None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    key_id, dot, secret = token[len(TOKEN_PREFIX) :].partition(".")
+    if not dot or len(key_id) != 16 or not secret or len(secret) > 128:
+        return None
+    if not all(c in "0123456789abcdef" for c in key_id):
+        return None
+    return key_id, secret
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+class NodeRegistry:
+    """Nodes in Redis. Revoked nodes keep their record (so their id is never reused by a newcomer
+    who would then own the old node's alerts) but lose their token at once."""
+
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = scripts
+
+    async def create(self, profile: dict, with_token: bool = True) -> tuple[Node, str | None]:
+        """Store a new node; returns it and its token, or raises KeyError when the id exists."""
+        data = {**profile, "created_at": rfc3339(utc_now())}
+        node = Node.from_json(data)
+        issued = issue_token() if with_token else None
+        created = await self._scripts.create_node(
+            keys=[
+                self._keys.node(node.id),
+                self._keys.node_ids,
+                self._keys.token(issued.key_id if issued else "-"),
+            ],
+            args=[
+                node.id,
+                orjson.dumps(node.as_json()),
+                issued.key_id if issued else "",
+                issued.secret_hash if issued else "",
+            ],
+        )
+        if not created:
+            raise KeyError(node.id)
+        return node, issued.token if issued else None
+
+    async def ensure(self, profile: dict) -> Node:
+        """The node with this id, created without a token when it does not exist yet."""
+        try:
+            node, _ = await self.create(profile, with_token=False)
+        except KeyError:
+            found = await self.get(profile["id"])
+            assert found is not None
+            return found
+        return node
+
+    async def replace_token(self, node_id: str) -> str | None:
+        """A fresh token for a live node, the old one revoked in the same step; None if no node."""
+        issued = issue_token()
+        ok = await self._scripts.replace_token(
+            keys=[self._keys.node(node_id), self._keys.token(issued.key_id)],
+            args=[self._keys.nodes_tag, node_id, issued.key_id, issued.secret_hash],
+        )
+        return issued.token if ok else None
+
+    async def get(self, node_id: str) -> Node | None:
+        raw, revoked_at = await self._redis.hmget(self._keys.node(node_id), ["json", "revoked_at"])
+        if raw is None:
+            return None
+        return Node.from_json(orjson.loads(raw), revoked_at.decode() if revoked_at else None)
+
+    async def list(self) -> list[Node]:
+        ids = sorted(m.decode() for m in await self._redis.smembers(self._keys.node_ids))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for node_id in ids:
+                pipe.hmget(self._keys.node(node_id), ["json", "revoked_at"])
+            rows = await pipe.execute()
+        return [
+            Node.from_json(orjson.loads(raw), revoked.decode() if revoked else None)
+            for raw, revoked in rows
+            if raw is not None
+        ]
+
+    async def revoke(self, node_id: str) -> str:
+        """'revoked', 'already' or 'missing'."""
+        result = await self._scripts.revoke_node(
+            keys=[self._keys.node(node_id)],
+            args=[self._keys.nodes_tag, rfc3339(utc_now())],
+        )
+        return result.decode() if isinstance(result, bytes) else str(result)

@@ -1,0 +1,177 @@
+"""The Lua scripts, registered once at start-up. Each one validates everything before its first write,
+because Redis does not roll a script back when it fails half-way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+store_alert_lua = """
+local sender_ids, events, recent, counts, fp_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local core, sender, alert_id = ARGV[1], ARGV[2], ARGV[3]
+local revision, new_hub_id, new_cluster_id, now = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local doc, meta, content_hash, fingerprint = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local window, links_json, max_earlier = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
+
+local links = cjson.decode(links_json)
+
+local function add_links(hub_id)
+  for _, link in ipairs(links) do
+    local key = core .. 'link:' .. link
+    redis.call('SADD', key, hub_id)
+    redis.call('EXPIRE', key, window)
+  end
+end
+
+local existing = redis.call('HGET', sender_ids, sender .. '|' .. alert_id)
+if existing then
+  local akey = core .. 'alert:' .. existing
+  local cur = redis.call('HMGET', akey, 'revision', 'content_hash', 'status', 'cluster_id', 'links')
+  local cur_rev = tonumber(cur[1])
+  if revision == cur_rev then
+    if cur[2] == content_hash then return {'unchanged', existing, cur[4], cur_rev} end
+    return {'conflict', existing, cur[4], cur_rev}
+  end
+  if revision < cur_rev then return {'stale', existing, cur[4], cur_rev} end
+  if cur[3] == 'retracted' then return {'retracted', existing, cur[4], cur_rev} end
+  for _, old in ipairs(cjson.decode(cur[5])) do
+    redis.call('SREM', core .. 'link:' .. old, existing)
+  end
+  add_links(existing)
+  redis.call('HSET', akey, 'doc', doc, 'meta', meta, 'revision', revision,
+             'content_hash', content_hash, 'updated_at', now, 'links', links_json,
+             'fingerprint', fingerprint)
+  local event_id = redis.call('XADD', events, '*', 'type', 'updated', 'hub_id', existing,
+                              'cluster_id', cur[4], 'sender', sender, 'revision', revision,
+                              'occurred_at', now)
+  redis.call('HINCRBY', counts, 'updated', 1)
+  return {'updated', existing, cur[4], revision, event_id}
+end
+
+local outcome = 'created'
+local earlier = {}
+local cluster_id = redis.call('GET', fp_key)
+if cluster_id then
+  outcome = 'corroborated'
+  earlier = redis.call('LRANGE', core .. 'cluster:' .. cluster_id, 0, max_earlier - 1)
+else
+  cluster_id = new_cluster_id
+end
+redis.call('SET', fp_key, cluster_id, 'EX', window)
+redis.call('RPUSH', core .. 'cluster:' .. cluster_id, new_hub_id)
+redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'sender', sender,
+           'alert_id', alert_id, 'revision', revision, 'content_hash', content_hash,
+           'cluster_id', cluster_id, 'received_at', now, 'status', 'active',
+           'links', links_json, 'fingerprint', fingerprint)
+redis.call('HSET', sender_ids, sender .. '|' .. alert_id, new_hub_id)
+redis.call('ZADD', recent, 0, new_hub_id)
+add_links(new_hub_id)
+local event_id = redis.call('XADD', events, '*', 'type', outcome, 'hub_id', new_hub_id,
+                            'cluster_id', cluster_id, 'sender', sender, 'revision', revision,
+                            'occurred_at', now)
+redis.call('HINCRBY', counts, outcome, 1)
+return {outcome, new_hub_id, cluster_id, revision, event_id, earlier}
+"""
+
+retract_alert_lua = """
+local alert_key, events, counts = KEYS[1], KEYS[2], KEYS[3]
+local hub_id, sender, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local cur = redis.call('HMGET', alert_key, 'sender', 'status', 'cluster_id', 'revision')
+if not cur[1] then return {'missing'} end
+if cur[1] ~= sender then return {'not_sender'} end
+if cur[2] == 'retracted' then return {'already'} end
+redis.call('HSET', alert_key, 'status', 'retracted', 'retracted_at', now,
+           'retraction_reason', reason)
+local event_id = redis.call('XADD', events, '*', 'type', 'retracted', 'hub_id', hub_id,
+                            'cluster_id', cur[3], 'sender', sender, 'revision', cur[4],
+                            'occurred_at', now)
+redis.call('HINCRBY', counts, 'retracted', 1)
+return {'retracted', event_id}
+"""
+
+authenticate_lua = """
+local token_key = KEYS[1]
+local nodes_prefix, minute, counter_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+local token = redis.call('HMGET', token_key, 'node_id', 'secret_hash')
+if not token[1] then return false end
+local node = redis.call('HMGET', nodes_prefix .. 'node:' .. token[1], 'json', 'revoked_at')
+if not node[1] or node[2] then return false end
+local rate_key = nodes_prefix .. 'rate:' .. token[1] .. ':' .. minute
+local count = redis.call('INCR', rate_key)
+if count == 1 then redis.call('EXPIRE', rate_key, counter_ttl) end
+return {token[2], node[1], count}
+"""
+
+create_node_lua = """
+local node_key, node_ids, token_key = KEYS[1], KEYS[2], KEYS[3]
+local node_id, node_json, key_id, secret_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+if redis.call('EXISTS', node_key) == 1 then return 0 end
+redis.call('HSET', node_key, 'json', node_json, 'token_key_id', key_id)
+redis.call('SADD', node_ids, node_id)
+if key_id ~= '' then
+  redis.call('HSET', token_key, 'node_id', node_id, 'secret_hash', secret_hash)
+end
+return 1
+"""
+
+replace_token_lua = """
+local node_key, new_token_key = KEYS[1], KEYS[2]
+local nodes_prefix, node_id, key_id, secret_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local node = redis.call('HMGET', node_key, 'json', 'revoked_at', 'token_key_id')
+if not node[1] or node[2] then return 0 end
+if node[3] and node[3] ~= '' then redis.call('DEL', nodes_prefix .. 'token:' .. node[3]) end
+redis.call('HSET', node_key, 'token_key_id', key_id)
+redis.call('HSET', new_token_key, 'node_id', node_id, 'secret_hash', secret_hash)
+return 1
+"""
+
+revoke_node_lua = """
+local node_key = KEYS[1]
+local nodes_prefix, now = ARGV[1], ARGV[2]
+
+local node = redis.call('HMGET', node_key, 'json', 'revoked_at', 'token_key_id')
+if not node[1] then return 'missing' end
+if node[2] then return 'already' end
+if node[3] and node[3] ~= '' then redis.call('DEL', nodes_prefix .. 'token:' .. node[3]) end
+redis.call('HSET', node_key, 'revoked_at', now, 'token_key_id', '')
+return 'revoked'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    store_alert: AsyncScript
+    retract_alert: AsyncScript
+    authenticate: AsyncScript
+    create_node: AsyncScript
+    replace_token: AsyncScript
+    revoke_node: AsyncScript
+
+    @classmethod
+    def register(cls, redis: Redis) -> Scripts:
+        return cls(
+            store_alert=redis.register_script(store_alert_lua),
+            retract_alert=redis.register_script(retract_alert_lua),
+            authenticate=redis.register_script(authenticate_lua),
+            create_node=redis.register_script(create_node_lua),
+            replace_token=redis.register_script(replace_token_lua),
+            revoke_node=redis.register_script(revoke_node_lua),
+        )
+
+    async def load(self, redis: Redis) -> None:
+        """Load every script into the server's cache so the first request pays no SCRIPT LOAD."""
+        for script in (
+            self.store_alert,
+            self.retract_alert,
+            self.authenticate,
+            self.create_node,
+            self.replace_token,
+            self.revoke_node,
+        ):
+            script.sha = await redis.script_load(script.script)

@@ -1,0 +1,144 @@
+"""Settings read once, at the entry point, from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the hub cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str | None = None
+    data_dir: Path = Path("./var/alerthub")
+    bootstrap_token: str | None = field(default=None, repr=False)
+    allow_private_webhooks: bool = False
+    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    max_body_bytes: int = 262_144
+    max_batch_bytes: int = 4 * 1024 * 1024
+    rate_limit_per_minute: int = 600
+    dedup_window_s: int = 604_800
+    feed_retention: int = 100_000
+    log_level: str = "info"
+    key_prefix: str = "alerthub"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "bootstrap_token" and value is not None:
+                value = "***"
+            if f.name == "redis_url" and value and "@" in value:
+                value = _hide_password(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = None
+    ) -> Settings:
+        """Settings from `environ` (default os.environ), with `env_file` values underneath it."""
+        values: dict[str, str] = {}
+        if env_file is not None and env_file.is_file():
+            values.update(read_env_file(env_file))
+        values.update(os.environ if environ is None else environ)
+
+        def get(name: str) -> str | None:
+            raw = values.get(name)
+            return raw.strip() if raw is not None and raw.strip() != "" else None
+
+        return cls(
+            redis_url=get("ALERTHUB_REDIS_URL"),
+            data_dir=Path(get("ALERTHUB_DATA_DIR") or "./var/alerthub"),
+            bootstrap_token=get("ALERTHUB_BOOTSTRAP_TOKEN"),
+            allow_private_webhooks=_bool("ALERTHUB_ALLOW_PRIVATE_WEBHOOKS", get, False),
+            retry_schedule=_schedule(get("ALERTHUB_RETRY_SCHEDULE")),
+            max_body_bytes=_int("ALERTHUB_MAX_BODY_BYTES", get, 262_144, minimum=1024),
+            rate_limit_per_minute=_int("ALERTHUB_RATE_LIMIT_PER_MINUTE", get, 600, minimum=1),
+            dedup_window_s=_int("ALERTHUB_DEDUP_WINDOW_S", get, 604_800, minimum=1),
+            feed_retention=_int("ALERTHUB_FEED_RETENTION", get, 100_000, minimum=1),
+            log_level=_log_level(get("ALERTHUB_LOG_LEVEL")),
+            key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
+        )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments skipped; surrounding quotes removed."""
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+def _bool(name: str, get, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, get, default: int, minimum: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _schedule(raw: str | None) -> tuple[int, ...]:
+    if raw is None:
+        return DEFAULT_RETRY_SCHEDULE
+    try:
+        delays = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(
+            f"ALERTHUB_RETRY_SCHEDULE must be comma-separated seconds, not {raw!r}"
+        ) from None
+    if not delays or any(d < 0 for d in delays):
+        raise SettingsError("ALERTHUB_RETRY_SCHEDULE needs one or more delays >= 0")
+    return delays
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "info").lower()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"ALERTHUB_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _prefix(raw: str | None) -> str:
+    prefix = raw or "alerthub"
+    if not all(c.isalnum() or c in "-_." for c in prefix):
+        raise SettingsError("ALERTHUB_KEY_PREFIX may hold only letters, digits, '-', '_', '.'")
+    return prefix
+
+
+def _hide_password(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

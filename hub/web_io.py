@@ -1,0 +1,60 @@
+"""Reading request bodies and writing JSON answers, with the checks every body gets first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from hub.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None):
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refused with PayloadTooLarge as soon as it passes `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_json_media_type(request: web.Request) -> None:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"send application/json, not {request.content_type or 'no Content-Type'}"
+        )
+    charset = request.charset
+    if charset is not None and charset.lower().replace("-", "") != "utf8":
+        raise UnsupportedMediaType(f"send UTF-8 JSON, not {charset}")
+
+
+async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object: 415, 413 and 400 as API.md says, before any other work."""
+    require_json_media_type(request)
+    return parse_json_object(await read_body(request, limit))
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise MalformedJson(f"the body is not valid JSON: {e.msg}") from e
+    if not isinstance(value, dict):
+        raise MalformedJson("the body must be a JSON object")
+    return value

@@ -1,0 +1,144 @@
+"""A real redis-server for the whole session on a free loopback port; a clean keyspace per test."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from hub.app import create_app
+from hub.embedded import RedisServer, free_port, start_redis_server
+from hub.settings import Settings
+from hub.validation import SchemaSet
+
+OPERATOR_TOKEN = "test-operator-token-0123456789"
+EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis_server(tmp_path_factory.mktemp("redis"), port=free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def schema_set() -> SchemaSet:
+    return SchemaSet()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        bootstrap_token=OPERATOR_TOKEN,
+        rate_limit_per_minute=100_000,
+    )
+
+
+class Api:
+    """A test client that knows the operator token and the tokens of the nodes it added."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.tokens: dict[str, str] = {"operator": OPERATOR_TOKEN}
+
+    def auth(self, node: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[node]}"}
+
+    async def add_node(
+        self,
+        node_id: str,
+        country: str = "RS",
+        kind: str = "government",
+        roles: tuple[str, ...] = ("publish", "subscribe"),
+        withhold_from: tuple[str, ...] = (),
+    ) -> str:
+        body = {
+            "id": node_id,
+            "name": f"Node {node_id}",
+            "country": country,
+            "kind": kind,
+            "roles": list(roles),
+            "defaults": {"withhold_from": list(withhold_from)},
+        }
+        resp = await self.client.post("/v1/nodes", json=body, headers=self.auth("operator"))
+        assert resp.status == 201, await resp.text()
+        self.tokens[node_id] = (await resp.json())["token"]
+        return self.tokens[node_id]
+
+    async def post(self, node: str, alert: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        resp = await self.client.post("/v1/alerts", json=alert, headers=self.auth(node))
+        return resp.status, await resp.json()
+
+    async def get(self, node: str, path: str) -> tuple[int, dict[str, Any]]:
+        resp = await self.client.get(path, headers=self.auth(node))
+        return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, settings: Settings, schema_set: SchemaSet) -> AsyncIterator[Api]:
+    client = await aiohttp_client(create_app(settings, schema_set))
+    yield Api(client)
+
+
+def load_example(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / "alert" / "valid" / name).read_text())
+
+
+def threat_alert(alert_id: str = "t-1", **changes: Any) -> dict[str, Any]:
+    alert = {
+        "id": alert_id,
+        "kind": "threat",
+        "title": "Phishing wave impersonating the e-Albania portal",
+        "severity": "critical",
+        "confidence": 90,
+        "tlp": "GREEN",
+        "target_countries": ["AL", "ME"],
+        "languages": ["sq"],
+        "observed_at": "2026-11-21T10:00:00Z",
+        "tags": ["phishing"],
+        "indicators": [
+            {"type": "domain", "value": "e-albania-gov.example"},
+            {"type": "url", "value": "https://e-albania-gov.example/login"},
+            {"type": "ipv4", "value": "203.0.113.7"},
+        ],
+        "attack_patterns": ["T1566.002"],
+        "sectors": ["government"],
+    }
+    alert.update(changes)
+    return copy.deepcopy(alert)
+
+
+def disinfo_alert(alert_id: str = "d-1", claim: str = "НАТО гомила трупе код Звечана",
+                  language: str = "sr-Cyrl", **changes: Any) -> dict[str, Any]:
+    alert = {
+        "id": alert_id,
+        "kind": "disinformation",
+        "title": "Fabricated claim of NATO troop build-up in northern Kosovo",
+        "severity": "high",
+        "confidence": 80,
+        "tlp": "GREEN",
+        "target_countries": ["XK", "RS"],
+        "languages": [language],
+        "observed_at": "2026-11-20T08:15:00Z",
+        "narrative": "NATO prepares an offensive against Serbs in the north",
+        "claims": [{"text": claim, "language": language}],
+        "urls": ["https://news.example/article?id=77&utm_source=tg"],
+    }
+    alert.update(changes)
+    return copy.deepcopy(alert)
