@@ -210,4 +210,3 @@ def _matches(alert: StoredAlert, caller: Node, kind: str | None, target: str | N
     if target is not None and target not in alert.doc.get("target_countries", ()):
         return False
     return may_see(alert.sharing, caller)
-

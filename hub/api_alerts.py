@@ -12,7 +12,7 @@ from aiohttp import web
 
 from hub.auth import require_role
 from hub.context import HUB, Hub
-from hub.dedup import Outcome, prepare
+from hub.dedup import Outcome, check_claimed_sender, prepare
 from hub.errors import (
     Forbidden,
     HubError,
@@ -36,27 +36,11 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 KINDS = ("threat", "disinformation")
 
 
-def _schema_failure(problems: list, what: str) -> ValidationFailed:
-    details = [ProblemDetail(p.pointer, p.rule, p.message) for p in problems]
-    noun = "problem" if len(details) == 1 else "problems"
-    return ValidationFailed(f"{len(details)} {noun} in the {what}", details)
-
-
-def _check_claimed_sender(body: dict[str, Any], node: Node) -> None:
-    """403 before anything else: a body that names another sender is an impersonation attempt."""
-    sender = body.get("sender")
-    if isinstance(sender, str) and sender != node.id:
-        raise Forbidden(f"node {node.id} cannot post as {sender}")
-    country = body.get("source_country")
-    if isinstance(country, str) and country != node.country:
-        raise Forbidden(f"node {node.id} posts from {node.country}, not {country}")
-
-
 async def _accept_one(hub: Hub, body: dict[str, Any], node: Node) -> Outcome:
-    _check_claimed_sender(body, node)
+    check_claimed_sender(body, node)
     problems = hub.schemas.problems("alert", body)
     if problems:
-        raise _schema_failure(problems, "alert")
+        raise ValidationFailed.from_problems(problems, "alert")
     return await hub.store.submit(prepare(body, node), node)
 
 
@@ -81,7 +65,7 @@ async def post_batch(request: web.Request) -> web.Response:
     body = await read_json_object(request, hub.settings.max_batch_bytes)
     problems = hub.schemas.problems("batch", body)
     if problems:
-        raise _schema_failure(problems, "batch")
+        raise ValidationFailed.from_problems(problems, "batch")
     alerts = body["alerts"]
     await hub.auth.charge(node, len(alerts) - 1)
     results: list[dict[str, Any]] = []
@@ -169,7 +153,7 @@ async def retract_alert(request: web.Request) -> web.Response:
             body = parse_json_object(raw)
             problems = hub.schemas.problems("retract", body)
             if problems:
-                raise _schema_failure(problems, "retraction")
+                raise ValidationFailed.from_problems(problems, "retraction")
             reason = body.get("reason", "")
     hub_id = request.match_info["hub_id"]
     alert = await hub.views.visible(hub_id, node)

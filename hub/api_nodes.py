@@ -7,7 +7,7 @@ from aiohttp import web
 
 from hub.auth import require_role
 from hub.context import HUB
-from hub.errors import Conflict, NotFound, ProblemDetail, ValidationFailed
+from hub.errors import Conflict, NotFound, ValidationFailed
 from hub.nodes import OPERATOR_NODE_ID
 from hub.web_io import json_response, read_json_object
 
@@ -19,8 +19,7 @@ async def create_node(request: web.Request) -> web.Response:
     body = await read_json_object(request, hub.settings.max_body_bytes)
     problems = hub.schemas.problems("node", body)
     if problems:
-        details = [ProblemDetail(p.pointer, p.rule, p.message) for p in problems]
-        raise ValidationFailed(f"{len(details)} problems in the node", details)
+        raise ValidationFailed.from_problems(problems, "node")
     try:
         node, token = await hub.nodes.create(body)
     except KeyError:

@@ -97,8 +97,10 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as e:
         converted = _from_aiohttp(e)
         if converted is None:
-            body = {"error": "method_not_allowed" if e.status == 405 else "http_error",
-                    "message": e.reason}
+            body = {
+                "error": "method_not_allowed" if e.status == 405 else "http_error",
+                "message": e.reason,
+            }
             response = json_response(body, status=e.status, headers=_allow_header(e))
         else:
             response = _error_response(converted)

@@ -1,4 +1,4 @@
-"""Who is calling: bearer token to node, in one Redis round trip that also counts the node's rate."""
+"""Who is calling: bearer token to node, in one Redis round trip that also counts its rate."""
 
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ class Authenticator:
     async def authenticate(self, authorization: str | None) -> Node:
         """The node the `Authorization` header speaks for; counts one request against its rate."""
         token = _bearer(authorization)
-        if self.bootstrap_token is not None and self.operator is not None:
-            if hmac.compare_digest(token.encode(), self.bootstrap_token.encode()):
+        if (
+            self.bootstrap_token is not None
+            and self.operator is not None
+            and hmac.compare_digest(token.encode(), self.bootstrap_token.encode())
+        ):
                 structlog.contextvars.bind_contextvars(node=self.operator.id)
                 return self.operator
         parts = split_token(token)

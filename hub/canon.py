@@ -82,11 +82,16 @@ def _canonical_host(host: str) -> str:
         except ValueError:
             return host
     if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass
+        host = _idna(host)
     return host.rstrip(".")
+
+
+def _idna(host: str) -> str:
+    """Punycode of a host, or the host itself when IDNA refuses it (empty or over-long labels)."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 def _split_hostport(hostport: str) -> tuple[str, str | None]:
@@ -319,8 +324,8 @@ def canonical_indicator(type_: str, value: str) -> str:
     compressed form (an IPv4-mapped IPv6 address stays IPv6), stripped lowercase when unparseable;
     email → the whole address lowercased (mailbox local parts are case-insensitive in practice,
     and a phishing sender is the same sender whatever its case), its domain IDNA-encoded;
-    sha256/sha1/md5 → lowercase; cve → uppercase; anything else → stripped, casefolded. The type is
-    matched case-insensitively; STIX names (`ipv4-addr`, `domain-name`, `email-addr`, …) are aliases.
+    sha256/sha1/md5 → lowercase; cve → uppercase; anything else → stripped, casefolded. The type
+    is matched case-insensitively; STIX names (`ipv4-addr`, `domain-name`, …) are aliases.
     """
     t = _indicator_type(type_)
     if t == "url":

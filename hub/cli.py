@@ -30,27 +30,39 @@ from hub.validation import SchemaSet
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alerthub", description="Regional alert-sharing hub")
     parser.add_argument("--version", action="version", version=f"alerthub {__version__}")
-    parser.add_argument("--env-file", type=Path, default=Path(".env"),
-                        help="a KEY=VALUE file read under the environment (default .env)")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="a KEY=VALUE file read under the environment (default .env)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the hub")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--demo", action="store_true",
-                       help="add demo nodes for the six states and two fact-checkers; print tokens")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="add demo nodes for the six states and two fact-checkers; print tokens",
+    )
 
     nodes = commands.add_parser("nodes", help="manage nodes").add_subparsers(
-        dest="nodes_command", required=True)
+        dest="nodes_command", required=True
+    )
     add = nodes.add_parser("add", help="add a node and print its token once")
     add.add_argument("id")
     add.add_argument("--name", required=True)
     add.add_argument("--country", required=True)
     add.add_argument("--kind", required=True, choices=["government", "civil-society"])
-    add.add_argument("--roles", default="publish,subscribe",
-                     help="comma-separated: publish, subscribe, operator")
-    add.add_argument("--withhold-from", default="",
-                     help="comma-separated node ids or country codes withheld by default")
+    add.add_argument(
+        "--roles", default="publish,subscribe", help="comma-separated: publish, subscribe, operator"
+    )
+    add.add_argument(
+        "--withhold-from",
+        default="",
+        help="comma-separated node ids or country codes withheld by default",
+    )
     nodes.add_parser("list", help="list nodes")
     revoke = nodes.add_parser("revoke", help="revoke a node's token at once")
     revoke.add_argument("id")
@@ -79,10 +91,13 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         settings = dataclasses.replace(settings, redis_url=embedded.start())
-        print(f"alerthub: embedded Redis at {embedded.url} (data in {embedded.data_dir})",
-              flush=True)
+        print(
+            f"alerthub: embedded Redis at {embedded.url} (data in {embedded.data_dir})", flush=True
+        )
     if demo and settings.bootstrap_token is None:
-        settings = dataclasses.replace(settings, bootstrap_token="ah_op_" + secrets.token_urlsafe(24))
+        settings = dataclasses.replace(
+            settings, bootstrap_token="ah_op_" + secrets.token_urlsafe(24)
+        )
     try:
         app = create_app(settings)
         if demo:
@@ -141,8 +156,10 @@ async def nodes_command(settings: Settings, args: argparse.Namespace) -> int:
         if args.nodes_command == "list":
             for node in await registry.list():
                 state = f"revoked {node.revoked_at}" if node.revoked_at else "active"
-                print(f"{node.id:<20} {node.country or '--':<3} {node.kind:<14} "
-                      f"{','.join(sorted(node.roles)):<26} {state}")
+                print(
+                    f"{node.id:<20} {node.country or '--':<3} {node.kind:<14} "
+                    f"{','.join(sorted(node.roles)):<26} {state}"
+                )
             return 0
         result = await registry.revoke(args.id)
         if result == "missing":

@@ -33,4 +33,3 @@ class Hub:
 
 
 HUB = web.AppKey("hub", Hub)
-

@@ -36,7 +36,7 @@ class PreparedAlert:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one report; `status` is API.md's: created, corroborated, unchanged, updated."""
+    """What happened to one report: created, corroborated, unchanged or updated (API.md)."""
 
     status: str
     hub_id: str
@@ -55,15 +55,21 @@ class Outcome:
         return out
 
 
+def check_claimed_sender(body: dict, node: Node) -> None:
+    """Refuse a body that names another sender or source country: checked before the schema, so
+    an impersonation attempt is always answered 403."""
+    sender = body.get("sender")
+    if isinstance(sender, str) and sender != node.id:
+        raise Forbidden(f"node {node.id} cannot post as {sender}")
+    country = body.get("source_country")
+    if isinstance(country, str) and country != node.country:
+        raise Forbidden(f"node {node.id} posts from {node.country}, not {country}")
+
+
 def prepare(body: dict, sender: Node) -> PreparedAlert:
-    """The stored form of a schema-valid alert body: the sender and its country come from the
-    node, never from the body; the node's standing withholds join the alert's own."""
-    claimed_sender = body.get("sender")
-    if claimed_sender is not None and claimed_sender != sender.id:
-        raise Forbidden(f"node {sender.id} cannot post as {claimed_sender}")
-    claimed_country = body.get("source_country")
-    if claimed_country is not None and claimed_country != sender.country:
-        raise Forbidden(f"node {sender.id} posts from {sender.country}, not {claimed_country}")
+    """The stored form of a schema-valid alert body (checked by check_claimed_sender): the sender
+    and its country come from the node, never from the body; the node's standing withholds join
+    the alert's own."""
     revision = body.get("revision", 1)
     if revision > MAX_REVISION:
         raise Conflict(f"revision may be at most {MAX_REVISION}")
@@ -132,7 +138,9 @@ class AlertStore:
             int(reply[3]),
         )
         if status == "stale":
-            raise Conflict(f"revision {alert.revision} is older than the stored revision {revision}")
+            raise Conflict(
+                f"revision {alert.revision} is older than the stored revision {revision}"
+            )
         if status == "conflict":
             raise Conflict(
                 f"revision {revision} of {alert.alert_id} is stored with other content; "

@@ -6,17 +6,28 @@ from hub.nodes import Node, NodeRegistry
 
 DEMO_NODES: tuple[dict, ...] = (
     {"id": "al-cert", "name": "AKCESK (Albania)", "country": "AL", "kind": "government"},
-    {"id": "ba-cert", "name": "CERT of Bosnia and Herzegovina", "country": "BA",
-     "kind": "government"},
+    {
+        "id": "ba-cert",
+        "name": "CERT of Bosnia and Herzegovina",
+        "country": "BA",
+        "kind": "government",
+    },
     {"id": "xk-cert", "name": "KOS-CERT (Kosovo)", "country": "XK", "kind": "government"},
     {"id": "me-cert", "name": "CIRT.ME (Montenegro)", "country": "ME", "kind": "government"},
-    {"id": "mk-cert", "name": "MKD-CIRT (North Macedonia)", "country": "MK",
-     "kind": "government"},
+    {"id": "mk-cert", "name": "MKD-CIRT (North Macedonia)", "country": "MK", "kind": "government"},
     {"id": "rs-cert", "name": "SRB-CERT (Serbia)", "country": "RS", "kind": "government"},
-    {"id": "factcheck-ba", "name": "Fact-checkers of Bosnia and Herzegovina", "country": "BA",
-     "kind": "civil-society"},
-    {"id": "factcheck-rs", "name": "Fact-checkers of Serbia", "country": "RS",
-     "kind": "civil-society"},
+    {
+        "id": "factcheck-ba",
+        "name": "Fact-checkers of Bosnia and Herzegovina",
+        "country": "BA",
+        "kind": "civil-society",
+    },
+    {
+        "id": "factcheck-rs",
+        "name": "Fact-checkers of Serbia",
+        "country": "RS",
+        "kind": "civil-society",
+    },
 )
 
 

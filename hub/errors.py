@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,13 @@ class UnsupportedMediaType(HubError):
 
 class ValidationFailed(HubError):
     code = "validation_failed"
+
+    @classmethod
+    def from_problems(cls, problems: Sequence[Any], what: str) -> ValidationFailed:
+        """From validation.Problem-shaped items (pointer, rule, message) found in `what`."""
+        details = [ProblemDetail(p.pointer, p.rule, p.message) for p in problems]
+        noun = "problem" if len(details) == 1 else "problems"
+        return cls(f"{len(details)} {noun} in the {what}", details)
 
 
 class RateLimited(HubError):

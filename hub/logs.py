@@ -12,7 +12,7 @@ _SECRET_FIELDS = frozenset({"token", "authorization", "secret", "bootstrap_token
 
 
 def hide_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """Replace the value of any field that names a secret, so a careless log call cannot leak one."""
+    """Mask any field that names a secret, so that a careless log call cannot leak one."""
     for key in _SECRET_FIELDS.intersection(event_dict):
         event_dict[key] = "***"
     return event_dict

@@ -1,5 +1,5 @@
-"""The Lua scripts, registered once at start-up. Each one validates everything before its first write,
-because Redis does not roll a script back when it fails half-way."""
+"""The Lua scripts, registered once at start-up. Each one checks everything before its first
+write, because Redis does not roll a script back when it fails half-way."""
 
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
 """Checks request bodies against the JSON Schemas in `schemas/` and explains what is wrong.
 
-Two validators read the same schema files. `jsonschema_rs` (compiled, format checks on) answers the
-common question "is this valid?" quickly; only when it says no does the reference Python `jsonschema`
-run, to list every problem with a JSON pointer, the failing keyword and a short sentence.
+Two validators read the same schema files. `jsonschema_rs` (compiled, format checks on) answers
+"is this valid?" quickly; only when it says no does the reference Python `jsonschema` run, to list
+every problem with a JSON pointer, the failing keyword and a short sentence.
 
 The schemas are written so that both validators agree (see `$defs/line` and `$defs/dateTime` in
-alert.schema.json for the two places where they would not by default). Where they still might
-disagree, the fast validator's "invalid" wins: the body is refused, never accepted on the word of one
-validator against the other. Python strings with lone surrogates (which `json.loads` produces from
-`"\\ud800"`, but orjson refuses) cannot be handed to the Rust validator at all; they are refused with
-rule "unicode" at the string's pointer.
+alert.schema.json, and why domain and email indicators use patterns, not formats). Where they might
+disagree, the fast validator's "invalid" wins: the body is refused, never accepted on the word of
+one validator against the other. Python strings with lone surrogates (which `json.loads` produces
+from `"\\ud800"`, but orjson refuses) cannot be handed to the Rust validator at all; they are
+refused with rule "unicode" at the string's pointer.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Problem:
 
 
 def schemas_dir() -> pathlib.Path:
-    """The folder holding `<name>.schema.json`: $ALERTHUB_SCHEMAS_DIR, else the repo's `schemas/`."""
+    """The folder of `<name>.schema.json` files: $ALERTHUB_SCHEMAS_DIR, else the repo's schemas/."""
     override = os.environ.get("ALERTHUB_SCHEMAS_DIR")
     if override:
         return pathlib.Path(override)
@@ -89,7 +89,7 @@ class SchemaSet:
         return copy.deepcopy(self._documents[name])
 
     def problems(self, name: str, instance: object) -> list[Problem]:
-        """[] when `instance` is valid; else every problem, sorted by pointer (at most MAX_PROBLEMS)."""
+        """[] when `instance` is valid, else its problems by pointer (at most MAX_PROBLEMS)."""
         fast = self._fast[name]
         try:
             if fast.is_valid(instance):

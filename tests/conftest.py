@@ -124,8 +124,12 @@ def threat_alert(alert_id: str = "t-1", **changes: Any) -> dict[str, Any]:
     return copy.deepcopy(alert)
 
 
-def disinfo_alert(alert_id: str = "d-1", claim: str = "НАТО гомила трупе код Звечана",
-                  language: str = "sr-Cyrl", **changes: Any) -> dict[str, Any]:
+def disinfo_alert(
+    alert_id: str = "d-1",
+    claim: str = "НАТО гомила трупе код Звечана",
+    language: str = "sr-Cyrl",
+    **changes: Any,
+) -> dict[str, Any]:
     alert = {
         "id": alert_id,
         "kind": "disinformation",

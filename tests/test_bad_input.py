@@ -39,11 +39,15 @@ CASES = [
     ("nesting deeper than the parser allows", _nested(5000), JSON, 400, "malformed_json"),
     ("nesting the parser allows", _nested(500), JSON, 422, "validation_failed"),
     ("text/plain", _with(), "text/plain", 415, "unsupported_media_type"),
-    ("form encoded", b"id=t-1", "application/x-www-form-urlencoded", 415,
-     "unsupported_media_type"),
+    ("form encoded", b"id=t-1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
     ("no content type", _with(), "", 415, "unsupported_media_type"),
-    ("latin-1 charset", _with(), "application/json; charset=latin-1", 415,
-     "unsupported_media_type"),
+    (
+        "latin-1 charset",
+        _with(),
+        "application/json; charset=latin-1",
+        415,
+        "unsupported_media_type",
+    ),
     ("over 256 KiB", _with(summary="x" * 300_000), JSON, 413, "payload_too_large"),
     ("huge array", _with(tags=["a"] * 20_000), JSON, 422, "validation_failed"),
     ("very long title", _with(title="x" * 50_000), JSON, 422, "validation_failed"),
@@ -53,8 +57,13 @@ CASES = [
     ("boolean for a number", _with(confidence=True), JSON, 422, "validation_failed"),
     ("null title", _with(title=None), JSON, 422, "validation_failed"),
     ("object for a list", _with(tags={"a": 1}), JSON, 422, "validation_failed"),
-    ("unknown top-level field", _with(hub_id="01J0000000000000000000000"), JSON, 422,
-     "validation_failed"),
+    (
+        "unknown top-level field",
+        _with(hub_id="01J0000000000000000000000"),
+        JSON,
+        422,
+        "validation_failed",
+    ),
     ("wrong kind", _with(kind="rumour"), JSON, 422, "validation_failed"),
     ("another sender", _with(sender="rs-cert"), JSON, 403, "forbidden"),
     ("another source country", _with(source_country="RS"), JSON, 403, "forbidden"),
@@ -75,8 +84,9 @@ async def test_bad_input_gets_a_clear_answer(
     headers = {**api.auth("al-cert")}
     if content_type:
         headers["Content-Type"] = content_type
-    resp = await api.client.post("/v1/alerts", data=body, headers=headers,
-                                 skip_auto_headers=["Content-Type"])
+    resp = await api.client.post(
+        "/v1/alerts", data=body, headers=headers, skip_auto_headers=["Content-Type"]
+    )
     assert resp.status == status
     answer = await resp.json()
     assert answer["error"] == code
@@ -122,7 +132,8 @@ async def test_oversize_batch_is_413(api: Api) -> None:
     body = b'{"alerts": [' + b",".join([_with(summary="x" * 9000)] * 500) + b"]}"
     assert len(body) > 4 * 1024 * 1024
     resp = await api.client.post(
-        "/v1/alerts/batch", data=io.BytesIO(body),
+        "/v1/alerts/batch",
+        data=io.BytesIO(body),
         headers={**api.auth("al-cert"), "Content-Type": "application/json"},
     )
     assert resp.status == 413

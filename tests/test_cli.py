@@ -19,22 +19,61 @@ from tests.hubproc import HubProcess
 def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hub", *args],
-        env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 def test_nodes_add_list_revoke(redis_url: str, tmp_path: Path) -> None:
     """`nodes add` prints a token once, `list` shows the node, `revoke` marks it revoked."""
     env = {"ALERTHUB_REDIS_URL": redis_url}
-    added = run_cli("nodes", "add", "al-cert", "--name", "AKCESK", "--country", "al",
-                    "--kind", "government", "--roles", "publish", env=env, cwd=tmp_path)
+    added = run_cli(
+        "nodes",
+        "add",
+        "al-cert",
+        "--name",
+        "AKCESK",
+        "--country",
+        "al",
+        "--kind",
+        "government",
+        "--roles",
+        "publish",
+        env=env,
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
     assert re.search(r"^ah_[0-9a-f]{16}\.\S+$", added.stdout, re.M)
-    again = run_cli("nodes", "add", "al-cert", "--name", "x", "--country", "AL",
-                    "--kind", "government", env=env, cwd=tmp_path)
+    again = run_cli(
+        "nodes",
+        "add",
+        "al-cert",
+        "--name",
+        "x",
+        "--country",
+        "AL",
+        "--kind",
+        "government",
+        env=env,
+        cwd=tmp_path,
+    )
     assert again.returncode == 1 and "exists" in again.stderr
-    bad = run_cli("nodes", "add", "Bad Id", "--name", "x", "--country", "Serbia",
-                  "--kind", "government", env=env, cwd=tmp_path)
+    bad = run_cli(
+        "nodes",
+        "add",
+        "Bad Id",
+        "--name",
+        "x",
+        "--country",
+        "Serbia",
+        "--kind",
+        "government",
+        env=env,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and "/id" in bad.stderr
     listed = run_cli("nodes", "list", env=env, cwd=tmp_path)
     assert re.search(r"^al-cert\s+AL\s+government\s+publish\s+active$", listed.stdout, re.M)

@@ -44,8 +44,13 @@ async def test_fifty_concurrent_posts_make_one_cluster(
         for node in NODES:
             async with session.post(
                 f"{hubs[0].base_url}/v1/nodes",
-                json={"id": node, "name": node, "country": node[:2].upper(),
-                      "kind": "government", "roles": ["publish", "subscribe"]},
+                json={
+                    "id": node,
+                    "name": node,
+                    "country": node[:2].upper(),
+                    "kind": "government",
+                    "roles": ["publish", "subscribe"],
+                },
                 headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
             ) as resp:
                 assert resp.status == 201

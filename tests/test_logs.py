@@ -17,7 +17,8 @@ async def test_one_summary_line_per_request_with_request_id(api: Api) -> None:
     await api.add_node("al-cert", "AL")
     with capture_logs() as logs:
         resp = await api.client.post(
-            "/v1/alerts", json=threat_alert(),
+            "/v1/alerts",
+            json=threat_alert(),
             headers={**api.auth("al-cert"), "X-Request-ID": "req-123"},
         )
     assert resp.headers["X-Request-ID"] == "req-123"

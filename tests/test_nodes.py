@@ -1,4 +1,4 @@
-"""Nodes and tokens: the operator adds, lists and revokes; tokens are hashes; revocation is at once."""
+"""Nodes and tokens: add, list, revoke; tokens kept as hashes; a revoked token fails at once."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ async def test_operator_adds_node_and_token_works(api: Api) -> None:
     """POST /v1/nodes answers 201 with the node and a token that authenticates at once."""
     resp = await api.client.post(
         "/v1/nodes",
-        json={"id": "al-cert", "name": "AKCESK", "country": "AL", "kind": "government",
-              "roles": ["publish"], "defaults": {"withhold_from": ["RS"]}},
+        json={
+            "id": "al-cert",
+            "name": "AKCESK",
+            "country": "AL",
+            "kind": "government",
+            "roles": ["publish"],
+            "defaults": {"withhold_from": ["RS"]},
+        },
         headers=api.auth("operator"),
     )
     assert resp.status == 201
@@ -28,8 +34,13 @@ async def test_operator_adds_node_and_token_works(api: Api) -> None:
 async def test_duplicate_node_id_conflicts(api: Api) -> None:
     """A node id that exists, or existed and was revoked, is a 409."""
     await api.add_node("al-cert", "AL")
-    body = {"id": "al-cert", "name": "x", "country": "AL", "kind": "government",
-            "roles": ["publish"]}
+    body = {
+        "id": "al-cert",
+        "name": "x",
+        "country": "AL",
+        "kind": "government",
+        "roles": ["publish"],
+    }
     resp = await api.client.post("/v1/nodes", json=body, headers=api.auth("operator"))
     assert resp.status == 409
     await api.client.delete("/v1/nodes/al-cert", headers=api.auth("operator"))
@@ -94,8 +105,14 @@ async def test_missing_and_bad_tokens_are_401(api: Api) -> None:
     """No token, a malformed one, a wrong secret and another scheme are all 401."""
     token = await api.add_node("al-cert", "AL")
     key_id = token.split(".", 1)[0]
-    for header in (None, "Bearer", "Bearer nonsense", f"Bearer {key_id}.wrong-secret",
-                   f"Basic {token}", f"Bearer {OPERATOR_TOKEN}x"):
+    for header in (
+        None,
+        "Bearer",
+        "Bearer nonsense",
+        f"Bearer {key_id}.wrong-secret",
+        f"Basic {token}",
+        f"Bearer {OPERATOR_TOKEN}x",
+    ):
         headers = {} if header is None else {"Authorization": header}
         resp = await api.client.post("/v1/alerts", json=threat_alert(), headers=headers)
         assert resp.status == 401, header

@@ -39,7 +39,7 @@ def test_every_route_is_described_and_every_description_is_served() -> None:
 
 
 def test_described_statuses_include_the_error_statuses() -> None:
-    """Each authenticated operation lists 401; each body-taking operation lists 400, 413, 415, 422."""
+    """Authenticated operations list 401; body-taking ones list 400, 413, 415 and 422."""
     spec = yaml.safe_load(OPENAPI.read_text())
     for path, item in spec["paths"].items():
         for method, op in item.items():

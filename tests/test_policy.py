@@ -28,9 +28,7 @@ for tlp in TLPS:
             for withheld in (False, True):
                 if withheld:
                     expected = False
-                elif tlp in ("CLEAR", "GREEN"):
-                    expected = True
-                elif named:
+                elif tlp in ("CLEAR", "GREEN") or named:
                     expected = True
                 elif tlp in ("AMBER", "AMBER+STRICT"):
                     expected = node.kind == "government"

@@ -83,7 +83,7 @@ def test_valid_example_passes_both_validators(
 def test_invalid_example_fails_at_the_expected_pointer(
     example: tuple[str, pathlib.Path], schema_set: SchemaSet
 ) -> None:
-    """An invalid example is refused by both validators and problems() names its pointer and rule."""
+    """An invalid example fails both validators; problems() names its pointer and rule."""
     name, path = example
     example_doc = _load(path)
     assert set(example_doc) == {"description", "expect", "document"}

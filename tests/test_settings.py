@@ -16,26 +16,31 @@ def test_defaults_match_api_md() -> None:
     assert s.data_dir == Path("./var/alerthub")
     assert s.bootstrap_token is None
     assert s.allow_private_webhooks is False
-    assert s.retry_schedule == DEFAULT_RETRY_SCHEDULE == (
-        0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+    assert (
+        s.retry_schedule
+        == DEFAULT_RETRY_SCHEDULE
+        == (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+    )
     assert (s.max_body_bytes, s.rate_limit_per_minute) == (262144, 600)
     assert (s.dedup_window_s, s.feed_retention, s.log_level) == (604800, 100000, "info")
 
 
 def test_every_variable_is_read() -> None:
     """Each ALERTHUB_* variable reaches its setting."""
-    s = Settings.from_env({
-        "ALERTHUB_REDIS_URL": "redis://:pw@db:6379/0",
-        "ALERTHUB_DATA_DIR": "/tmp/x",
-        "ALERTHUB_BOOTSTRAP_TOKEN": "op-secret",
-        "ALERTHUB_ALLOW_PRIVATE_WEBHOOKS": "true",
-        "ALERTHUB_RETRY_SCHEDULE": "0,1,2",
-        "ALERTHUB_MAX_BODY_BYTES": "4096",
-        "ALERTHUB_RATE_LIMIT_PER_MINUTE": "5",
-        "ALERTHUB_DEDUP_WINDOW_S": "60",
-        "ALERTHUB_FEED_RETENTION": "10",
-        "ALERTHUB_LOG_LEVEL": "DEBUG",
-    })
+    s = Settings.from_env(
+        {
+            "ALERTHUB_REDIS_URL": "redis://:pw@db:6379/0",
+            "ALERTHUB_DATA_DIR": "/tmp/x",
+            "ALERTHUB_BOOTSTRAP_TOKEN": "op-secret",
+            "ALERTHUB_ALLOW_PRIVATE_WEBHOOKS": "true",
+            "ALERTHUB_RETRY_SCHEDULE": "0,1,2",
+            "ALERTHUB_MAX_BODY_BYTES": "4096",
+            "ALERTHUB_RATE_LIMIT_PER_MINUTE": "5",
+            "ALERTHUB_DEDUP_WINDOW_S": "60",
+            "ALERTHUB_FEED_RETENTION": "10",
+            "ALERTHUB_LOG_LEVEL": "DEBUG",
+        }
+    )
     assert s.redis_url == "redis://:pw@db:6379/0" and s.data_dir == Path("/tmp/x")
     assert s.bootstrap_token == "op-secret" and s.allow_private_webhooks
     assert s.retry_schedule == (0, 1, 2) and s.max_body_bytes == 4096
@@ -45,18 +50,22 @@ def test_every_variable_is_read() -> None:
 
 def test_repr_hides_secrets() -> None:
     """The bootstrap token and a Redis password never appear in repr."""
-    s = Settings.from_env({"ALERTHUB_BOOTSTRAP_TOKEN": "op-secret",
-                           "ALERTHUB_REDIS_URL": "redis://user:pw@db:6379/0"})
+    s = Settings.from_env(
+        {"ALERTHUB_BOOTSTRAP_TOKEN": "op-secret", "ALERTHUB_REDIS_URL": "redis://user:pw@db:6379/0"}
+    )
     assert "op-secret" not in repr(s) and ":pw@" not in repr(s)
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("ALERTHUB_MAX_BODY_BYTES", "lots"),
-    ("ALERTHUB_RATE_LIMIT_PER_MINUTE", "0"),
-    ("ALERTHUB_ALLOW_PRIVATE_WEBHOOKS", "maybe"),
-    ("ALERTHUB_RETRY_SCHEDULE", "0,-5"),
-    ("ALERTHUB_LOG_LEVEL", "loud"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ALERTHUB_MAX_BODY_BYTES", "lots"),
+        ("ALERTHUB_RATE_LIMIT_PER_MINUTE", "0"),
+        ("ALERTHUB_ALLOW_PRIVATE_WEBHOOKS", "maybe"),
+        ("ALERTHUB_RETRY_SCHEDULE", "0,-5"),
+        ("ALERTHUB_LOG_LEVEL", "loud"),
+    ],
+)
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     """A bad value is refused with a message that names the variable."""
     with pytest.raises(SettingsError, match=name):

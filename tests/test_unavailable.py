@@ -38,7 +38,10 @@ def stored_counts(url: str) -> tuple[int, int]:
 
 
 async def test_redis_down_is_503_then_recovers(
-    aiohttp_client: Any, settings: Settings, schema_set: SchemaSet, own_redis: RedisServer,
+    aiohttp_client: Any,
+    settings: Settings,
+    schema_set: SchemaSet,
+    own_redis: RedisServer,
     tmp_path: Path,
 ) -> None:
     """With Redis stopped: 503 unavailable and readyz 503; after a restart on the same data the
@@ -66,7 +69,7 @@ async def test_redis_down_is_503_then_recovers(
         status, repeat = await api.post("al-cert", other_alert("during"))
         assert status == 200 and repeat["status"] == "unchanged"
         assert stored_counts(restarted.url) == (2, 2)
-        status, stored = await api.get("al-cert", f"/v1/alerts/{first['hub_id']}")
+        status, _ = await api.get("al-cert", f"/v1/alerts/{first['hub_id']}")
         assert status == 200
     finally:
         restarted.stop()

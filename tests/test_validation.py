@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from typing import Any
 
@@ -102,7 +103,8 @@ ODD_DOCUMENTS: list[object] = [
 ]
 
 
-@pytest.mark.parametrize("document", ODD_DOCUMENTS, ids=[f"odd{i}" for i in range(len(ODD_DOCUMENTS))]
+@pytest.mark.parametrize(
+    "document", ODD_DOCUMENTS, ids=[f"odd{i}" for i in range(len(ODD_DOCUMENTS))]
 )
 def test_fast_and_reference_validators_agree_on_odd_documents(document: object) -> None:
     """Both validators give the same verdict on malformed and borderline alert documents."""
@@ -210,8 +212,7 @@ JSON_VALUES: st.SearchStrategy[object] = st.recursive(
     | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats(allow_nan=False, allow_infinity=False)
     | TEXT,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(TEXT, children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
     max_leaves=12,
 )
 TOKENS = st.sampled_from(
@@ -247,7 +248,7 @@ INDICATOR_TYPES = st.sampled_from(["url", "domain", "ipv4", "ipv6", "email", "sh
 def _set(document: dict[str, Any], path: tuple[str | int, ...], value: object) -> None:
     """Puts `value` at `path`, creating (or replacing with) the containers the path needs."""
     target: Any = document
-    for part, following in zip(path, path[1:], strict=False):
+    for part, following in itertools.pairwise(path):
         fresh: Any = [] if isinstance(following, int) else {}
         if isinstance(part, int):
             while len(target) <= part:
