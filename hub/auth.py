@@ -35,8 +35,8 @@ class Authenticator:
             and self.operator is not None
             and hmac.compare_digest(token.encode(), self.bootstrap_token.encode())
         ):
-                structlog.contextvars.bind_contextvars(node=self.operator.id)
-                return self.operator
+            structlog.contextvars.bind_contextvars(node=self.operator.id)
+            return self.operator
         parts = split_token(token)
         if parts is None:
             raise Unauthenticated("the bearer token is not a valid hub token")

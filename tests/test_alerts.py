@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from hub.keys import Keys
-from tests.conftest import Api, disinfo_alert, threat_alert
+from tests.conftest import Api, disinfo_alert, load_example, threat_alert
 
 
 @pytest.fixture
@@ -295,3 +295,31 @@ async def test_batch_over_500_is_refused(nodes: Api) -> None:
     assert resp.status == 422
     _, listing = await nodes.get("al-cert", "/v1/alerts")
     assert listing["alerts"] == []
+
+
+async def test_published_examples_cluster_and_link(nodes: Api) -> None:
+    """The schema examples of one campaign: Cyrillic and Latin reports corroborate; the Albanian
+    report of the same URL is related to both."""
+    _, cyrillic = await nodes.post("rs-cert", load_example("api-disinformation-sr-cyrl.json"))
+    status, latin = await nodes.post("me-cert", load_example("disinformation-sr-latn-copy.json"))
+    assert status == 201 and latin["status"] == "corroborated"
+    assert latin["duplicate_of"] == cyrillic["hub_id"]
+    status, albanian = await nodes.post(
+        "al-cert", load_example("disinformation-sq-same-campaign.json")
+    )
+    assert status == 201 and albanian["status"] == "created"
+    _, stored = await nodes.get("rs-cert", f"/v1/alerts/{albanian['hub_id']}")
+    assert sorted(stored["related"]) == sorted([cyrillic["hub_id"], latin["hub_id"]])
+
+
+async def test_update_relinks_related_alerts(nodes: Api) -> None:
+    """An update that changes an alert's indicators changes what it is related to."""
+    _, first = await nodes.post("al-cert", disinfo_alert("al-1", urls=["https://a.example/x"]))
+    _, other = await nodes.post(
+        "rs-cert", disinfo_alert("rs-1", claim="druga tvrdnja", urls=["https://a.example/x"])
+    )
+    _, stored = await nodes.get("me-cert", f"/v1/alerts/{other['hub_id']}")
+    assert stored["related"] == [first["hub_id"]]
+    await nodes.post("al-cert", disinfo_alert("al-1", revision=2, urls=["https://b.example/y"]))
+    _, stored = await nodes.get("me-cert", f"/v1/alerts/{other['hub_id']}")
+    assert stored["related"] == []
