@@ -10,8 +10,7 @@ import redis.exceptions
 import structlog
 from aiohttp import web
 
-from hub.auth import require_role
-from hub.context import HUB, Hub
+from hub.context import Hub, caller
 from hub.dedup import Outcome, check_claimed_sender, prepare
 from hub.errors import (
     Forbidden,
@@ -49,9 +48,7 @@ def _outcome_status(outcome: Outcome) -> int:
 
 
 async def post_alert(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    node = await hub.auth.authenticate(request.headers.get("Authorization"))
-    require_role(node, "publish")
+    hub, node = await caller(request, "publish")
     body = await read_json_object(request, hub.settings.max_body_bytes)
     outcome = await _accept_one(hub, body, node)
     structlog.contextvars.bind_contextvars(outcome=outcome.status, hub_id=outcome.hub_id)
@@ -59,9 +56,7 @@ async def post_alert(request: web.Request) -> web.Response:
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    node = await hub.auth.authenticate(request.headers.get("Authorization"))
-    require_role(node, "publish")
+    hub, node = await caller(request, "publish")
     body = await read_json_object(request, hub.settings.max_batch_bytes)
     problems = hub.schemas.problems("batch", body)
     if problems:
@@ -85,8 +80,7 @@ async def post_batch(request: web.Request) -> web.Response:
 
 
 async def get_alert(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    hub, node = await caller(request)
     alert = await hub.views.visible(request.match_info["hub_id"], node)
     return json_response(await hub.views.full_json(alert, node))
 
@@ -134,17 +128,14 @@ def _list_query(request: web.Request) -> dict[str, Any]:
 
 
 async def list_alerts(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    hub, node = await caller(request)
     params = _list_query(request)
     alerts, cursor = await hub.views.listing(node, **params)
     return json_response({"alerts": alerts, "next": cursor})
 
 
 async def retract_alert(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    node = await hub.auth.authenticate(request.headers.get("Authorization"))
-    require_role(node, "publish")
+    hub, node = await caller(request, "publish")
     reason = ""
     if request.content_length or request.body_exists:
         require_json_media_type(request)

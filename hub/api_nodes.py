@@ -5,17 +5,14 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from hub.auth import require_role
-from hub.context import HUB
+from hub.context import caller
 from hub.errors import Conflict, NotFound, ValidationFailed
 from hub.nodes import OPERATOR_NODE_ID
 from hub.web_io import json_response, read_json_object
 
 
 async def create_node(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    caller = await hub.auth.authenticate(request.headers.get("Authorization"))
-    require_role(caller, "operator")
+    hub, _ = await caller(request, "operator")
     body = await read_json_object(request, hub.settings.max_body_bytes)
     problems = hub.schemas.problems("node", body)
     if problems:
@@ -29,16 +26,12 @@ async def create_node(request: web.Request) -> web.Response:
 
 
 async def list_nodes(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    caller = await hub.auth.authenticate(request.headers.get("Authorization"))
-    require_role(caller, "operator")
+    hub, _ = await caller(request, "operator")
     return json_response({"nodes": [n.as_json() for n in await hub.nodes.list()]})
 
 
 async def revoke_node(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    caller = await hub.auth.authenticate(request.headers.get("Authorization"))
-    require_role(caller, "operator")
+    hub, _ = await caller(request, "operator")
     node_id = request.match_info["node_id"]
     if node_id == OPERATOR_NODE_ID:
         raise Conflict("the bootstrap operator is revoked by unsetting ALERTHUB_BOOTSTRAP_TOKEN")

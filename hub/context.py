@@ -9,10 +9,10 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from hub.alert_views import AlertViews
-from hub.auth import Authenticator
+from hub.auth import Authenticator, require_role
 from hub.dedup import AlertStore
 from hub.keys import Keys
-from hub.nodes import NodeRegistry
+from hub.nodes import Node, NodeRegistry
 from hub.scripts import Scripts
 from hub.settings import Settings
 from hub.validation import SchemaSet
@@ -33,3 +33,12 @@ class Hub:
 
 
 HUB = web.AppKey("hub", Hub)
+
+
+async def caller(request: web.Request, role: str | None = None) -> tuple[Hub, Node]:
+    """The hub and the authenticated node behind `request`, which must hold `role` if given."""
+    hub = request.app[HUB]
+    node = await hub.auth.authenticate(request.headers.get("Authorization"))
+    if role is not None:
+        require_role(node, role)
+    return hub, node

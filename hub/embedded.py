@@ -86,6 +86,18 @@ def answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`; returns the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @dataclass
 class RedisServer:
     """A redis-server process this hub started (or adopted) and must stop."""
@@ -98,13 +110,7 @@ class RedisServer:
     def stop(self, timeout: float = 15.0) -> None:
         """Clean shutdown: SIGTERM makes Redis fsync the append-only file and exit."""
         if self.process is not None:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            stop_process(self.process, timeout)
         elif self.adopted_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.adopted_pid, 15)

@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.embedded import free_port
+from hub.embedded import free_port, stop_process
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
@@ -68,11 +68,4 @@ class HubProcess:
 
     def stop(self, timeout: float = 20.0) -> int:
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout)
