@@ -19,9 +19,30 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
-def new_ulid(now_ms: int | None = None) -> str:
-    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return _encode(ms, 10) + _encode(secrets.randbits(80), 16)
+class UlidGenerator:
+    """Within one process, each id sorts after the previous one even inside one millisecond (or
+    when the clock steps back): the random part of a repeated millisecond counts up instead."""
+
+    def __init__(self) -> None:
+        self._last_ms = -1
+        self._last_random = 0
+
+    def new(self, now_ms: int | None = None) -> str:
+        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        if ms <= self._last_ms:
+            ms = self._last_ms
+            random = (self._last_random + 1) & ((1 << 80) - 1)
+        else:
+            random = secrets.randbits(80)
+        self._last_ms, self._last_random = ms, random
+        return _encode(ms, 10) + _encode(random, 16)
+
+
+_process_ulids = UlidGenerator()
+
+
+def new_ulid() -> str:
+    return _process_ulids.new()
 
 
 def ulid_floor(moment: datetime) -> str:
