@@ -27,13 +27,14 @@ from hub.errors import (
     Unavailable,
 )
 from hub.keys import Keys
+from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.scripts import Scripts
 from hub.settings import Settings
 from hub.validation import SchemaSet
 from hub.web_io import json_response
 
-log = structlog.get_logger("hub.app")
+log = get_logger("hub.app")
 
 STATUS_OF: dict[str, int] = {
     "malformed_json": 400,

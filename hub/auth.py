@@ -1,10 +1,13 @@
-"""Who is calling: bearer token to node, in one Redis round trip that also counts its rate."""
+"""Who is calling. `identify` turns a bearer token into a node, from a per-process cache of node
+profiles (a profile never changes; only revocation does); `confirm` checks in Redis that the token
+is still live and counts the request against the node's rate. The ingest path skips `confirm`:
+the store script does both in the same step as the write (see StoreGuard)."""
 
 from __future__ import annotations
 
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 import structlog
@@ -16,6 +19,24 @@ from hub.nodes import Node, secret_matches, split_token
 from hub.scripts import Scripts
 
 _BEARER = "bearer "
+RATE_COUNTER_TTL_S = 120
+PROFILE_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    node: Node
+    key_id: str | None  # None for the bootstrap operator, whose token lives in the environment
+
+
+@dataclass(frozen=True, slots=True)
+class StoreGuard:
+    """What the store script needs to refuse a revoked token and count the rate atomically."""
+
+    token_key: str
+    rate_key: str
+    rate_limit: int  # 0: already counted by the caller
+    rate_ttl_s: int = RATE_COUNTER_TTL_S
 
 
 @dataclass(slots=True)
@@ -26,9 +47,11 @@ class Authenticator:
     rate_limit_per_minute: int
     bootstrap_token: str | None = None
     operator: Node | None = None
+    _profiles: dict[str, tuple[str, Node]] = field(default_factory=dict)
 
-    async def authenticate(self, authorization: str | None) -> Node:
-        """The node the `Authorization` header speaks for; counts one request against its rate."""
+    async def identify(self, authorization: str | None) -> Identity:
+        """The node a well-formed token with the right secret speaks for. The token may have been
+        revoked since it was cached: `confirm` or the store script catches that."""
         token = _bearer(authorization)
         if (
             self.bootstrap_token is not None
@@ -36,43 +59,69 @@ class Authenticator:
             and hmac.compare_digest(token.encode(), self.bootstrap_token.encode())
         ):
             structlog.contextvars.bind_contextvars(node=self.operator.id)
-            return self.operator
+            return Identity(self.operator, None)
         parts = split_token(token)
         if parts is None:
             raise Unauthenticated("the bearer token is not a valid hub token")
         key_id, secret = parts
-        minute = int(time.time() // 60)
-        found = await self.scripts.authenticate(
-            keys=[self.keys.token(key_id)], args=[self.keys.nodes_tag, minute, 120]
+        profile = self._profiles.get(key_id)
+        if profile is None:
+            profile = await self._lookup(key_id)
+        secret_hash, node = profile
+        if not secret_matches(secret, secret_hash):
+            raise Unauthenticated("unknown or revoked token")
+        structlog.contextvars.bind_contextvars(node=node.id)
+        return Identity(node, key_id)
+
+    async def _lookup(self, key_id: str) -> tuple[str, Node]:
+        found = await self.scripts.lookup_token(
+            keys=[self.keys.token(key_id)], args=[self.keys.core]
         )
         if not found:
             raise Unauthenticated("unknown or revoked token")
-        secret_hash, node_json, count = found
-        if not secret_matches(secret, secret_hash.decode()):
-            raise Unauthenticated("unknown or revoked token")
-        if count > self.rate_limit_per_minute:
-            raise RateLimited(
-                f"more than {self.rate_limit_per_minute} requests this minute",
-                retry_after_s=_seconds_to_next_minute(),
-            )
-        node = Node.from_json(orjson.loads(node_json))
-        structlog.contextvars.bind_contextvars(node=node.id)
-        return node
+        profile = (found[0].decode(), Node.from_json(orjson.loads(found[1])))
+        if len(self._profiles) >= PROFILE_CACHE_SIZE:
+            self._profiles.clear()
+        self._profiles[key_id] = profile
+        return profile
 
-    async def charge(self, node: Node, extra: int) -> None:
-        """Count `extra` more units (a batch counts each alert) and refuse when over the rate."""
-        if extra <= 0 or node is self.operator:
+    async def confirm(self, identity: Identity, cost: int = 1) -> None:
+        """Refuse a revoked token; count `cost` requests against the node's rate."""
+        if identity.key_id is None:
             return
-        key = self.keys.rate(node.id, int(time.time() // 60))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(key, extra)
-            pipe.expire(key, 120)
-            count, _ = await pipe.execute()
-        if count > self.rate_limit_per_minute:
-            raise RateLimited(
-                f"more than {self.rate_limit_per_minute} alerts this minute",
-                retry_after_s=_seconds_to_next_minute(),
-            )
+        used = await self.scripts.confirm_token(
+            keys=[self.keys.token(identity.key_id), self._rate_key(identity.node)],
+            args=[identity.node.id, cost, RATE_COUNTER_TTL_S],
+        )
+        if used < 0:
+            self._profiles.pop(identity.key_id, None)
+            raise Unauthenticated("unknown or revoked token")
+        if used > self.rate_limit_per_minute:
+            raise rate_limited()
+
+    async def authenticate(self, authorization: str | None) -> Node:
+        identity = await self.identify(authorization)
+        await self.confirm(identity)
+        return identity.node
+
+    def store_guard(self, identity: Identity, counted: bool = False) -> StoreGuard:
+        return StoreGuard(
+            token_key=self.keys.token(identity.key_id or "-"),
+            rate_key=self._rate_key(identity.node),
+            rate_limit=0 if counted else self.rate_limit_per_minute,
+        )
+
+    def forget(self, key_id: str) -> None:
+        self._profiles.pop(key_id, None)
+
+    def _rate_key(self, node: Node) -> str:
+        return self.keys.rate(node.id, int(time.time() // 60))
+
+
+def rate_limited() -> RateLimited:
+    return RateLimited(
+        "over the node's rate limit for this minute", retry_after_s=_seconds_to_next_minute()
+    )
 
 
 def require_role(node: Node, role: str) -> None:

@@ -10,7 +10,8 @@ import orjson
 from redis.asyncio import Redis
 
 from hub import canon
-from hub.errors import Conflict, Forbidden, NotFound
+from hub.auth import StoreGuard, rate_limited
+from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from hub.ids import new_cluster_id, new_ulid, rfc3339, utc_now
 from hub.keys import Keys
 from hub.nodes import Node
@@ -102,9 +103,10 @@ class AlertStore:
         self._scripts = scripts
         self._window = dedup_window_s
 
-    async def submit(self, alert: PreparedAlert, sender: Node) -> Outcome:
-        """Store one prepared report. Raises Conflict for a stale revision, a changed body under
-        the same revision, or an update to a retracted alert."""
+    async def submit(self, alert: PreparedAlert, sender: Node, guard: StoreGuard) -> Outcome:
+        """Store one prepared report. Raises Unauthenticated for a token revoked since it was
+        identified, RateLimited over the node's rate, and Conflict for a stale revision, a changed
+        body under the same revision, or an update to a retracted alert."""
         meta = {**alert.sharing.as_json(), "kind": alert.kind}
         reply = await self._scripts.store_alert(
             keys=[
@@ -113,6 +115,8 @@ class AlertStore:
                 self._keys.recent,
                 self._keys.ingest_counts,
                 self._keys.fingerprint(alert.fingerprint),
+                guard.token_key,
+                guard.rate_key,
             ],
             args=[
                 self._keys.core,
@@ -129,8 +133,14 @@ class AlertStore:
                 self._window,
                 orjson.dumps(alert.links),
                 MAX_EARLIER_CHECKED,
+                guard.rate_limit,
+                guard.rate_ttl_s,
             ],
         )
+        if reply[0] == b"unauthenticated":
+            raise Unauthenticated("unknown or revoked token")
+        if reply[0] == b"rate_limited":
+            raise rate_limited()
         status, hub_id, cluster_id, revision = (
             reply[0].decode(),
             reply[1].decode(),

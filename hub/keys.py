@@ -1,10 +1,11 @@
 """Every Redis key the hub uses, under one configurable prefix.
 
-Two hash tags: `{core}` holds everything the ingest script must decide on atomically (alerts, the
-sender-id index, fingerprints, clusters, links, the recent index and the event log), so that the
-script touches one Redis Cluster slot; `{nodes}` holds nodes, tokens and rate counters. The scripts
-build member keys (an alert, a cluster, a link set) from the tag prefix they are given, which stays
-inside the same slot.
+One hash tag, `{core}`, for everything the ingest script decides on atomically: the sender's token
+and rate counter, alerts, the sender-id index, fingerprints, clusters, links, the recent index and
+the event log. The script touches one Redis Cluster slot; the scripts build member keys (an alert,
+a cluster, a link set, a node) from the tag prefix they are given, which stays inside that slot.
+Cross-node dedup must be decided in one place, so this state does not shard; what later grows per
+subscription (feeds) can take tags of its own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,6 @@ class Keys:
     def core(self) -> str:
         """Prefix of every `{core}` key; the Lua scripts append `alert:<hub_id>` and the like."""
         return f"{self.prefix}:{{core}}:"
-
-    @property
-    def nodes_tag(self) -> str:
-        return f"{self.prefix}:{{nodes}}:"
 
     # -- {core}: alerts and the event log
     def alert(self, hub_id: str) -> str:
@@ -57,16 +54,16 @@ class Keys:
     def ingest_counts(self) -> str:
         return f"{self.core}ingest-counts"
 
-    # -- {nodes}: nodes, tokens, rate counters
+    # -- nodes, tokens, rate counters
     def node(self, node_id: str) -> str:
-        return f"{self.nodes_tag}node:{node_id}"
+        return f"{self.core}node:{node_id}"
 
     @property
     def node_ids(self) -> str:
-        return f"{self.nodes_tag}node-ids"
+        return f"{self.core}node-ids"
 
     def token(self, key_id: str) -> str:
-        return f"{self.nodes_tag}token:{key_id}"
+        return f"{self.core}token:{key_id}"
 
     def rate(self, node_id: str, minute: int) -> str:
-        return f"{self.nodes_tag}rate:{node_id}:{minute}"
+        return f"{self.core}rate:{node_id}:{minute}"

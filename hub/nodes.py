@@ -140,7 +140,7 @@ class NodeRegistry:
         issued = issue_token()
         ok = await self._scripts.replace_token(
             keys=[self._keys.node(node_id), self._keys.token(issued.key_id)],
-            args=[self._keys.nodes_tag, node_id, issued.key_id, issued.secret_hash],
+            args=[self._keys.core, node_id, issued.key_id, issued.secret_hash],
         )
         return issued.token if ok else None
 
@@ -166,6 +166,6 @@ class NodeRegistry:
         """'revoked', 'already' or 'missing'."""
         result = await self._scripts.revoke_node(
             keys=[self._keys.node(node_id)],
-            args=[self._keys.nodes_tag, rfc3339(utc_now())],
+            args=[self._keys.core, rfc3339(utc_now())],
         )
         return result.decode() if isinstance(result, bytes) else str(result)

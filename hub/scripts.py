@@ -10,10 +10,22 @@ from redis.commands.core import AsyncScript
 
 store_alert_lua = """
 local sender_ids, events, recent, counts, fp_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local token_key, rate_key = KEYS[6], KEYS[7]
 local core, sender, alert_id = ARGV[1], ARGV[2], ARGV[3]
 local revision, new_hub_id, new_cluster_id, now = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local doc, meta, content_hash, fingerprint = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local window, links_json, max_earlier = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
+local rate_limit, rate_ttl = tonumber(ARGV[15]), tonumber(ARGV[16])
+
+-- The sender's token is checked here, in the same step as the write, so that a token revoked a
+-- moment ago stores nothing; the request is counted against the sender's rate unless the caller
+-- counted it already (rate_limit 0, as a batch does).
+if redis.call('HGET', token_key, 'node_id') ~= sender then return {'unauthenticated'} end
+if rate_limit > 0 then
+  local used = redis.call('INCR', rate_key)
+  if used == 1 then redis.call('EXPIRE', rate_key, rate_ttl) end
+  if used > rate_limit then return {'rate_limited'} end
+end
 
 local links = cjson.decode(links_json)
 
@@ -92,18 +104,25 @@ redis.call('HINCRBY', counts, 'retracted', 1)
 return {'retracted', event_id}
 """
 
-authenticate_lua = """
+lookup_token_lua = """
 local token_key = KEYS[1]
-local nodes_prefix, minute, counter_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local core = ARGV[1]
 
 local token = redis.call('HMGET', token_key, 'node_id', 'secret_hash')
 if not token[1] then return false end
-local node = redis.call('HMGET', nodes_prefix .. 'node:' .. token[1], 'json', 'revoked_at')
+local node = redis.call('HMGET', core .. 'node:' .. token[1], 'json', 'revoked_at')
 if not node[1] or node[2] then return false end
-local rate_key = nodes_prefix .. 'rate:' .. token[1] .. ':' .. minute
-local count = redis.call('INCR', rate_key)
-if count == 1 then redis.call('EXPIRE', rate_key, counter_ttl) end
-return {token[2], node[1], count}
+return {token[2], node[1]}
+"""
+
+confirm_token_lua = """
+local token_key, rate_key = KEYS[1], KEYS[2]
+local node_id, cost, rate_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+
+if redis.call('HGET', token_key, 'node_id') ~= node_id then return -1 end
+local used = redis.call('INCRBY', rate_key, cost)
+if used == cost then redis.call('EXPIRE', rate_key, rate_ttl) end
+return used
 """
 
 create_node_lua = """
@@ -121,11 +140,11 @@ return 1
 
 replace_token_lua = """
 local node_key, new_token_key = KEYS[1], KEYS[2]
-local nodes_prefix, node_id, key_id, secret_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local core, node_id, key_id, secret_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local node = redis.call('HMGET', node_key, 'json', 'revoked_at', 'token_key_id')
 if not node[1] or node[2] then return 0 end
-if node[3] and node[3] ~= '' then redis.call('DEL', nodes_prefix .. 'token:' .. node[3]) end
+if node[3] and node[3] ~= '' then redis.call('DEL', core .. 'token:' .. node[3]) end
 redis.call('HSET', node_key, 'token_key_id', key_id)
 redis.call('HSET', new_token_key, 'node_id', node_id, 'secret_hash', secret_hash)
 return 1
@@ -133,12 +152,12 @@ return 1
 
 revoke_node_lua = """
 local node_key = KEYS[1]
-local nodes_prefix, now = ARGV[1], ARGV[2]
+local core, now = ARGV[1], ARGV[2]
 
 local node = redis.call('HMGET', node_key, 'json', 'revoked_at', 'token_key_id')
 if not node[1] then return 'missing' end
 if node[2] then return 'already' end
-if node[3] and node[3] ~= '' then redis.call('DEL', nodes_prefix .. 'token:' .. node[3]) end
+if node[3] and node[3] ~= '' then redis.call('DEL', core .. 'token:' .. node[3]) end
 redis.call('HSET', node_key, 'revoked_at', now, 'token_key_id', '')
 return 'revoked'
 """
@@ -148,7 +167,8 @@ return 'revoked'
 class Scripts:
     store_alert: AsyncScript
     retract_alert: AsyncScript
-    authenticate: AsyncScript
+    lookup_token: AsyncScript
+    confirm_token: AsyncScript
     create_node: AsyncScript
     replace_token: AsyncScript
     revoke_node: AsyncScript
@@ -158,7 +178,8 @@ class Scripts:
         return cls(
             store_alert=redis.register_script(store_alert_lua),
             retract_alert=redis.register_script(retract_alert_lua),
-            authenticate=redis.register_script(authenticate_lua),
+            lookup_token=redis.register_script(lookup_token_lua),
+            confirm_token=redis.register_script(confirm_token_lua),
             create_node=redis.register_script(create_node_lua),
             replace_token=redis.register_script(replace_token_lua),
             revoke_node=redis.register_script(revoke_node_lua),
@@ -169,7 +190,8 @@ class Scripts:
         for script in (
             self.store_alert,
             self.retract_alert,
-            self.authenticate,
+            self.lookup_token,
+            self.confirm_token,
             self.create_node,
             self.replace_token,
             self.revoke_node,

@@ -69,12 +69,32 @@ async def test_list_nodes_shows_no_tokens(api: Api, redis_url: str) -> None:
 
 
 async def test_revoked_token_fails_at_once(api: Api) -> None:
-    """DELETE /v1/nodes/{id} is 204 and the very next request with that token is 401."""
+    """DELETE /v1/nodes/{id} is 204 and the very next request with that token is 401, on every
+    path, although the hub had just used (and cached) the token."""
+    await api.add_node("al-cert", "AL")
+    status, _ = await api.post("al-cert", threat_alert("before"))
+    assert status == 201
+    resp = await api.client.delete("/v1/nodes/al-cert", headers=api.auth("operator"))
+    assert resp.status == 204
+    status, body = await api.post("al-cert", threat_alert("after"))
+    assert status == 401 and body["error"] == "unauthenticated"
+    status, _ = await api.post("al-cert", {"not": "an alert"})
+    assert status == 401
+    status, _ = await api.get("al-cert", "/v1/alerts")
+    assert status == 401
+    resp = await api.client.post(
+        "/v1/alerts/batch", json={"alerts": [threat_alert("b")]}, headers=api.auth("al-cert")
+    )
+    assert resp.status == 401
+
+
+async def test_unknown_node_id_revoke_is_404(api: Api) -> None:
+    """Revoking an unknown node is a 404; revoking one that exists is 204 once it is gone too."""
     await api.add_node("al-cert", "AL")
     resp = await api.client.delete("/v1/nodes/al-cert", headers=api.auth("operator"))
     assert resp.status == 204
-    status, body = await api.post("al-cert", threat_alert())
-    assert status == 401 and body["error"] == "unauthenticated"
+    resp = await api.client.delete("/v1/nodes/al-cert", headers=api.auth("operator"))
+    assert resp.status == 204
     resp = await api.client.delete("/v1/nodes/nobody", headers=api.auth("operator"))
     assert resp.status == 404
 
