@@ -517,6 +517,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-pin", dest="pin", action="store_false", help="do not pin servers and client to cores"
     )
     parser.add_argument(
+        "--redis-transport",
+        choices=("unix", "tcp"),
+        default="unix",
+        help="how the hub reaches redis-server: a Unix socket (as the embedded Redis of "
+        "`alerthub serve` does) or TCP on loopback",
+    )
+    parser.add_argument(
         "--redis-cpu",
         choices=("server", "client", "free"),
         default="server",
@@ -547,7 +554,9 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(tmp_name)
             try:
                 with affinity(pinning.redis):
-                    store: RedisServer = start_redis_server(tmp / "redis", port=free_port())
+                    store: RedisServer = start_redis_server(
+                        tmp / "redis", port=free_port() if args.redis_transport == "tcp" else None
+                    )
                 cleanup.append(store.stop)
                 with affinity(pinning.server):
                     hub_server = start_server(

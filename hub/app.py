@@ -16,6 +16,7 @@ from redis.retry import Retry
 from hub import api_alerts, api_meta, api_nodes
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator
+from hub.batching import ScriptBatcher
 from hub.context import HUB, Hub
 from hub.dedup import AlertStore
 from hub.errors import (
@@ -163,6 +164,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
     try:
         keys = Keys(settings.key_prefix)
         scripts = Scripts.register(client)
+        batcher = ScriptBatcher(client)
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)
@@ -182,11 +184,12 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             scripts=scripts,
             auth=auth,
             nodes=nodes,
-            store=AlertStore(client, keys, scripts, settings.dedup_window_s),
+            store=AlertStore(client, keys, scripts, settings.dedup_window_s, batcher),
             views=AlertViews(client, keys),
         )
         log.info("hub_started", redis=_redacted(settings.redis_url), prefix=settings.key_prefix)
         yield
+        await batcher.close()
     finally:
         await client.aclose()
 

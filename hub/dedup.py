@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from hub import canon
 from hub.auth import StoreGuard, rate_limited
+from hub.batching import ScriptBatcher
 from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from hub.ids import new_cluster_id, new_ulid, rfc3339, utc_now
 from hub.keys import Keys
@@ -97,8 +98,16 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
 
 
 class AlertStore:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, dedup_window_s: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        dedup_window_s: int,
+        batcher: ScriptBatcher | None = None,
+    ) -> None:
         self._redis = redis
+        self._batcher = batcher or ScriptBatcher(redis)
         self._keys = keys
         self._scripts = scripts
         self._window = dedup_window_s
@@ -108,7 +117,8 @@ class AlertStore:
         identified, RateLimited over the node's rate, and Conflict for a stale revision, a changed
         body under the same revision, or an update to a retracted alert."""
         meta = {**alert.sharing.as_json(), "kind": alert.kind}
-        reply = await self._scripts.store_alert(
+        reply = await self._batcher.call(
+            self._scripts.store_alert,
             keys=[
                 self._keys.sender_ids,
                 self._keys.events,
