@@ -12,6 +12,8 @@ import secrets
 import orjson
 from aiohttp import web
 
+from hub.cli import new_event_loop
+
 ANSWER_STATUS = 201
 
 
@@ -38,7 +40,15 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    web.run_app(create_app(), host=args.host, port=args.port, access_log=None, print=None)
+    # The same event loop as `alerthub serve`, so the ratio compares handlers, not loops.
+    web.run_app(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        loop=new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

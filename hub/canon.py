@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from hub.claim_text import normalise_claim
 __all__ = [
     "canonical_indicator",
     "canonical_url",
+    "content_keys",
     "fingerprint",
     "link_keys",
     "normalise_claim",
@@ -260,6 +262,41 @@ def _claims(alert: dict[str, Any]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """What fingerprint and link keys are made of, canonicalised once per alert."""
+
+    kind: str
+    indicators: tuple[tuple[str, str], ...]
+    urls: frozenset[str]
+    claims: frozenset[str]
+    narrative: str
+
+
+def _content(alert: dict[str, Any]) -> _Content:
+    indicators = tuple(_indicators(alert))
+    urls = {canonical_url(u) for u in _strs(alert, "urls")}
+    urls.update(value for t, value in indicators if t == "url")
+    urls.discard("")
+    claims = frozenset(_claims(alert))
+    narrative = ""
+    if not (indicators or urls or claims):
+        narrative = normalise_claim(_str(alert.get("narrative")))
+    return _Content(
+        kind=_str(alert.get("kind")).strip().lower(),
+        indicators=indicators,
+        urls=frozenset(urls),
+        claims=claims,
+        narrative=narrative,
+    )
+
+
+def content_keys(alert: dict[str, Any]) -> tuple[str, list[str]]:
+    """(fingerprint(alert), link_keys(alert)), canonicalising the alert's content only once."""
+    content = _content(alert)
+    return _fingerprint(content), _link_keys(content, alert)
+
+
 def fingerprint(alert: dict[str, Any]) -> str:
     """Hex SHA-256 of an alert's canonical content: two reports with the same one are duplicates.
 
@@ -269,26 +306,22 @@ def fingerprint(alert: dict[str, Any]) -> str:
     summary, severity, tlp, languages, tags, dates, share, media hashes, id and revision do not
     count. Stable across processes and Python versions (canonical JSON, no `hash()`).
     """
-    indicators: set[str] = set()
-    urls = {canonical_url(u) for u in _strs(alert, "urls")}
-    for t, value in _indicators(alert):
-        indicators.add(f"{t}:{value}")
-        if t == "url":
-            urls.add(value)
-    urls.discard("")
-    claims = _claims(alert)
-    narrative = ""
-    if not (indicators or urls or claims):
-        narrative = normalise_claim(_str(alert.get("narrative")))
-    content = [
-        "alerthub-fingerprint-1",
-        _str(alert.get("kind")).strip().lower(),
-        sorted(indicators),
-        sorted(urls),
-        sorted(claims),
-        narrative,
-    ]
-    data = json.dumps(content, ensure_ascii=True, separators=(",", ":"))
+    return _fingerprint(_content(alert))
+
+
+def _fingerprint(content: _Content) -> str:
+    data = json.dumps(
+        [
+            "alerthub-fingerprint-1",
+            content.kind,
+            sorted({f"{t}:{value}" for t, value in content.indicators}),
+            sorted(content.urls),
+            sorted(content.claims),
+            content.narrative,
+        ],
+        ensure_ascii=True,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(data.encode("ascii")).hexdigest()
 
 
@@ -385,14 +418,15 @@ def link_keys(alert: dict[str, Any]) -> list[str]:
     non-empty claim; "cve:<ID>" per cve indicator. Every key is printable ASCII without spaces or
     braces and at most 200 bytes: an unsafe or over-long value becomes "sha256:<hex digest>".
     """
+    return _link_keys(_content(alert), alert)
+
+
+def _link_keys(content: _Content, alert: dict[str, Any]) -> list[str]:
     keys: set[str] = set()
-    urls = {canonical_url(u) for u in _strs(alert, "urls")}
-    for t, value in _indicators(alert):
+    for t, value in content.indicators:
         if not value:
             continue
-        if t == "url":
-            urls.add(value)
-        elif t == "domain":
+        if t == "domain":
             _host_keys(value, keys)
         elif t in ("ipv4", "ipv6"):
             keys.add(_key("ip", value))
@@ -400,16 +434,15 @@ def link_keys(alert: dict[str, Any]) -> list[str]:
             keys.add(_key("hash:" + t, value))
         elif t == "cve":
             keys.add(_key("cve", value))
-    for url in urls:
-        if url:
-            keys.add(_key("url", url))
-            _host_keys(_url_host(url), keys)
+    for url in content.urls:
+        keys.add(_key("url", url))
+        _host_keys(_url_host(url), keys)
     for media in _dicts(alert, "media_hashes"):
         algorithm = _str(media.get("algorithm")).strip().lower().replace("-", "")
         value = _str(media.get("value")).strip().lower()
         if value:
             keys.add(_key("hash:" + _key_part(algorithm), value))
-    for claim in _claims(alert):
+    for claim in content.claims:
         keys.add("claim:" + hashlib.sha256(claim.encode("utf-8", "surrogatepass")).hexdigest())
     return sorted(keys)
 

@@ -85,14 +85,15 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
         withhold_from=frozenset(share.get("withhold_from", ())) | sender.withhold_from,
     )
     doc_bytes = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    fingerprint, links = canon.content_keys(body)
     return PreparedAlert(
         alert_id=body["id"],
         revision=revision,
         doc=doc_bytes,
         sharing=sharing,
         content_hash=hashlib.sha256(doc_bytes).hexdigest(),
-        fingerprint=canon.fingerprint(body),
-        links=canon.link_keys(body),
+        fingerprint=fingerprint,
+        links=links,
         kind=body["kind"],
     )
 

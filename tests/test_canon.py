@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hub.canon import (
     canonical_indicator,
     canonical_url,
+    content_keys,
     fingerprint,
     link_keys,
     normalise_claim,
@@ -671,3 +672,9 @@ def test_functions_never_raise_on_arbitrary_text(a: str, b: str, c: str) -> None
     assert isinstance(link_keys(alert), list)
     assert isinstance(canonical_url(a), str)
     assert isinstance(normalise_claim(b), str)
+
+
+@pytest.mark.parametrize("alert", [THREAT, DISINFO])
+def test_content_keys_is_fingerprint_and_link_keys(alert: dict) -> None:
+    """The one-pass content_keys used on the ingest path agrees with the two separate functions."""
+    assert content_keys(alert) == (fingerprint(alert), link_keys(alert))
