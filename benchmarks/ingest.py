@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/ingest.py [--runs 3] [--duration 10] [--log-level warning|info]
 
 Starts, in a temporary folder: a real redis-server (append-only file on, fsync every second, as in
-production), one hub process (`python -m hub serve`) and one bare aiohttp server
+production; reached over a Unix socket as `alerthub serve`'s embedded Redis is, or TCP with
+--redis-transport tcp), one hub process (`python -m hub serve`) and one bare aiohttp server
 (benchmarks/bare_server.py: parse the JSON, answer 201). This process is the load generator: an
 asyncio aiohttp client with N keep-alive connections, each posting unique valid threat alerts
 (unique `id` and indicators, so every answer is `created`) to `POST /v1/alerts`. Runs alternate
@@ -648,7 +649,9 @@ def main(argv: list[str] | None = None) -> int:
             "ratio = median hub alerts/s / median bare alerts/s",
             "every alert has a unique id and unique indicators, so every hub answer is 201 "
             "created (hub_answers_not_created counts any other)",
-            "one hub process and one bare process, both on the same aiohttp, access log off; "
+            f"redis reached over {args.redis_transport}; "
+            "one hub process and one bare process, both on the same aiohttp and event loop "
+            "(uvloop where installed), access log off; "
             "the hub's log goes to a file in the temporary folder",
             f"pinning: {pinning.describe()}; cpu_pct are of one core over the measured window; "
             "a client_cpu_pct near 100 means the load generator, not the server, set the pace",
