@@ -173,9 +173,11 @@ class AlertViews:
         kind: str | None,
         target_country: str | None,
     ) -> tuple[list[dict[str, object]], str | None]:
-        """Newest first, only what the caller may see. `next` is the cursor to pass as `after`,
-        None when nothing older remains. One call scans at most LIST_SCAN_LIMIT ids, so a caller
-        who may see little still gets a prompt answer (perhaps short, with a `next`)."""
+        """Newest first, only what the caller may see, and the position to go on from (None
+        when nothing older remains). The position may be an alert the caller may not see: the
+        HTTP layer seals it (cursors.py) before it leaves the hub. One call scans at most
+        LIST_SCAN_LIMIT ids, so a caller who may see little still gets a prompt answer (perhaps
+        short, with a `next`)."""
         upper = f"({after}" if after else "+"
         lower = f"[{ulid_floor(since)}" if since else "-"
         now = utc_now()

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import Any
 
-import redis.exceptions
 import structlog
 from aiohttp import web
 
 from hub.auth import require_role
 from hub.context import HUB, Hub, caller
+from hub.cursors import seal, unseal
 from hub.dedup import Outcome, PreparedAlert, check_claimed_sender, prepare
 from hub.errors import (
     Forbidden,
     HubError,
     ProblemDetail,
-    Unavailable,
     ValidationFailed,
 )
 from hub.ids import is_ulid
 from hub.logs import get_logger
 from hub.nodes import Node
+from hub.redis_faults import store_unavailable
 from hub.web_io import (
     json_response,
     parse_json_object,
@@ -37,9 +38,11 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 KINDS = ("threat", "disinformation")
 
 
-def _prepare_one(hub: Hub, body: dict[str, Any], node: Node) -> PreparedAlert:
+def _prepare_one(
+    hub: Hub, body: dict[str, Any], node: Node, thorough: bool = True
+) -> PreparedAlert:
     check_claimed_sender(body, node)
-    problems = hub.schemas.problems("alert", body)
+    problems = hub.schemas.problems("alert", body, thorough)
     if problems:
         raise ValidationFailed.from_problems(problems, "alert")
     return prepare(body, node)
@@ -83,17 +86,23 @@ async def post_batch(request: web.Request) -> web.Response:
     await hub.auth.confirm(identity, cost=len(alerts))
     guard = hub.auth.store_guard(identity, counted=True)
     results: list[dict[str, Any]] = []
+    refused = 0
     for index, alert in enumerate(alerts):
         try:
-            outcome = await hub.store.submit(
-                _prepare_one(hub, alert, identity.node), identity.node, guard
-            )
+            # Only the first few refusals get the reference validator's detailed explanation:
+            # its cost grows fast with an alert's size, and a batch holds up to 500.
+            prepared = _prepare_one(hub, alert, identity.node, thorough=refused < 10)
+            outcome = await hub.store.submit(prepared, identity.node, guard)
         except HubError as e:
             results.append({"index": index, "status": "rejected", "error": e.body()})
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            refused += 1
+            await asyncio.sleep(0)  # a run of refusals never await Redis: let others in
+        except Exception as e:
             # Earlier alerts are stored; say exactly which were not, so a retry is safe.
-            error = Unavailable("the store is unreachable; this alert was not stored").body()
-            results.append({"index": index, "status": "rejected", "error": error})
+            unavailable = store_unavailable(e)
+            if unavailable is None:
+                raise
+            results.append({"index": index, "status": "rejected", "error": unavailable.body()})
         else:
             results.append({"index": index, **outcome.as_json()})
     structlog.contextvars.bind_contextvars(batch_size=len(alerts))
@@ -106,7 +115,7 @@ async def get_alert(request: web.Request) -> web.Response:
     return json_response(await hub.views.full_json(alert, node))
 
 
-def _list_query(request: web.Request) -> dict[str, Any]:
+def _list_query(request: web.Request, cursor_key: bytes) -> dict[str, Any]:
     """The listing's query parameters, each checked; 422 names every bad one."""
     query = request.query
     problems: list[ProblemDetail] = []
@@ -140,9 +149,13 @@ def _list_query(request: web.Request) -> dict[str, Any]:
                 raise ValueError
         except ValueError:
             problems.append(ProblemDetail("/limit", "range", "must be a whole number 1 to 500"))
-    after = query.get("after") or None
-    if after is not None and not is_ulid(after):
-        problems.append(ProblemDetail("/after", "format", "must be a hub id from `next`"))
+    after = None
+    if query.get("after"):
+        after = unseal(cursor_key, query["after"])
+        if after is None or not is_ulid(after):
+            problems.append(
+                ProblemDetail("/after", "format", "must be a `next` from an earlier listing")
+            )
     if problems:
         raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
     return {"kind": kind, "target_country": target, "since": since, "limit": limit, "after": after}
@@ -150,8 +163,9 @@ def _list_query(request: web.Request) -> dict[str, Any]:
 
 async def list_alerts(request: web.Request) -> web.Response:
     hub, node = await caller(request)
-    params = _list_query(request)
-    alerts, cursor = await hub.views.listing(node, **params)
+    params = _list_query(request, hub.cursor_key)
+    alerts, position = await hub.views.listing(node, **params)
+    cursor = seal(hub.cursor_key, position) if position is not None else None
     return json_response({"alerts": alerts, "next": cursor})
 
 

@@ -6,10 +6,9 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
-import redis.exceptions
 import structlog
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -25,11 +24,11 @@ from hub.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
-    Unavailable,
 )
 from hub.keys import Keys
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
+from hub.redis_faults import store_unavailable
 from hub.scripts import Scripts
 from hub.settings import Settings
 from hub.validation import SchemaSet
@@ -106,21 +105,17 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
             response = json_response(body, status=e.status, headers=_allow_header(e))
         else:
             response = _error_response(converted)
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-        log.warning("redis_unreachable", error=type(e).__name__)
-        response = _error_response(Unavailable("the store is unreachable; nothing was stored"))
-    except redis.exceptions.ResponseError as e:
-        refusal = _redis_refusal(e)
-        if refusal is None:
-            raise
-        log.warning("redis_refused", reason=refusal)
-        response = _error_response(Unavailable("the store refuses writes; nothing was stored"))
-    except Exception:
-        log.exception("request_failed")
-        response = json_response(
-            {"error": "internal", "message": f"internal error; request id {request_id}"},
-            status=500,
-        )
+    except Exception as e:
+        unavailable = store_unavailable(e)
+        if unavailable is not None:
+            log.warning("store_unavailable", error=type(e).__name__, detail=str(e)[:200])
+            response = _error_response(unavailable)
+        else:
+            log.exception("request_failed")
+            response = json_response(
+                {"error": "internal", "message": f"internal error; request id {request_id}"},
+                status=500,
+            )
     response.headers["X-Request-ID"] = request_id
     log.info(
         "request_finished",
@@ -132,19 +127,6 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
-_REDIS_REFUSALS = ("OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MASTERDOWN")
-
-
-def _redis_refusal(error: redis.exceptions.ResponseError) -> str | None:
-    """The code of an error by which Redis refuses work it would otherwise do (full memory, a
-    failing disk, a replica, a load in progress), also when it surfaces from inside a script."""
-    text = str(error)
-    for code in _REDIS_REFUSALS:
-        if text.startswith(code) or f"-{code} " in text:
-            return code
-    return None
-
-
 def _allow_header(e: web.HTTPException) -> dict[str, str] | None:
     allow = e.headers.get("Allow")
     return {"Allow": allow} if allow else None
@@ -154,12 +136,16 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.redis_url is None:
         raise RuntimeError("create_app needs settings.redis_url (the CLI starts embedded Redis)")
-    client = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
-        retry=Retry(NoBackoff(), 1),
-        max_connections=256,
+    # A blocking pool: a burst beyond its size waits for a connection instead of failing.
+    client = Redis.from_pool(
+        BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=256,
+            timeout=5.0,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+            retry=Retry(NoBackoff(), 1),
+        )
     )
     try:
         keys = Keys(settings.key_prefix)
@@ -168,6 +154,8 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)
+        await client.set(keys.cursor_key, secrets.token_bytes(32), nx=True)
+        cursor_key = await client.get(keys.cursor_key)
         auth = Authenticator(
             redis=client,
             keys=keys,
@@ -186,6 +174,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             nodes=nodes,
             store=AlertStore(client, keys, scripts, settings.dedup_window_s, batcher),
             views=AlertViews(client, keys),
+            cursor_key=cursor_key,
         )
         log.info("hub_started", redis=_redacted(settings.redis_url), prefix=settings.key_prefix)
         yield

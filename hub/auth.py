@@ -137,6 +137,8 @@ def _bearer(authorization: str | None) -> str:
     token = authorization[len(_BEARER) :].strip()
     if not token:
         raise Unauthenticated("the bearer token is empty")
+    if not token.isascii():
+        raise Unauthenticated("the bearer token is not a valid hub token")
     return token
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 MAX_BATCH = 128
@@ -53,12 +54,21 @@ class ScriptBatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _execute(self, calls: list[_Call]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            return await pipe.execute(raise_on_error=False)
+
     async def _send(self, calls: list[_Call]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for call in calls:
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-                replies = await pipe.execute(raise_on_error=False)
+            try:
+                replies = await self._execute(calls)
+            except RedisConnectionError:
+                # A pooled connection that died with a Redis restart fails on first use. Once
+                # more on a fresh one: a script that did run answers the same call idempotently
+                # (a resend is `unchanged`), so at worst a caller sees that instead of `created`.
+                replies = await self._execute(calls)
         except BaseException as e:  # the pipeline failed as a whole: every caller learns it
             for call in calls:
                 if not call.future.done():

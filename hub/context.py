@@ -29,6 +29,7 @@ class Hub:
     nodes: NodeRegistry
     store: AlertStore
     views: AlertViews
+    cursor_key: bytes
     started_at: float = field(default_factory=time.monotonic)
 
 

@@ -72,7 +72,7 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
     """The stored form of a schema-valid alert body (checked by check_claimed_sender): the sender
     and its country come from the node, never from the body; the node's standing withholds join
     the alert's own."""
-    revision = body.get("revision", 1)
+    revision = int(body.get("revision", 1))  # 2.0 is the integer 2 to JSON Schema, and here
     if revision > MAX_REVISION:
         raise Conflict(f"revision may be at most {MAX_REVISION}")
     doc = {**body, "revision": revision, "sender": sender.id, "source_country": sender.country}
@@ -179,14 +179,20 @@ class AlertStore:
         return Outcome(status, hub_id, cluster_id, revision)
 
     async def _first_visible(self, hub_ids: list[str], node: Node) -> str | None:
+        """The earliest live report that `node` may see: what its report corroborates. A
+        retracted report corroborates nothing; a node's own earlier report does (it tells the
+        node it reported this content already, so one content is still one `created`)."""
         if not hub_ids:
             return None
         async with self._redis.pipeline(transaction=False) as pipe:
             for hub_id in hub_ids:
-                pipe.hget(self._keys.alert(hub_id), "meta")
-            metas = await pipe.execute()
-        for hub_id, meta in zip(hub_ids, metas, strict=True):
-            if meta is not None and may_see(Sharing.from_json(orjson.loads(meta)), node):
+                pipe.hmget(self._keys.alert(hub_id), ["meta", "status"])
+            rows = await pipe.execute()
+        for hub_id, (meta, status) in zip(hub_ids, rows, strict=True):
+            if meta is None or status == b"retracted":
+                continue
+            sharing = Sharing.from_json(orjson.loads(meta))
+            if may_see(sharing, node):
                 return hub_id
         return None
 

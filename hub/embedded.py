@@ -126,7 +126,7 @@ def start_redis_server(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = data_dir / SOCKET_FILE
-    use_unix = port is None and len(str(sock)) <= MAX_UNIX_SOCKET_PATH
+    use_unix = port is None and len(os.fsencode(sock)) <= MAX_UNIX_SOCKET_PATH
     tcp_port = 0 if use_unix else (port or free_port())
     conf = data_dir / "redis.conf"
     conf.write_text(server_config(data_dir, tcp_port, sock if use_unix else None, appendonly))
@@ -197,9 +197,11 @@ class EmbeddedRedis:
     def _adopt(self) -> RedisServer | None:
         """A server left behind by an owner that was killed, still running on this folder."""
         url = shared_url(self.data_dir)
-        if url is None or not answers(url):
+        if url is None:
             return None
-        pid = _read_pid(self.data_dir / "redis.pid")
+        pid = serving_pid(url, self.data_dir)
+        if pid is None:
+            return None
         return RedisServer(url=url, data_dir=self.data_dir, adopted_pid=pid)
 
     def close(self) -> None:
@@ -222,8 +224,18 @@ def shared_url(data_dir: Path) -> str | None:
         return None
 
 
-def _read_pid(path: Path) -> int | None:
+def serving_pid(url: str, data_dir: Path) -> int | None:
+    """The pid of the Redis at `url` if it keeps its files in `data_dir` (asked of the server
+    itself, so a stale url or pid file never makes us adopt, or stop, somebody else's)."""
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
+        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            served_dir = client.config_get("dir").get("dir")
+            pid = client.info("server").get("process_id")
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
         return None
+    if served_dir is None or Path(served_dir).resolve() != data_dir.resolve():
+        return None
+    return int(pid) if pid is not None else None

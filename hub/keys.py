@@ -51,6 +51,11 @@ class Keys:
         return f"{self.core}events"
 
     @property
+    def cursor_key(self) -> str:
+        """The secret that seals listing cursors, shared by every hub process."""
+        return f"{self.core}cursor-key"
+
+    @property
     def ingest_counts(self) -> str:
         return f"{self.core}ingest-counts"
 

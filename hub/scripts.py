@@ -40,7 +40,8 @@ end
 local existing = redis.call('HGET', sender_ids, sender .. '|' .. alert_id)
 if existing then
   local akey = core .. 'alert:' .. existing
-  local cur = redis.call('HMGET', akey, 'revision', 'content_hash', 'status', 'cluster_id', 'links')
+  local cur = redis.call('HMGET', akey, 'revision', 'content_hash', 'status', 'cluster_id', 'links',
+                         'fingerprint')
   local cur_rev = tonumber(cur[1])
   if revision == cur_rev then
     if cur[2] == content_hash then return {'unchanged', existing, cur[4], cur_rev} end
@@ -52,6 +53,11 @@ if existing then
     redis.call('SREM', core .. 'link:' .. old, existing)
   end
   add_links(existing)
+  if cur[6] ~= fingerprint then
+    -- New content of this report: later reports of it join this cluster (unless another
+    -- cluster already carries that content).
+    redis.call('SET', fp_key, cur[4], 'EX', window, 'NX')
+  end
   redis.call('HSET', akey, 'doc', doc, 'meta', meta, 'revision', revision,
              'content_hash', content_hash, 'updated_at', now, 'links', links_json,
              'fingerprint', fingerprint)
