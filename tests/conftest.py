@@ -101,25 +101,9 @@ def load_example(name: str) -> dict[str, Any]:
 
 
 def threat_alert(alert_id: str = "t-1", **changes: Any) -> dict[str, Any]:
-    alert = {
-        "id": alert_id,
-        "kind": "threat",
-        "title": "Phishing wave impersonating the e-Albania portal",
-        "severity": "critical",
-        "confidence": 90,
-        "tlp": "GREEN",
-        "target_countries": ["AL", "ME"],
-        "languages": ["sq"],
-        "observed_at": "2026-11-21T10:00:00Z",
-        "tags": ["phishing"],
-        "indicators": [
-            {"type": "domain", "value": "e-albania-gov.example"},
-            {"type": "url", "value": "https://e-albania-gov.example/login"},
-            {"type": "ipv4", "value": "203.0.113.7"},
-        ],
-        "attack_patterns": ["T1566.002"],
-        "sectors": ["government"],
-    }
+    """API.md's threat example as a GREEN alert with id `alert_id`, changed by `changes`."""
+    alert = load_example("api-threat-phishing.json")
+    alert.update(id=alert_id, tlp="GREEN")
     alert.update(changes)
     return copy.deepcopy(alert)
 

@@ -18,63 +18,11 @@ from hub.canon import (
     link_keys,
     normalise_claim,
 )
+from tests.conftest import load_example
 
-# The two example alerts of API.md, "The alert body".
-DISINFO = {
-    "id": "rs-cert-2026-0142",
-    "revision": 1,
-    "kind": "disinformation",
-    "title": "Fabricated claim of NATO troop build-up in northern Kosovo",
-    "summary": "Coordinated posts on Telegram and X claim KFOR is massing troops near Zvečan.",
-    "severity": "high",
-    "confidence": 80,
-    "tlp": "GREEN",
-    "target_countries": ["XK", "RS"],
-    "languages": ["sr-Cyrl", "sr-Latn"],
-    "observed_at": "2026-11-20T08:15:00Z",
-    "valid_until": "2026-12-20T00:00:00Z",
-    "tags": ["kfor", "troop-movement"],
-    "narrative": "NATO prepares an offensive against Serbs in the north",
-    "claims": [
-        {
-            "text": "НАТО гомила трупе код Звечана",
-            "language": "sr-Cyrl",
-            "fact_check_url": "https://factcheck.example/kfor-zvecan",
-            "verdict": "false",
-        }
-    ],
-    "urls": ["https://news.example/article?id=77&utm_source=tg"],
-    "platforms": ["telegram", "x"],
-    "actors": [{"platform": "telegram", "handle": "@example_channel"}],
-    "disarm_techniques": ["T0085.001"],
-    "media_hashes": [
-        {
-            "algorithm": "sha256",
-            "value": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        }
-    ],
-    "references": [{"url": "https://factcheck.example/kfor-zvecan", "title": "Debunk"}],
-    "share": {"withhold_from": [], "recipients": []},
-}
-THREAT = {
-    "id": "al-cert-2026-0077",
-    "kind": "threat",
-    "title": "Phishing wave impersonating the e-Albania portal",
-    "severity": "critical",
-    "confidence": 90,
-    "tlp": "AMBER",
-    "target_countries": ["AL", "ME"],
-    "languages": ["sq"],
-    "observed_at": "2026-11-21T10:00:00Z",
-    "tags": ["phishing"],
-    "indicators": [
-        {"type": "domain", "value": "e-albania-gov.example"},
-        {"type": "url", "value": "https://e-albania-gov.example/login"},
-        {"type": "ipv4", "value": "203.0.113.7"},
-    ],
-    "attack_patterns": ["T1566.002"],
-    "sectors": ["government"],
-}
+# The two example alerts of API.md, "The alert body", as published in schemas/examples.
+DISINFO = load_example("api-disinformation-sr-cyrl.json")
+THREAT = load_example("api-threat-phishing.json")
 
 # Official Serbian Cyrillic → Latin table, written independently of hub.canon for the tests.
 SERBIAN_LATIN = dict(
