@@ -92,6 +92,45 @@ class StoredAlert:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class AlertHeader:
+    """What deciding about an alert takes, without its body: who may see it, its kind and
+    targets, its cluster. Listings, reporters and related alerts filter on headers and load
+    bodies only for what the caller will get."""
+
+    hub_id: str
+    sharing: Sharing
+    kind: str
+    targets: frozenset[str]
+    cluster_id: str
+    received_at: str
+
+    def matches(self, caller: Node, kind: str | None, target: str | None) -> bool:
+        if kind is not None and self.kind != kind:
+            return False
+        if target is not None and target not in self.targets:
+            return False
+        return may_see(self.sharing, caller)
+
+
+_HEADER_FIELDS = ["meta", "cluster_id", "received_at"]
+
+
+def _header(hub_id: str, row: list[bytes | None]) -> AlertHeader | None:
+    meta, cluster_id, received_at = row
+    if meta is None:
+        return None
+    data = orjson.loads(meta)
+    return AlertHeader(
+        hub_id=hub_id,
+        sharing=Sharing.from_json(data),
+        kind=data["kind"],
+        targets=frozenset(data.get("targets", ())),
+        cluster_id=cluster_id.decode() if cluster_id else "",
+        received_at=received_at.decode() if received_at else "",
+    )
+
+
 def _parse_time(text: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -110,6 +149,13 @@ class AlertViews:
                 pipe.hmget(self._keys.alert(hub_id), list(_FIELDS))
             rows = await pipe.execute()
         return [StoredAlert.from_row(h, r) for h, r in zip(hub_ids, rows, strict=True)]
+
+    async def _headers(self, hub_ids: list[str]) -> list[AlertHeader | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hmget(self._keys.alert(hub_id), _HEADER_FIELDS)
+            rows = await pipe.execute()
+        return [_header(h, r) for h, r in zip(hub_ids, rows, strict=True)]
 
     async def visible(self, hub_id: str, caller: Node) -> StoredAlert:
         """The stored alert, or NotFound when it does not exist or the caller may not see it."""
@@ -136,7 +182,7 @@ class AlertViews:
             )
         ]
         reporters = []
-        for member in await self._load_many(members):
+        for member in await self._headers(members):
             if member is not None and may_see(member.sharing, caller):
                 reporters.append(
                     {
@@ -154,7 +200,7 @@ class AlertViews:
         found = await self._redis.sunion([self._keys.link(k) for k in alert.links])
         others = sorted({m.decode() for m in found} - {alert.hub_id})
         related = []
-        for other in await self._load_many(others[: MAX_RELATED * 4]):
+        for other in await self._headers(others[: MAX_RELATED * 4]):
             if (
                 other is not None
                 and other.cluster_id != alert.cluster_id
@@ -180,35 +226,28 @@ class AlertViews:
         short, with a `next`)."""
         upper = f"({after}" if after else "+"
         lower = f"[{ulid_floor(since)}" if since else "-"
-        now = utc_now()
-        found: list[dict[str, object]] = []
+        chosen: list[str] = []
         scanned = 0
-        cursor: str | None = None
-        while len(found) < limit and scanned < LIST_SCAN_LIMIT:
+        position: str | None = None
+        exhausted = False
+        while len(chosen) < limit and scanned < LIST_SCAN_LIMIT:
             ids = [
                 m.decode()
                 for m in await self._redis.zrevrangebylex(
                     self._keys.recent, upper, lower, start=0, num=LIST_SCAN_CHUNK
                 )
             ]
-            if not ids:
-                return found, None
-            for hub_id, alert in zip(ids, await self._load_many(ids), strict=True):
+            for header in await self._headers(ids):
                 scanned += 1
-                cursor = hub_id
-                if alert is not None and _matches(alert, caller, kind, target_country):
-                    found.append(alert.summary_json(now))
-                    if len(found) == limit:
+                position = header.hub_id if header is not None else position
+                if header is not None and header.matches(caller, kind, target_country):
+                    chosen.append(header.hub_id)
+                    if len(chosen) == limit:
                         break
-            upper = f"({cursor}"
-            if len(ids) < LIST_SCAN_CHUNK and len(found) < limit:
-                return found, None
-        return found, cursor
-
-
-def _matches(alert: StoredAlert, caller: Node, kind: str | None, target: str | None) -> bool:
-    if kind is not None and alert.kind != kind:
-        return False
-    if target is not None and target not in alert.doc.get("target_countries", ()):
-        return False
-    return may_see(alert.sharing, caller)
+            if len(ids) < LIST_SCAN_CHUNK and len(chosen) < limit:
+                exhausted = True
+                break
+            upper = f"({ids[-1]}"
+        now = utc_now()
+        found = [a.summary_json(now) for a in await self._load_many(chosen) if a is not None]
+        return found, None if exhausted else position

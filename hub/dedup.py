@@ -34,6 +34,7 @@ class PreparedAlert:
     fingerprint: str
     links: list[str]
     kind: str
+    target_countries: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
         fingerprint=fingerprint,
         links=links,
         kind=body["kind"],
+        target_countries=tuple(sorted(set(body.get("target_countries", ())))),
     )
 
 
@@ -117,7 +119,7 @@ class AlertStore:
         """Store one prepared report. Raises Unauthenticated for a token revoked since it was
         identified, RateLimited over the node's rate, and Conflict for a stale revision, a changed
         body under the same revision, or an update to a retracted alert."""
-        meta = {**alert.sharing.as_json(), "kind": alert.kind}
+        meta = {**alert.sharing.as_json(), "kind": alert.kind, "targets": alert.target_countries}
         reply = await self._batcher.call(
             self._scripts.store_alert,
             keys=[
