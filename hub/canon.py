@@ -397,11 +397,12 @@ def _url_host(url: str) -> str:
 def _host_keys(host: str, keys: set[str]) -> None:
     if not host:
         return
-    try:
-        keys.add(_key("ip", ipaddress.ip_address(host).compressed))
-        return
-    except ValueError:
-        pass
+    if host[0].isdigit() or ":" in host:  # only these can be IP addresses; spare the exception
+        try:
+            keys.add(_key("ip", ipaddress.ip_address(host).compressed))
+            return
+        except ValueError:
+            pass
     domain = host.removeprefix("www.")
     if domain and not _is_platform(domain):
         keys.add(_key("domain", domain))
