@@ -30,7 +30,7 @@ from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.redis_faults import store_unavailable
 from hub.scripts import Scripts
-from hub.settings import Settings
+from hub.settings import Settings, redact_url
 from hub.validation import SchemaSet
 from hub.web_io import json_response
 
@@ -50,6 +50,7 @@ STATUS_OF: dict[str, int] = {
     "unavailable": 503,
 }
 SETTINGS = web.AppKey("settings", Settings)
+SCHEMAS_KEY = web.AppKey("schema_set", SchemaSet)
 OPERATOR_PROFILE = {
     "id": OPERATOR_NODE_ID,
     "name": "Hub operator",
@@ -176,19 +177,11 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             views=AlertViews(client, keys),
             cursor_key=cursor_key,
         )
-        log.info("hub_started", redis=_redacted(settings.redis_url), prefix=settings.key_prefix)
+        log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         yield
         await batcher.close()
     finally:
         await client.aclose()
-
-
-def _redacted(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"
-
-
-SCHEMAS_KEY = web.AppKey("schema_set", SchemaSet)
 
 
 def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Application:

@@ -36,8 +36,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "bootstrap_token" and value is not None:
                 value = "***"
-            if f.name == "redis_url" and value and "@" in value:
-                value = _hide_password(value)
+            if f.name == "redis_url" and value:
+                value = redact_url(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -137,8 +137,11 @@ def _prefix(raw: str | None) -> str:
     return prefix
 
 
-def _hide_password(url: str) -> str:
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ***, safe to log."""
     scheme, _, rest = url.partition("://")
-    creds, _, host = rest.rpartition("@")
+    creds, at, host = rest.rpartition("@")
+    if not at:
+        return url
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
