@@ -141,12 +141,21 @@ def test_number_as_string_is_a_type_problem() -> None:
     assert problems == [Problem("/confidence", "type", "must be an integer")]
 
 
+def test_wrong_kind_field_says_which_kind_in_both_explanations() -> None:
+    """A field of the other kind is named, with its kind, by the reference and the compiled
+    explanation alike."""
+    document = _with(THREAT, narrative="x")
+    expected = [Problem("/narrative", "falseSchema", "is only allowed when kind is disinformation")]
+    assert SCHEMA_SET.problems("alert", document) == expected
+    assert SCHEMA_SET.problems("alert", document, thorough=False) == expected
+
+
 def test_unknown_field_names_the_field() -> None:
     """An unknown top-level field is reported at its own pointer."""
     problems = SCHEMA_SET.problems("alert", _with(THREAT, foo=1, **{"a/b": 2}))
     assert problems == [
-        Problem("/a~1b", "unevaluatedProperties", "is not allowed here"),
-        Problem("/foo", "unevaluatedProperties", "is not allowed here"),
+        Problem("/a~1b", "additionalProperties", "is not allowed here"),
+        Problem("/foo", "additionalProperties", "is not allowed here"),
     ]
 
 
