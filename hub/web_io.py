@@ -22,8 +22,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refused with PayloadTooLarge as soon as it passes `limit` bytes."""
     declared = request.content_length
-    if declared is not None and declared > limit:
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    if declared is not None:
+        if declared > limit:
+            raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+        return await request.read()  # exactly `declared` bytes, in one piece
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(65536):

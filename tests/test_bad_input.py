@@ -137,3 +137,20 @@ async def test_oversize_batch_is_413(api: Api) -> None:
         headers={**api.auth("al-cert"), "Content-Type": "application/json"},
     )
     assert resp.status == 413
+
+
+async def test_chunked_body_over_the_limit_is_413(api: Api) -> None:
+    """A body sent without Content-Length is cut off at the limit with a 413."""
+    await api.add_node("al-cert", "AL")
+
+    async def chunks():
+        for _ in range(40):
+            yield b"x" * 16384
+
+    resp = await api.client.post(
+        "/v1/alerts",
+        data=chunks(),
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "payload_too_large"
