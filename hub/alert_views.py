@@ -37,7 +37,6 @@ class StoredAlert:
     hub_id: str
     doc: dict
     sharing: Sharing
-    kind: str
     cluster_id: str
     received_at: str
     updated_at: str | None
@@ -51,13 +50,15 @@ class StoredAlert:
         fields = dict(zip(_FIELDS, row, strict=True))
         if fields["doc"] is None or fields["meta"] is None:
             return None
-        meta = orjson.loads(fields["meta"])
-        text = {k: (v.decode() if v is not None else None) for k, v in fields.items()}
+        text = {
+            k: (v.decode() if v is not None else None)
+            for k, v in fields.items()
+            if k not in ("doc", "meta", "links")
+        }
         return cls(
             hub_id=hub_id,
             doc=orjson.loads(fields["doc"]),
-            sharing=Sharing.from_json(meta),
-            kind=meta["kind"],
+            sharing=Sharing.from_json(orjson.loads(fields["meta"])),
             cluster_id=text["cluster_id"] or "",
             received_at=text["received_at"] or "",
             updated_at=text["updated_at"],

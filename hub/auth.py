@@ -111,9 +111,6 @@ class Authenticator:
             rate_limit=0 if counted else self.rate_limit_per_minute,
         )
 
-    def forget(self, key_id: str) -> None:
-        self._profiles.pop(key_id, None)
-
     def _rate_key(self, node: Node) -> str:
         return self.keys.rate(node.id, int(time.time() // 60))
 
