@@ -29,6 +29,7 @@ from hub.keys import Keys
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.redis_faults import store_unavailable
+from hub.redis_pipe import PipelinedRedis
 from hub.scripts import Scripts
 from hub.settings import Settings, redact_url
 from hub.validation import SchemaSet
@@ -151,7 +152,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
     try:
         keys = Keys(settings.key_prefix)
         scripts = Scripts.register(client)
-        batcher = ScriptBatcher(client)
+        batcher = ScriptBatcher(PipelinedRedis(settings.redis_url, timeout_s=5.0))
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)

@@ -107,10 +107,10 @@ class AlertStore:
         keys: Keys,
         scripts: Scripts,
         dedup_window_s: int,
-        batcher: ScriptBatcher | None = None,
+        batcher: ScriptBatcher,
     ) -> None:
         self._redis = redis
-        self._batcher = batcher or ScriptBatcher(redis)
+        self._batcher = batcher
         self._keys = keys
         self._scripts = scripts
         self._window = dedup_window_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 import random
 import string
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.canon import (
+    _canonical_url_general,
     canonical_indicator,
     canonical_url,
     content_keys,
@@ -190,6 +192,40 @@ def test_canonical_url_idempotent_on_generated_urls(url: str) -> None:
     """canonical_url is a fixed point on URL-like strings built from their parts."""
     once = canonical_url(url)
     assert canonical_url(once) == once
+
+
+_plain_urls = st.tuples(
+    st.sampled_from(["http", "https"]),
+    st.lists(
+        st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_size=8),
+        min_size=1,
+        max_size=3,
+    ).map(".".join),
+    st.lists(st.text(string.ascii_letters + "-._~!$&'()*+,;=:@", max_size=6), max_size=3).map(
+        lambda segs: "/" + "/".join(segs)
+    )
+    | st.just(""),
+    _queries | st.text("abz=&?/:_-%", max_size=10).map(lambda q: "?" + q),
+).map("{0[0]}://{0[1]}{0[2]}{0[3]}".format)
+
+
+@given(st.one_of(_urls, _plain_urls))
+@settings(max_examples=500)
+def test_canonical_url_fast_path_agrees_with_general_path(url: str) -> None:
+    """The shortcut for plain http(s) URLs gives what the general path gives."""
+    assert canonical_url(url) == _canonical_url_general(url.strip())
+
+
+@given(
+    st.ip_addresses(v=4).map(str) | st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){3}", fullmatch=True)
+)
+def test_plain_ipv4_shortcut_agrees_with_ipaddress(text: str) -> None:
+    """A dotted quad comes out as the ipaddress module writes it, or unchanged when invalid."""
+    try:
+        expected = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = text
+    assert canonical_indicator("ipv4", text) == expected
 
 
 @given(_urls)
