@@ -25,6 +25,7 @@ from hub.errors import (
     PayloadTooLarge,
     RateLimited,
 )
+from hub.ids import new_ulid
 from hub.keys import Keys
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
@@ -83,7 +84,7 @@ def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID", "")
     if 0 < len(given) <= 64 and all(c.isalnum() or c in "-_." for c in given):
         return given
-    return secrets.token_hex(8)
+    return new_ulid()  # unique across processes, time-ordered, and cheaper than a token
 
 
 @web.middleware

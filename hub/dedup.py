@@ -13,7 +13,7 @@ from hub import canon
 from hub.auth import StoreGuard, rate_limited
 from hub.batching import ScriptBatcher
 from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
-from hub.ids import new_cluster_id, new_ulid, rfc3339, utc_now
+from hub.ids import new_cluster_id, new_ulid, now_rfc3339
 from hub.keys import Keys
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
@@ -138,7 +138,7 @@ class AlertStore:
                 alert.revision,
                 new_ulid(),
                 new_cluster_id(),
-                rfc3339(utc_now()),
+                now_rfc3339(),
                 alert.doc,
                 orjson.dumps(meta),
                 alert.content_hash,
@@ -203,7 +203,7 @@ class AlertStore:
         already checked that the alert exists, is visible and belongs to `sender`."""
         reply = await self._scripts.retract_alert(
             keys=[self._keys.alert(hub_id), self._keys.events, self._keys.ingest_counts],
-            args=[hub_id, sender.id, rfc3339(utc_now()), reason],
+            args=[hub_id, sender.id, now_rfc3339(), reason],
         )
         status = reply[0].decode()
         if status == "missing":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import random
 import string
 
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from hub.canon import (
     _canonical_url_general,
+    _Content,
+    _fingerprint_input,
     canonical_indicator,
     canonical_url,
     content_keys,
@@ -662,3 +665,37 @@ def test_functions_never_raise_on_arbitrary_text(a: str, b: str, c: str) -> None
 def test_content_keys_is_fingerprint_and_link_keys(alert: dict) -> None:
     """The one-pass content_keys used on the ingest path agrees with the two separate functions."""
     assert content_keys(alert) == (fingerprint(alert), link_keys(alert))
+
+
+# Any code point, lone surrogates included; or ASCII only, DEL and control characters included.
+_any_text = st.text(st.characters(exclude_categories=()))
+_ascii_text = st.text(st.characters(max_codepoint=127) | st.sampled_from("\x7f\x00\"\\"))
+
+
+@given(st.data())
+def test_fingerprint_input_is_the_reference_json(data: st.DataObject) -> None:
+    """The fast serialisation writes exactly what json.dumps(ensure_ascii=True) writes."""
+    text = data.draw(st.sampled_from([_ascii_text, _any_text]))
+    indicators = data.draw(st.lists(st.tuples(st.sampled_from(["url", "x"]), text), max_size=4))
+    claims = data.draw(st.lists(text, max_size=3))
+    narrative = data.draw(text)
+    content = _Content(
+        kind="threat",
+        indicators=tuple(indicators),
+        urls=frozenset(v for _, v in indicators),
+        claims=frozenset(claims),
+        narrative=narrative,
+    )
+    reference = json.dumps(
+        [
+            "alerthub-fingerprint-1",
+            "threat",
+            sorted({f"{t}:{v}" for t, v in indicators}),
+            sorted(content.urls),
+            sorted(content.claims),
+            narrative,
+        ],
+        ensure_ascii=True,
+        separators=(",", ":"),
+    ).encode()
+    assert _fingerprint_input(content) == reference

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from hub.ids import UlidGenerator, is_ulid, ulid_floor
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.ids import (
+    UlidGenerator,
+    _encode,
+    _ulid_text,
+    is_ulid,
+    now_rfc3339,
+    rfc3339,
+    ulid_floor,
+    utc_now,
+)
 
 
 def test_ids_made_in_one_millisecond_keep_their_order() -> None:
@@ -29,3 +41,20 @@ def test_floor_bounds_ids_of_that_moment() -> None:
     ms = int(moment.timestamp() * 1000)
     assert UlidGenerator().new(now_ms=ms) >= ulid_floor(moment)
     assert UlidGenerator().new(now_ms=ms - 1) < ulid_floor(moment)
+
+
+@given(st.integers(0, 2**48 - 1), st.integers(0, 2**80 - 1))
+def test_ulid_text_is_the_digit_by_digit_encoding(ms: int, random: int) -> None:
+    """The one-call encoding gives the Crockford digits of the timestamp and the random part."""
+    assert _ulid_text(ms, random) == _encode(ms, 10) + _encode(random, 16)
+
+
+def test_now_rfc3339_is_the_current_utc_time() -> None:
+    """Same text as rfc3339(utc_now()), to the millisecond, read between two clock readings."""
+    before = utc_now()
+    text = now_rfc3339()
+    after = utc_now()
+    assert len(text) == 24 and text.endswith("Z")
+    assert rfc3339(before) <= text <= rfc3339(after)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    assert before - timedelta(milliseconds=1) <= moment <= after
