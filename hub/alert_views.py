@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from hub.errors import NotFound
 from hub.ids import is_ulid, ulid_floor, utc_now
-from hub.keys import Keys
+from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 
@@ -25,6 +25,7 @@ _FIELDS = (
     "retracted_at",
     "retraction_reason",
     "links",
+    "links_bucket",
 )
 MAX_REPORTERS = 200
 MAX_RELATED = 50
@@ -44,6 +45,7 @@ class StoredAlert:
     retracted_at: str | None
     retraction_reason: str | None
     links: list[str]
+    links_bucket: int | None
 
     @classmethod
     def from_row(cls, hub_id: str, row: list[bytes | None]) -> StoredAlert | None:
@@ -53,7 +55,7 @@ class StoredAlert:
         text = {
             k: (v.decode() if v is not None else None)
             for k, v in fields.items()
-            if k not in ("doc", "meta", "links")
+            if k not in ("doc", "meta", "links", "links_bucket")
         }
         return cls(
             hub_id=hub_id,
@@ -66,6 +68,7 @@ class StoredAlert:
             retracted_at=text["retracted_at"],
             retraction_reason=text["retraction_reason"],
             links=orjson.loads(fields["links"]) if fields["links"] else [],
+            links_bucket=int(fields["links_bucket"]) if fields["links_bucket"] else None,
         )
 
     def current_status(self, now: datetime) -> str:
@@ -140,9 +143,10 @@ def _parse_time(text: str) -> datetime | None:
 
 
 class AlertViews:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, window_s: int) -> None:
         self._redis = redis
         self._keys = keys
+        self._window_s = window_s
 
     async def _load_many(self, hub_ids: list[str]) -> list[StoredAlert | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -198,8 +202,20 @@ class AlertViews:
     async def _related(self, alert: StoredAlert, caller: Node) -> list[str]:
         if not alert.links:
             return []
-        found = await self._redis.sunion([self._keys.link(k) for k in alert.links])
-        others = sorted({m.decode() for m in found} - {alert.hub_id})
+        current = links_bucket_now(self._window_s)
+        buckets = {current, current - 1}
+        if alert.links_bucket is not None:
+            buckets.add(alert.links_bucket)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for bucket in sorted(buckets):
+                for link in alert.links:  # at most ~1,500 (the schema's list limits)
+                    # Members are "<link> <hub_id>"; "!" is the character after " ".
+                    pipe.zrangebylex(
+                        self._keys.links(bucket), f"[{link} ", f"({link}!", 0, MAX_RELATED * 4
+                    )
+            found = await pipe.execute()
+        ids = {member.rpartition(b" ")[2].decode() for members in found for member in members}
+        others = sorted(ids - {alert.hub_id})
         related = []
         for other in await self._headers(others[: MAX_RELATED * 4]):
             if (

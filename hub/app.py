@@ -176,7 +176,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             auth=auth,
             nodes=nodes,
             store=AlertStore(client, keys, scripts, settings.dedup_window_s, batcher),
-            views=AlertViews(client, keys),
+            views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)

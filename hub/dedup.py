@@ -14,7 +14,7 @@ from hub.auth import StoreGuard, rate_limited
 from hub.batching import ScriptBatcher
 from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from hub.ids import new_cluster_id, new_ulid, now_rfc3339
-from hub.keys import Keys
+from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 from hub.scripts import Scripts
@@ -120,6 +120,7 @@ class AlertStore:
         identified, RateLimited over the node's rate, and Conflict for a stale revision, a changed
         body under the same revision, or an update to a retracted alert."""
         meta = {**alert.sharing.as_json(), "kind": alert.kind, "targets": alert.target_countries}
+        links_bucket = links_bucket_now(self._window)
         reply = await self._batcher.call(
             self._scripts.store_alert,
             keys=[
@@ -130,6 +131,7 @@ class AlertStore:
                 self._keys.fingerprint(alert.fingerprint),
                 guard.token_key,
                 guard.rate_key,
+                self._keys.links(links_bucket),
             ],
             args=[
                 self._keys.core,
@@ -148,6 +150,7 @@ class AlertStore:
                 MAX_EARLIER_CHECKED,
                 guard.rate_limit,
                 guard.rate_ttl_s,
+                links_bucket,
             ],
         )
         if reply[0] == b"unauthenticated":

@@ -3,13 +3,15 @@
 One hash tag, `{core}`, for everything the ingest script decides on atomically: the sender's token
 and rate counter, alerts, the sender-id index, fingerprints, clusters, links, the recent index and
 the event log. The script touches one Redis Cluster slot; the scripts build member keys (an alert,
-a cluster, a link set, a node) from the tag prefix they are given, which stays inside that slot.
+a cluster, a window's link index, a node) from the tag prefix they are given, which stays inside
+that slot.
 Cross-node dedup must be decided in one place, so this state does not shard; what later grows per
 subscription (feeds) can take tags of its own.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 
@@ -29,8 +31,12 @@ class Keys:
     def cluster(self, cluster_id: str) -> str:
         return f"{self.core}cluster:{cluster_id}"
 
-    def link(self, link_key: str) -> str:
-        return f"{self.core}link:{link_key}"
+    def links(self, bucket: int) -> str:
+        """Sorted set, every score 0, members "<link key> <hub_id>": which alerts carried each
+        link key during one dedup window (bucket = unix time // window). One key per window rather
+        than a set per link key: storing an alert costs one ZADD, not an SADD and an EXPIRE per
+        link key, and Redis keeps one key instead of several per alert."""
+        return f"{self.core}links:{bucket}"
 
     @property
     def sender_ids(self) -> str:
@@ -72,3 +78,8 @@ class Keys:
 
     def rate(self, node_id: str, minute: int) -> str:
         return f"{self.core}rate:{node_id}:{minute}"
+
+
+def links_bucket_now(window_s: int) -> int:
+    """The dedup window whose link index (Keys.links) is written to now."""
+    return int(time.time()) // window_s

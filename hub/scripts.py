@@ -10,12 +10,13 @@ from redis.commands.core import AsyncScript
 
 store_alert_lua = """
 local sender_ids, events, recent, counts, fp_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local token_key, rate_key = KEYS[6], KEYS[7]
+local token_key, rate_key, links_key = KEYS[6], KEYS[7], KEYS[8]
 local core, sender, alert_id = ARGV[1], ARGV[2], ARGV[3]
 local revision, new_hub_id, new_cluster_id, now = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local doc, meta, content_hash, fingerprint = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local window, links_json, max_earlier = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
 local rate_limit, rate_ttl = tonumber(ARGV[15]), tonumber(ARGV[16])
+local links_bucket = ARGV[17]
 
 -- The sender's token is checked here, in the same step as the write, so that a token revoked a
 -- moment ago stores nothing; the request is counted against the sender's rate unless the caller
@@ -29,11 +30,33 @@ end
 
 local links = cjson.decode(links_json)
 
+-- One window's link index (keys.py, Keys.links): a member "<link key> <hub_id>" per link key,
+-- written in chunks that stay far below Lua's stack limit. The index outlives its window by
+-- another two, so that "related" still finds an alert's partners after the window turns.
+local function link_members(list, hub_id, from)
+  local members = {}
+  for i = from, math.min(from + 199, #list) do
+    members[#members + 1] = list[i] .. ' ' .. hub_id
+  end
+  return members
+end
+
 local function add_links(hub_id)
-  for _, link in ipairs(links) do
-    local key = core .. 'link:' .. link
-    redis.call('SADD', key, hub_id)
-    redis.call('EXPIRE', key, window)
+  for from = 1, #links, 200 do
+    local args = {}
+    for _, member in ipairs(link_members(links, hub_id, from)) do
+      args[#args + 1] = 0
+      args[#args + 1] = member
+    end
+    redis.call('ZADD', links_key, unpack(args))
+  end
+  if #links > 0 then redis.call('EXPIRE', links_key, 3 * window) end
+end
+
+local function remove_links(list, bucket, hub_id)
+  if not bucket then return end
+  for from = 1, #list, 200 do
+    redis.call('ZREM', core .. 'links:' .. bucket, unpack(link_members(list, hub_id, from)))
   end
 end
 
@@ -41,7 +64,7 @@ local existing = redis.call('HGET', sender_ids, sender .. '|' .. alert_id)
 if existing then
   local akey = core .. 'alert:' .. existing
   local cur = redis.call('HMGET', akey, 'revision', 'content_hash', 'status', 'cluster_id', 'links',
-                         'fingerprint')
+                         'fingerprint', 'links_bucket')
   local cur_rev = tonumber(cur[1])
   if revision == cur_rev then
     if cur[2] == content_hash then return {'unchanged', existing, cur[4], cur_rev} end
@@ -49,9 +72,7 @@ if existing then
   end
   if revision < cur_rev then return {'stale', existing, cur[4], cur_rev} end
   if cur[3] == 'retracted' then return {'retracted', existing, cur[4], cur_rev} end
-  for _, old in ipairs(cjson.decode(cur[5])) do
-    redis.call('SREM', core .. 'link:' .. old, existing)
-  end
+  remove_links(cjson.decode(cur[5]), cur[7], existing)
   add_links(existing)
   if cur[6] ~= fingerprint then
     -- New content of this report: later reports of it join this cluster (unless another
@@ -60,7 +81,7 @@ if existing then
   end
   redis.call('HSET', akey, 'doc', doc, 'meta', meta, 'revision', revision,
              'content_hash', content_hash, 'updated_at', now, 'links', links_json,
-             'fingerprint', fingerprint)
+             'links_bucket', links_bucket, 'fingerprint', fingerprint)
   local event_id = redis.call('XADD', events, '*', 'type', 'updated', 'hub_id', existing,
                               'cluster_id', cur[4], 'sender', sender, 'revision', revision,
                               'occurred_at', now)
@@ -82,7 +103,7 @@ redis.call('RPUSH', core .. 'cluster:' .. cluster_id, new_hub_id)
 redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'sender', sender,
            'alert_id', alert_id, 'revision', revision, 'content_hash', content_hash,
            'cluster_id', cluster_id, 'received_at', now, 'status', 'active',
-           'links', links_json, 'fingerprint', fingerprint)
+           'links', links_json, 'links_bucket', links_bucket, 'fingerprint', fingerprint)
 redis.call('HSET', sender_ids, sender .. '|' .. alert_id, new_hub_id)
 redis.call('ZADD', recent, 0, new_hub_id)
 add_links(new_hub_id)

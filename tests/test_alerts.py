@@ -323,3 +323,25 @@ async def test_update_relinks_related_alerts(nodes: Api) -> None:
     await nodes.post("al-cert", disinfo_alert("al-1", revision=2, urls=["https://b.example/y"]))
     _, stored = await nodes.get("me-cert", f"/v1/alerts/{other['hub_id']}")
     assert stored["related"] == []
+
+
+async def test_many_indicators_link_and_unlink(nodes: Api) -> None:
+    """An alert with a thousand indicators (the schema's most) is stored, related through its
+    last one, and unlinked by an update: the link index is written and cleared in chunks."""
+    many = [{"type": "domain", "value": f"d{i}.example"} for i in range(1000)]
+    _, big = await nodes.post("al-cert", threat_alert("al-big", indicators=many))
+    status, small = await nodes.post(
+        "rs-cert",
+        threat_alert("rs-small", indicators=[{"type": "domain", "value": "d999.example"}]),
+    )
+    assert status == 201 and small["status"] == "created"
+    _, stored = await nodes.get("me-cert", f"/v1/alerts/{small['hub_id']}")
+    assert stored["related"] == [big["hub_id"]]
+    _, stored = await nodes.get("me-cert", f"/v1/alerts/{big['hub_id']}")
+    assert stored["related"] == [small["hub_id"]]
+    other = [{"type": "domain", "value": "elsewhere.example"}]
+    status, _ = await nodes.post("al-cert", threat_alert("al-big", revision=2, indicators=other))
+    assert status == 200
+    _, stored = await nodes.get("me-cert", f"/v1/alerts/{small['hub_id']}")
+    assert stored["related"] == []
+
