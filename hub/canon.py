@@ -241,7 +241,11 @@ def canonical_indicator(type_: str, value: str) -> str:
     sha256/sha1/md5 → lowercase; cve → uppercase; anything else → stripped, casefolded. The type
     is matched case-insensitively; STIX names (`ipv4-addr`, `domain-name`, …) are aliases.
     """
-    t = _indicator_type(type_)
+    return _canonical_value(_indicator_type(type_), value)
+
+
+def _canonical_value(t: str, value: str) -> str:
+    """canonical_indicator for a type already normalised by _indicator_type."""
     if t == "url":
         return canonical_url(value)
     if t == "domain":
@@ -285,7 +289,7 @@ def _indicators(alert: dict[str, Any]) -> Iterable[tuple[str, str]]:
     """(type, canonical value) of every indicator."""
     for ind in _dicts(alert, "indicators"):
         t = _indicator_type(_str(ind.get("type")))
-        yield t, canonical_indicator(t, _str(ind.get("value")))
+        yield t, _canonical_value(t, _str(ind.get("value")))
 
 
 def _claims(alert: dict[str, Any]) -> set[str]:

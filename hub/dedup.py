@@ -114,6 +114,9 @@ class AlertStore:
         self._keys = keys
         self._scripts = scripts
         self._window = dedup_window_s
+        # The keys every store names, built once (each Keys property formats a string).
+        self._core = keys.core
+        self._fixed_keys = (keys.sender_ids, keys.events, keys.recent, keys.ingest_counts)
 
     async def submit(self, alert: PreparedAlert, sender: Node, guard: StoreGuard) -> Outcome:
         """Store one prepared report. Raises Unauthenticated for a token revoked since it was
@@ -124,17 +127,14 @@ class AlertStore:
         reply = await self._batcher.call(
             self._scripts.store_alert,
             keys=[
-                self._keys.sender_ids,
-                self._keys.events,
-                self._keys.recent,
-                self._keys.ingest_counts,
+                *self._fixed_keys,
                 self._keys.fingerprint(alert.fingerprint),
                 guard.token_key,
                 guard.rate_key,
                 self._keys.links(links_bucket),
             ],
             args=[
-                self._keys.core,
+                self._core,
                 sender.id,
                 alert.alert_id,
                 alert.revision,
