@@ -12,9 +12,11 @@ bare, hub, bare, hub, ... so that each hub figure has its baseline from the same
 is a warm-up followed by a measured window; requests that complete inside the window count.
 
 On two or more cores the servers are pinned to the first core and the client to the second, so the
-client does not steal the server's CPU; redis-server shares the server core by default (the hub's
-cost then includes its store's), see --redis-cpu. Everything runs on 127.0.0.1; every process and
-the temporary folder are removed at the end, also on Ctrl-C or an error.
+client does not steal the server's CPU; redis-server runs on the client's core by default, so that
+the hub's figure is the hub's (see --redis-cpu for the other placements). Each hub run gets a new
+redis-server and hub process on an empty store by default (see --store). Everything runs on
+127.0.0.1; every process and the temporary folder are removed at the end, also on Ctrl-C or an
+error.
 
 Writes benchmarks/results/ingest-<UTC time>.json (per-run figures, medians, ratio, goals) and
 prints a summary.
@@ -266,6 +268,49 @@ async def register_node(base_url: str) -> str:
         if resp.status != 201:
             raise RuntimeError(f"POST /v1/nodes answered {resp.status}: {text}")
         return str(orjson.loads(text)["token"])
+
+
+@dataclasses.dataclass
+class HubStack:
+    """A redis-server with its data in `folder`, one hub process on it, and a publishing node."""
+
+    store: RedisServer
+    hub: Server
+    token: str
+
+    @property
+    def redis_pid(self) -> int | None:
+        return self.store.process.pid if self.store.process is not None else None
+
+    @classmethod
+    def start(cls, folder: Path, args: argparse.Namespace, pinning: Pinning) -> HubStack:
+        folder.mkdir(parents=True)
+        with affinity(pinning.redis):
+            store = start_redis_server(
+                folder / "redis", port=free_port() if args.redis_transport == "tcp" else None
+            )
+        try:
+            with affinity(pinning.server):
+                hub_server = start_server(
+                    "hub",
+                    [sys.executable, "-m", "hub", "serve"],
+                    hub_env(store.url, args.log_level),
+                    folder,
+                )
+            try:
+                hub_server.wait_ready("/readyz")
+                token = asyncio.run(register_node(hub_server.base_url))
+            except BaseException:
+                hub_server.stop()
+                raise
+        except BaseException:
+            store.stop()
+            raise
+        return cls(store, hub_server, token)
+
+    def stop(self) -> None:
+        self.hub.stop()
+        self.store.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,9 +572,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-cpu",
         choices=("server", "client", "free"),
-        default="server",
-        help="where redis-server runs when pinning: the server's core (default), the client's, "
-        "or any",
+        default="client",
+        help="where redis-server runs when pinning: the client's core (default: Redis is a "
+        "process of its own, and the hub's figure should be the hub's), the server's (the hub "
+        "then also pays for its store), or any (Linux then pulls Redis onto the hub's core, "
+        "which wakes it through the socket)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("fresh", "shared"),
+        default="fresh",
+        help="fresh (default): each hub run gets a new redis-server and hub process, so runs are "
+        "alike; shared: one store for all runs, so later runs see every earlier alert and the "
+        "append-only file's rewrites of the whole store",
     )
     args = parser.parse_args(argv)
     if args.connections < 1 or args.runs < 1 or args.duration <= 0 or args.warmup < 0:
@@ -554,32 +609,23 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="alerthub-bench-") as tmp_name:
             tmp = Path(tmp_name)
             try:
-                with affinity(pinning.redis):
-                    store: RedisServer = start_redis_server(
-                        tmp / "redis", port=free_port() if args.redis_transport == "tcp" else None
-                    )
-                cleanup.append(store.stop)
                 with affinity(pinning.server):
-                    hub_server = start_server(
-                        "hub",
-                        [sys.executable, "-m", "hub", "serve"],
-                        hub_env(store.url, args.log_level),
-                        tmp,
-                    )
-                    cleanup.append(hub_server.stop)
                     bare_argv = [sys.executable, str(HERE / "bare_server.py")]
                     bare = start_server("bare", bare_argv, dict(os.environ), tmp)
                     cleanup.append(bare.stop)
-                hub_server.wait_ready("/readyz")
                 bare.wait_ready("/healthz")
-                token = asyncio.run(register_node(hub_server.base_url))
-                redis_pid = store.process.pid if store.process is not None else None
+                stack: HubStack | None = None
                 if pinning.client is not None:
                     os.sched_setaffinity(0, pinning.client)
                 for i in range(1, args.runs + 1):
+                    if stack is None or args.store == "fresh":
+                        if stack is not None:
+                            stack.stop()
+                        stack = HubStack.start(tmp / f"store-{i}", args, pinning)
+                        cleanup.append(stack.stop)
                     for target, server, tok, rpid in (
                         ("bare", bare, None, None),
-                        ("hub", hub_server, token, redis_pid),
+                        ("hub", stack.hub, stack.token, stack.redis_pid),
                     ):
                         result = measure(target, i, server, tok, bodies, args, rpid)
                         runs.append(result)
@@ -591,9 +637,7 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         if server.process.poll() is not None:
                             raise RuntimeError(f"{target} died:\n{server.log_tail()}")
-                aof_bytes = sum(
-                    f.stat().st_size for f in (tmp / "redis").rglob("*.aof") if f.is_file()
-                )
+                aof_bytes = sum(f.stat().st_size for f in tmp.rglob("*.aof") if f.is_file())
             finally:
                 for stop in reversed(cleanup):
                     with contextlib.suppress(Exception):
@@ -623,7 +667,10 @@ def main(argv: list[str] | None = None) -> int:
             "log_level": args.log_level,
             "body_bytes": body_bytes,
             "pinning": pinning.describe(),
-            "redis": "redis-server, appendonly yes, appendfsync everysec, TCP loopback",
+            "redis": "redis-server as `alerthub serve` configures it (hub/embedded.py): "
+            "appendonly yes, appendfsync everysec",
+            "redis_transport": args.redis_transport,
+            "store": args.store,
             "hub_rate_limit_per_minute": 10**9,
         },
         "runs": [dataclasses.asdict(r) for r in runs],
@@ -661,8 +708,10 @@ def main(argv: list[str] | None = None) -> int:
             f"with a closed loop of {args.connections} connections, p50 >= connections / "
             "alerts/s (Little's law), so a p99 under 25 ms needs well over "
             f"{args.connections / 0.025:.0f} alerts/s",
-            "redis keeps every alert of the invocation (no flush between runs), so later hub runs "
-            "see a larger keyspace",
+            "store fresh: every hub run starts a new redis-server and hub process on an empty "
+            "store; store shared: one store for all runs, so later hub runs see every earlier "
+            "alert, and the append-only file's rewrites (at 64 MB, then whenever it doubles) copy "
+            "the whole store in a forked child that competes for the two cores",
         ],
     }
     out = args.out or RESULTS / f"ingest-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
