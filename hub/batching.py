@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from hub.redis_pipe import Arg, Connection, PipelinedRedis, pack_command
+from hub.redis_pipe import Arg, Connection, PipelinedRedis, pack_args, pack_command
 
 # Calls queued in one loop turn leave together at its end, or as soon as this many are queued, so
 # that Redis, on a core of its own, starts on the first ones while the hub still prepares the
@@ -31,10 +31,16 @@ class ScriptBatcher:
         self._packed: list[bytes] = []
         self._futures: list[asyncio.Future[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._heads: dict[tuple[str, int], bytes] = {}  # packed "EVALSHA <sha> <numkeys>"
 
     async def call(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """The script's reply, as `await script(keys=keys, args=args)` would give it."""
-        command = pack_command(["EVALSHA", script.sha, len(keys), *keys, *args])
+        head = self._heads.get((script.sha, len(keys)))
+        if head is None:
+            head = self._heads[(script.sha, len(keys))] = pack_args(
+                ["EVALSHA", script.sha, len(keys)]
+            )
+        command = pack_command([*keys, *args], head, 3)
         try:
             reply = await self._queue(command)
         except RedisConnectionError:

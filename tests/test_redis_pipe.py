@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.embedded import RedisServer, free_port, start_redis_server
 from hub.redis_faults import store_unavailable
-from hub.redis_pipe import PipelinedRedis, pack_command
+from hub.redis_pipe import PipelinedRedis, pack_args, pack_command
 
 
 @pytest.fixture
@@ -50,6 +50,10 @@ def test_pack_command_is_resp() -> None:
     assert pack_command(["ECHO", "Ђ"]) == b"*2\r\n$4\r\nECHO\r\n$2\r\n\xd0\x82\r\n"
     with pytest.raises(TypeError):
         pack_command(["SET", "k", None])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        pack_command(["SET", "k", True])
+    head = pack_args(["SET", "k"])
+    assert pack_command([b"v", 7], head, 2) == pack_command(["SET", "k", b"v", 7])
 
 
 async def test_replies_reach_their_own_callers(redis_url: str) -> None:
