@@ -50,7 +50,10 @@ local function add_links(hub_id)
     end
     redis.call('ZADD', links_key, unpack(args))
   end
-  if #links > 0 then redis.call('EXPIRE', links_key, 3 * window) end
+  -- TTL is a read: only the window's first alert writes (and logs) the expiry.
+  if #links > 0 and redis.call('TTL', links_key) < 0 then
+    redis.call('EXPIRE', links_key, 3 * window)
+  end
 end
 
 local function remove_links(list, bucket, hub_id)
@@ -91,14 +94,14 @@ end
 
 local outcome = 'created'
 local earlier = {}
-local cluster_id = redis.call('GET', fp_key)
-if cluster_id then
+local cluster_id = new_cluster_id
+-- New content, the common case, takes one call: the fingerprint is claimed only if unclaimed.
+if not redis.call('SET', fp_key, new_cluster_id, 'EX', window, 'NX') then
+  cluster_id = redis.call('GET', fp_key)
   outcome = 'corroborated'
   earlier = redis.call('LRANGE', core .. 'cluster:' .. cluster_id, 0, max_earlier - 1)
-else
-  cluster_id = new_cluster_id
+  redis.call('EXPIRE', fp_key, window)
 end
-redis.call('SET', fp_key, cluster_id, 'EX', window)
 redis.call('RPUSH', core .. 'cluster:' .. cluster_id, new_hub_id)
 redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'sender', sender,
            'alert_id', alert_id, 'revision', revision, 'content_hash', content_hash,
