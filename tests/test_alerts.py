@@ -344,4 +344,3 @@ async def test_many_indicators_link_and_unlink(nodes: Api) -> None:
     assert status == 200
     _, stored = await nodes.get("me-cert", f"/v1/alerts/{small['hub_id']}")
     assert stored["related"] == []
-

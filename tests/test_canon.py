@@ -1,4 +1,5 @@
-"""Canonical URLs, claim text, indicators, fingerprints and link keys (hub/canon.py)."""
+"""Canonical URLs, claim text, indicators, fingerprints and link keys (hub/canon.py and
+hub/canon_values.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.canon import (
-    _canonical_url_general,
     _Content,
     _fingerprint_input,
     canonical_indicator,
@@ -23,6 +23,7 @@ from hub.canon import (
     link_keys,
     normalise_claim,
 )
+from hub.canon_values import _canonical_url_general
 from tests.conftest import load_example
 
 # The two example alerts of API.md, "The alert body", as published in schemas/examples.
@@ -669,7 +670,7 @@ def test_content_keys_is_fingerprint_and_link_keys(alert: dict) -> None:
 
 # Any code point, lone surrogates included; or ASCII only, DEL and control characters included.
 _any_text = st.text(st.characters(exclude_categories=()))
-_ascii_text = st.text(st.characters(max_codepoint=127) | st.sampled_from("\x7f\x00\"\\"))
+_ascii_text = st.text(st.characters(max_codepoint=127) | st.sampled_from('\x7f\x00"\\'))
 
 
 @given(st.data())
