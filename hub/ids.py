@@ -51,13 +51,17 @@ _random_pool = b""
 _random_used = 0
 
 
-def _random_80_bits() -> int:
-    """80 bits from the OS's generator, read 4 KB at a time: a read per id costs a system call."""
+def _random_bytes(count: int) -> bytes:
+    """Bytes from the OS's generator, read 4 KB at a time: a read per id costs a system call."""
     global _random_pool, _random_used
-    if _random_used + 10 > len(_random_pool):
-        _random_pool, _random_used = secrets.token_bytes(4000), 0
-    start, _random_used = _random_used, _random_used + 10
-    return int.from_bytes(_random_pool[start:_random_used], "big")
+    if _random_used + count > len(_random_pool):
+        _random_pool, _random_used = secrets.token_bytes(max(4096, count)), 0
+    start, _random_used = _random_used, _random_used + count
+    return _random_pool[start:_random_used]
+
+
+def _random_80_bits() -> int:
+    return int.from_bytes(_random_bytes(10), "big")
 
 
 _process_ulids = UlidGenerator()
@@ -79,7 +83,7 @@ def is_ulid(text: str) -> bool:
 
 def new_cluster_id() -> str:
     """Opaque: it must not reveal the hub id of the cluster's first report (dedup must not leak)."""
-    return "cl_" + secrets.token_hex(12)
+    return "cl_" + _random_bytes(12).hex()
 
 
 def utc_now() -> datetime:

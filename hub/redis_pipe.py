@@ -39,7 +39,13 @@ def pack_command(args: Sequence[Arg], head: bytes = b"", head_count: int = 0) ->
     """A command in RESP: an array of bulk strings. `head` is the packed form of the command's
     first `head_count` arguments (pack_args), for a caller that sends the same start often."""
     datas = [
-        arg if type(arg) is bytes else arg.encode() if type(arg) is str else _other_arg(arg)
+        arg
+        if type(arg) is bytes
+        else arg.encode()
+        if type(arg) is str
+        else b"%d" % arg
+        if type(arg) is int
+        else _other_arg(arg)
         for arg in args
     ]
     bulks = b"\r\n".join(
