@@ -156,6 +156,14 @@ def plan_pinning(pin: bool, redis_cpu: str) -> Pinning:
     return Pinning(server, client, redis_set)
 
 
+def children_anywhere() -> tuple[str, ...]:
+    """redis-server lines that let its forked children (append-only file rewrites, snapshots)
+    run on any core, as they do unpinned in production, rather than inherit the one core that
+    Redis is pinned to here."""
+    cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    return (f"aof_rewrite_cpulist {cores}", f"bgsave_cpulist {cores}")
+
+
 @contextlib.contextmanager
 def affinity(cpus: set[int] | None) -> Iterator[None]:
     """Run the block (and every process it starts, with all their threads) on `cpus`."""
@@ -287,7 +295,9 @@ class HubStack:
         folder.mkdir(parents=True)
         with affinity(pinning.redis):
             store = start_redis_server(
-                folder / "redis", port=free_port() if args.redis_transport == "tcp" else None
+                folder / "redis",
+                port=free_port() if args.redis_transport == "tcp" else None,
+                extra_config=children_anywhere(),
             )
         try:
             with affinity(pinning.server):

@@ -125,16 +125,23 @@ class RedisServer:
 
 
 def start_redis_server(
-    data_dir: Path, *, port: int | None = None, appendonly: bool = True, timeout: float = 15.0
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    appendonly: bool = True,
+    timeout: float = 15.0,
+    extra_config: tuple[str, ...] = (),
 ) -> RedisServer:
-    """Start redis-server on loopback with its files in `data_dir`; wait until it answers."""
+    """Start redis-server on loopback with its files in `data_dir`; wait until it answers.
+    `extra_config` lines follow the standard ones (the benchmark places Redis's children)."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = data_dir / SOCKET_FILE
     use_unix = port is None and len(os.fsencode(sock)) <= MAX_UNIX_SOCKET_PATH
     tcp_port = 0 if use_unix else (port or free_port())
     conf = data_dir / "redis.conf"
-    conf.write_text(server_config(data_dir, tcp_port, sock if use_unix else None, appendonly))
+    lines = server_config(data_dir, tcp_port, sock if use_unix else None, appendonly)
+    conf.write_text(lines + "".join(line + "\n" for line in extra_config))
     url = f"unix://{sock}" if use_unix else f"redis://127.0.0.1:{tcp_port}/0"
     with (data_dir / "redis.stderr").open("ab") as stderr:
         process = subprocess.Popen(
