@@ -44,7 +44,7 @@ class StoredAlert:
     status: str
     retracted_at: str | None
     retraction_reason: str | None
-    links: list[str]
+    links: list[str]  # the link keys' scores (canon.link_score)
     links_bucket: int | None
 
     @classmethod
@@ -208,13 +208,11 @@ class AlertViews:
             buckets.add(alert.links_bucket)
         async with self._redis.pipeline(transaction=False) as pipe:
             for bucket in sorted(buckets):
-                for link in alert.links:  # at most ~1,500 (the schema's list limits)
-                    # Members are "<link> <hub_id>"; "!" is the character after " ".
-                    pipe.zrangebylex(
-                        self._keys.links(bucket), f"[{link} ", f"({link}!", 0, MAX_RELATED * 4
-                    )
+                for score in alert.links:  # at most ~1,500 (the schema's list limits)
+                    pipe.zrangebyscore(self._keys.links(bucket), score, score, 0, MAX_RELATED * 4)
             found = await pipe.execute()
-        ids = {member.rpartition(b" ")[2].decode() for members in found for member in members}
+        # Entries are "<hub_id>:<n>" (scripts.py, add_links).
+        ids = {member.rpartition(b":")[0].decode() for members in found for member in members}
         others = sorted(ids - {alert.hub_id})
         related = []
         for other in await self._headers(others[: MAX_RELATED * 4]):

@@ -32,7 +32,7 @@ class PreparedAlert:
     sharing: Sharing
     content_hash: str
     fingerprint: str
-    links: list[str]
+    link_scores: list[str]  # canon.link_score of each link key, sorted, distinct
     kind: str
     target_countries: tuple[str, ...]
 
@@ -94,7 +94,7 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
         sharing=sharing,
         content_hash=hashlib.sha256(doc_bytes).hexdigest(),
         fingerprint=fingerprint,
-        links=links,
+        link_scores=sorted({canon.link_score(link) for link in links}),
         kind=body["kind"],
         target_countries=tuple(sorted(set(body.get("target_countries", ())))),
     )
@@ -146,7 +146,7 @@ class AlertStore:
                 alert.content_hash,
                 alert.fingerprint,
                 self._window,
-                orjson.dumps(alert.links),
+                orjson.dumps(alert.link_scores),
                 MAX_EARLIER_CHECKED,
                 guard.rate_limit,
                 guard.rate_ttl_s,

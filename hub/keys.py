@@ -32,10 +32,11 @@ class Keys:
         return f"{self.core}cluster:{cluster_id}"
 
     def links(self, bucket: int) -> str:
-        """Sorted set, every score 0, members "<link key> <hub_id>": which alerts carried each
-        link key during one dedup window (bucket = unix time // window). One key per window rather
-        than a set per link key: storing an alert costs one ZADD, not an SADD and an EXPIRE per
-        link key, and Redis keeps one key instead of several per alert."""
+        """Sorted set: which alerts carried each link key during one dedup window (bucket = unix
+        time // window); an entry "<hub_id>:<n>" per link key of an alert, scored by the key's
+        hash (canon.link_score), so ZRANGEBYSCORE of one score finds the alerts sharing it. One
+        key per window rather than a set per link key: storing an alert costs one ZADD, not an
+        SADD and an EXPIRE per link key, and Redis keeps one key instead of several per alert."""
         return f"{self.core}links:{bucket}"
 
     @property

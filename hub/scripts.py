@@ -30,13 +30,14 @@ end
 
 local links = cjson.decode(links_json)
 
--- One window's link index (keys.py, Keys.links): a member "<link key> <hub_id>" per link key,
--- written in chunks that stay far below Lua's stack limit. The index outlives its window by
--- another two, so that "related" still finds an alert's partners after the window turns.
-local function link_members(list, hub_id, from)
+-- One window's link index (keys.py, Keys.links): an entry "<hub_id>:<n>" per link key, scored
+-- by the key's hash (canon.link_score), written in chunks far below Lua's stack limit. The index
+-- outlives its window by another two, so that "related" still finds an alert's partners after
+-- the window turns.
+local function link_members(count, hub_id, from)
   local members = {}
-  for i = from, math.min(from + 199, #list) do
-    members[#members + 1] = list[i] .. ' ' .. hub_id
+  for n = from, math.min(from + 199, count) do
+    members[#members + 1] = hub_id .. ':' .. n
   end
   return members
 end
@@ -44,8 +45,8 @@ end
 local function add_links(hub_id)
   for from = 1, #links, 200 do
     local args = {}
-    for _, member in ipairs(link_members(links, hub_id, from)) do
-      args[#args + 1] = 0
+    for i, member in ipairs(link_members(#links, hub_id, from)) do
+      args[#args + 1] = links[from + i - 1]
       args[#args + 1] = member
     end
     redis.call('ZADD', links_key, unpack(args))
@@ -56,10 +57,10 @@ local function add_links(hub_id)
   end
 end
 
-local function remove_links(list, bucket, hub_id)
+local function remove_links(count, bucket, hub_id)
   if not bucket then return end
-  for from = 1, #list, 200 do
-    redis.call('ZREM', core .. 'links:' .. bucket, unpack(link_members(list, hub_id, from)))
+  for from = 1, count, 200 do
+    redis.call('ZREM', core .. 'links:' .. bucket, unpack(link_members(count, hub_id, from)))
   end
 end
 
@@ -75,7 +76,7 @@ if existing then
   end
   if revision < cur_rev then return {'stale', existing, cur[4], cur_rev} end
   if cur[3] == 'retracted' then return {'retracted', existing, cur[4], cur_rev} end
-  remove_links(cjson.decode(cur[5]), cur[7], existing)
+  remove_links(#cjson.decode(cur[5]), cur[7], existing)
   add_links(existing)
   if cur[6] ~= fingerprint then
     -- New content of this report: later reports of it join this cluster (unless another

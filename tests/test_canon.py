@@ -21,6 +21,7 @@ from hub.canon import (
     content_keys,
     fingerprint,
     link_keys,
+    link_score,
     normalise_claim,
 )
 from hub.canon_values import _canonical_url_general
@@ -700,3 +701,12 @@ def test_fingerprint_input_is_the_reference_json(data: st.DataObject) -> None:
         separators=(",", ":"),
     ).encode()
     assert _fingerprint_input(content) == reference
+
+
+def test_link_score_is_a_stable_52_bit_integer() -> None:
+    """Scores must not change between processes or releases: stored link indexes rely on them."""
+    assert link_score("domain:e-albania-gov.example") == "1447604934567978"
+    keys = link_keys(THREAT) + link_keys(DISINFO)
+    scores = [int(link_score(k)) for k in keys]
+    assert all(0 <= s < 2**52 and float(s) == s for s in scores)
+    assert len(set(scores)) == len(set(keys))
