@@ -33,6 +33,7 @@ __all__ = [
     "canonical_url",
     "content_keys",
     "fingerprint",
+    "index_keys",
     "link_keys",
     "link_score",
     "normalise_claim",
@@ -103,9 +104,9 @@ def _content(alert: dict[str, Any]) -> _Content:
 
 
 def content_keys(alert: dict[str, Any]) -> tuple[str, list[str]]:
-    """(fingerprint(alert), link_keys(alert)), canonicalising the alert's content only once."""
+    """(fingerprint(alert), index_keys(alert)), canonicalising the alert's content only once."""
     content = _content(alert)
-    return _fingerprint(content), _link_keys(content, alert)
+    return _fingerprint(content), _link_keys(content, alert, for_index=True)
 
 
 def fingerprint(alert: dict[str, Any]) -> str:
@@ -220,18 +221,20 @@ def _url_host(url: str) -> str:
     return host[1:-1] if host.startswith("[") else host
 
 
-def _host_keys(host: str, keys: set[str]) -> None:
+def _host_key(host: str) -> str | None:
+    """"ip:<address>" or "domain:<host without www.>" of a URL's or domain indicator's host; None
+    for no host or a platform host."""
     if not host:
-        return
+        return None
     if host[0].isdigit() or ":" in host:  # only these can be IP addresses; spare the exception
         try:
-            keys.add(_key("ip", ipaddress.ip_address(host).compressed))
-            return
+            return _key("ip", ipaddress.ip_address(host).compressed)
         except ValueError:
             pass
     domain = host.removeprefix("www.")
     if domain and not _is_platform(domain):
-        keys.add(_key("domain", domain))
+        return _key("domain", domain)
+    return None
 
 
 def link_keys(alert: dict[str, Any]) -> list[str]:
@@ -248,13 +251,23 @@ def link_keys(alert: dict[str, Any]) -> list[str]:
     return _link_keys(_content(alert), alert)
 
 
-def _link_keys(content: _Content, alert: dict[str, Any]) -> list[str]:
+def index_keys(alert: dict[str, Any]) -> list[str]:
+    """The link keys a link index needs to find the same related alerts as `link_keys`: without
+    the "url:" key of a URL whose host gives a "domain:" or "ip:" key, because every alert with
+    that URL has that host key too. Platform URLs keep their "url:" key (their host gives none).
+    On the ingest path this is a third fewer index entries for a typical threat alert."""
+    return _link_keys(_content(alert), alert, for_index=True)
+
+
+def _link_keys(content: _Content, alert: dict[str, Any], for_index: bool = False) -> list[str]:
     keys: set[str] = set()
     for t, value in content.indicators:
         if not value:
             continue
         if t == "domain":
-            _host_keys(value, keys)
+            host_key = _host_key(value)
+            if host_key is not None:
+                keys.add(host_key)
         elif t in ("ipv4", "ipv6"):
             keys.add(_key("ip", value))
         elif t in HASH_TYPES:
@@ -262,8 +275,11 @@ def _link_keys(content: _Content, alert: dict[str, Any]) -> list[str]:
         elif t == "cve":
             keys.add(_key("cve", value))
     for url in content.urls:
-        keys.add(_key("url", url))
-        _host_keys(_url_host(url), keys)
+        host_key = _host_key(_url_host(url))
+        if host_key is not None:
+            keys.add(host_key)
+        if host_key is None or not for_index:
+            keys.add(_key("url", url))
     for media in _dicts(alert, "media_hashes"):
         algorithm = _str(media.get("algorithm")).strip().lower().replace("-", "")
         value = _str(media.get("value")).strip().lower()

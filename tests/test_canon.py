@@ -20,6 +20,7 @@ from hub.canon import (
     canonical_url,
     content_keys,
     fingerprint,
+    index_keys,
     link_keys,
     link_score,
     normalise_claim,
@@ -664,9 +665,48 @@ def test_functions_never_raise_on_arbitrary_text(a: str, b: str, c: str) -> None
 
 
 @pytest.mark.parametrize("alert", [THREAT, DISINFO])
-def test_content_keys_is_fingerprint_and_link_keys(alert: dict) -> None:
+def test_content_keys_is_fingerprint_and_index_keys(alert: dict) -> None:
     """The one-pass content_keys used on the ingest path agrees with the two separate functions."""
-    assert content_keys(alert) == (fingerprint(alert), link_keys(alert))
+    assert content_keys(alert) == (fingerprint(alert), index_keys(alert))
+    assert set(index_keys(alert)) <= set(link_keys(alert))
+
+
+_shared_urls = st.sampled_from(
+    [
+        "https://news.example/a",
+        "https://www.news.example/b",
+        "http://203.0.113.7/x",
+        "https://t.me/channel/5",
+        "https://youtube.com/watch?v=1",
+        "https://other.example/a",
+    ]
+)
+_linkable = st.fixed_dictionaries(
+    {
+        "kind": st.just("disinformation"),
+        "urls": st.lists(_shared_urls, max_size=3),
+        "indicators": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["url", "domain", "ipv4"]),
+                    "value": st.one_of(
+                        _shared_urls, st.sampled_from(["news.example", "t.me", "203.0.113.7"])
+                    ),
+                }
+            ),
+            max_size=3,
+        ),
+    }
+)
+
+
+@given(_linkable, _linkable)
+@settings(max_examples=300)
+def test_index_keys_relate_the_same_alerts_as_link_keys(a: dict, b: dict) -> None:
+    """Two alerts share an index key exactly when they share a link key."""
+    shares_link = bool(set(link_keys(a)) & set(link_keys(b)))
+    shares_index = bool(set(index_keys(a)) & set(index_keys(b)))
+    assert shares_index == shares_link
 
 
 # Any code point, lone surrogates included; or ASCII only, DEL and control characters included.
