@@ -610,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started_at = dt.datetime.now(dt.UTC)
+    machine_info = machine()  # before this process pins itself to the client's cores
     pinning = plan_pinning(args.pin, args.redis_cpu)
     bodies = AlertBodies()
     body_bytes = len(bodies.next())
@@ -668,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "alerthub ingest: POST /v1/alerts, hub vs bare aiohttp handler",
         "started_at": started_at.isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_info,
         "parameters": {
             "connections": args.connections,
             "warmup_s": args.warmup,
