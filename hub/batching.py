@@ -20,7 +20,7 @@ from hub.redis_pipe import Arg, Connection, PipelinedRedis, pack_args, pack_comm
 
 # Calls queued in one loop turn leave together at its end, or as soon as this many are queued, so
 # that Redis, on a core of its own, starts on the first ones while the hub still prepares the
-# rest (benchmarks/ingest.py: 16 gave 5-8% more alerts/s than 128).
+# rest (benchmarks/ingest.py, two cores: 16 did a few per cent better than 8, 32 or 128).
 MAX_BATCH = 16
 
 
