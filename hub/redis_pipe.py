@@ -68,8 +68,12 @@ def _other_arg(arg: object) -> bytes:
         return bytes(arg)
     if isinstance(arg, str):
         return arg.encode()
-    if isinstance(arg, int | float) and not isinstance(arg, bool):
-        return repr(arg).encode()
+    if isinstance(arg, bool):
+        raise TypeError("cannot send a bool to Redis: say 1 or 0")
+    if isinstance(arg, int):
+        return b"%d" % arg  # an IntEnum too, as its number
+    if isinstance(arg, float):
+        return repr(float(arg)).encode()
     raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
 
 

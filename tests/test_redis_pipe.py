@@ -4,6 +4,7 @@ as redis-py's exceptions, and the connection comes back after Redis does."""
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def test_pack_command_is_resp() -> None:
         pack_command(["SET", "k", None])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         pack_command(["SET", "k", True])
+    assert pack_command([enum.IntEnum("N", "ONE")(1)]) == b"*1\r\n$1\r\n1\r\n"
     head = pack_args(["SET", "k"])
     assert pack_command([b"v", 7], head, 2) == pack_command(["SET", "k", b"v", 7])
 
