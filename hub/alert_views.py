@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 from hub.errors import NotFound
 from hub.ids import is_ulid, ulid_floor, utc_now
 from hub.keys import Keys, links_bucket_now
-from hub.link_index import LinkIndexer
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 
@@ -144,10 +143,10 @@ def _parse_time(text: str) -> datetime | None:
 
 
 class AlertViews:
-    def __init__(self, redis: Redis, keys: Keys, indexer: LinkIndexer) -> None:
+    def __init__(self, redis: Redis, keys: Keys, window_s: int) -> None:
         self._redis = redis
         self._keys = keys
-        self._indexer = indexer
+        self._window_s = window_s
 
     async def _load_many(self, hub_ids: list[str]) -> list[StoredAlert | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -203,8 +202,7 @@ class AlertViews:
     async def _related(self, alert: StoredAlert, caller: Node) -> list[str]:
         if not alert.links:
             return []
-        await self._indexer.catch_up()  # the index never lags behind a reader
-        current = links_bucket_now(self._indexer.window_s)
+        current = links_bucket_now(self._window_s)
         buckets = {current, current - 1}
         if alert.links_bucket is not None:
             buckets.add(alert.links_bucket)

@@ -12,7 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hub import api_alerts, api_meta, api_nodes, link_index
+from hub import api_alerts, api_meta, api_nodes
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator
 from hub.batching import ScriptBatcher
@@ -156,7 +156,6 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         batcher = ScriptBatcher(PipelinedRedis(settings.redis_url, timeout_s=5.0))
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
-        indexer = link_index.LinkIndexer(client, keys, scripts, settings.dedup_window_s)
         operator = await nodes.ensure(OPERATOR_PROFILE)
         await client.set(keys.cursor_key, secrets.token_bytes(32), nx=True)
         cursor_key = await client.get(keys.cursor_key)
@@ -177,12 +176,11 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             auth=auth,
             nodes=nodes,
             store=AlertStore(client, keys, scripts, settings.dedup_window_s, batcher),
-            views=AlertViews(client, keys, indexer),
+            views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
-        async with link_index.running(indexer):
-            yield
+        yield
         await batcher.close()
     finally:
         await client.aclose()

@@ -40,11 +40,6 @@ class Keys:
         return f"{self.core}links:{bucket}"
 
     @property
-    def links_indexed(self) -> str:
-        """The event log id up to which new reports are in the link index (link_index.py)."""
-        return f"{self.core}links-indexed"
-
-    @property
     def sender_ids(self) -> str:
         """Hash: "<sender>|<sender's alert id>" -> hub_id ("|" is in neither id alphabet)."""
         return f"{self.core}sender-ids"

@@ -33,8 +33,7 @@ local links = cjson.decode(links_json)
 -- One window's link index (keys.py, Keys.links): an entry "<hub_id>:<n>" per link key, scored
 -- by the key's hash (canon.link_score), written in chunks far below Lua's stack limit. The index
 -- outlives its window by another two, so that "related" still finds an alert's partners after
--- the window turns. An update rewrites its entries here; a new report's are written by
--- index_links_lua (both write the same entries, so their order does not matter).
+-- the window turns.
 local function link_members(count, hub_id, from)
   local members = {}
   for n = from, math.min(from + 199, count) do
@@ -111,54 +110,12 @@ redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'se
            'links', links_json, 'links_bucket', links_bucket, 'fingerprint', fingerprint)
 redis.call('HSET', sender_ids, sender .. '|' .. alert_id, new_hub_id)
 redis.call('ZADD', recent, 0, new_hub_id)
--- The new report's link index entries are written later, in bulk, by index_links_lua: the
--- alert's own record already holds its link scores and window.
+add_links(new_hub_id)
 local event_id = redis.call('XADD', events, '*', 'type', outcome, 'hub_id', new_hub_id,
                             'cluster_id', cluster_id, 'sender', sender, 'revision', revision,
                             'occurred_at', now)
 redis.call('HINCRBY', counts, outcome, 1)
 return {outcome, new_hub_id, cluster_id, revision, event_id, earlier}
-"""
-
-index_links_lua = """
-local events, position_key = KEYS[1], KEYS[2]
-local core, limit, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-
--- The link index entries of the next `limit` new reports in the event log, read from each
--- alert's record (its current links, so an update that came first is no matter), grouped by
--- window into one ZADD per chunk; the log position advances in the same atomic step, so a crash
--- loses nothing and a second caller repeats nothing. Returns how many events it read.
-local from = redis.call('GET', position_key) or '0-0'
-local entries = redis.call('XRANGE', events, '(' .. from, '+', 'COUNT', limit)
-if #entries == 0 then return 0 end
-local by_bucket = {}
-for _, entry in ipairs(entries) do
-  local fields, kind, hub_id = entry[2], nil, nil
-  for i = 1, #fields, 2 do
-    if fields[i] == 'type' then kind = fields[i + 1] end
-    if fields[i] == 'hub_id' then hub_id = fields[i + 1] end
-  end
-  if kind == 'created' or kind == 'corroborated' then
-    local row = redis.call('HMGET', core .. 'alert:' .. hub_id, 'links', 'links_bucket')
-    if row[1] and row[2] then
-      local args = by_bucket[row[2]] or {}
-      for n, score in ipairs(cjson.decode(row[1])) do
-        args[#args + 1] = score
-        args[#args + 1] = hub_id .. ':' .. n
-      end
-      by_bucket[row[2]] = args
-    end
-  end
-end
-for bucket, args in pairs(by_bucket) do
-  local key = core .. 'links:' .. bucket
-  for first = 1, #args, 400 do
-    redis.call('ZADD', key, unpack(args, first, math.min(first + 399, #args)))
-  end
-  if #args > 0 and redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, 3 * window) end
-end
-redis.call('SET', position_key, entries[#entries][1])
-return #entries
 """
 
 retract_alert_lua = """
@@ -240,7 +197,6 @@ return 'revoked'
 @dataclass(frozen=True, slots=True)
 class Scripts:
     store_alert: AsyncScript
-    index_links: AsyncScript
     retract_alert: AsyncScript
     lookup_token: AsyncScript
     confirm_token: AsyncScript
@@ -252,7 +208,6 @@ class Scripts:
     def register(cls, redis: Redis) -> Scripts:
         return cls(
             store_alert=redis.register_script(store_alert_lua),
-            index_links=redis.register_script(index_links_lua),
             retract_alert=redis.register_script(retract_alert_lua),
             lookup_token=redis.register_script(lookup_token_lua),
             confirm_token=redis.register_script(confirm_token_lua),
@@ -265,7 +220,6 @@ class Scripts:
         """Load every script into the server's cache so the first request pays no SCRIPT LOAD."""
         for script in (
             self.store_alert,
-            self.index_links,
             self.retract_alert,
             self.lookup_token,
             self.confirm_token,
