@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import datetime as dt
@@ -51,6 +52,7 @@ from typing import Any
 import aiohttp
 import orjson
 import redis
+import redis.asyncio
 
 import hub
 from hub.embedded import RedisServer, find_redis_server, free_port, start_redis_server
@@ -346,6 +348,11 @@ class RunResult:
     server_cpu_us_per_alert: float
     redis_cpu_us_per_alert: float | None
     server_log_bytes: int
+    # Redis's append-only file rewrites inside the measured window (polled every 0.1 s), and the
+    # p99 of the requests that finished during them and outside them (None: no such request).
+    rewrite_s: float | None = None
+    p99_during_rewrites_ms: float | None = None
+    p99_outside_rewrites_ms: float | None = None
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -363,14 +370,19 @@ async def drive(
     warmup: float,
     duration: float,
     watch: dict[str, int],
-) -> tuple[list[float], Counter[str], int, dict[str, float]]:
-    """Post for warmup + duration seconds on `connections` connections. Returns the latencies (s)
-    and answers of the requests completed in the measured window, and the CPU seconds that the
-    watched processes (and this one) spent in it."""
+    redis_url: str | None = None,
+) -> tuple[
+    list[tuple[float, float]], Counter[str], int, dict[str, float], list[tuple[float, bool]]
+]:
+    """Post for warmup + duration seconds on `connections` connections. Returns (finish time,
+    latency) in seconds and the answers of the requests completed in the measured window, the CPU
+    seconds that the watched processes (and this one) spent in it, and (time, rewriting) polls of
+    the Redis at `redis_url`, if given."""
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
+    polls: list[tuple[float, bool]] = []
     statuses: Counter[str] = Counter()
     not_created = 0
     cpu: dict[str, float] = {}
@@ -395,6 +407,18 @@ async def drive(
             last = sample()
             cpu.update({name: last[name] - first[name] for name in first})
 
+        async def poll_rewrites() -> None:
+            if redis_url is None:
+                return
+            client = redis.asyncio.Redis.from_url(redis_url)
+            try:
+                while time.perf_counter() < stop_at:
+                    info = await client.info("persistence")
+                    polls.append((time.perf_counter(), bool(info["aof_rewrite_in_progress"])))
+                    await asyncio.sleep(0.1)
+            finally:
+                await client.aclose()
+
         async def worker() -> None:
             nonlocal not_created
             while True:
@@ -411,13 +435,32 @@ async def drive(
                     status = type(e).__name__
                 t1 = time.perf_counter()
                 if measure_from <= t1 <= stop_at:
-                    latencies.append(t1 - t0)
+                    latencies.append((t1, t1 - t0))
                     statuses[status] += 1
                     if status == "201" and b'"created"' not in answer:
                         not_created += 1
 
-        await asyncio.gather(account(), *(worker() for _ in range(connections)))
-    return latencies, statuses, not_created, cpu
+        await asyncio.gather(account(), poll_rewrites(), *(worker() for _ in range(connections)))
+    return latencies, statuses, not_created, cpu, polls
+
+
+def split_by_rewrites(
+    latencies: list[tuple[float, float]], polls: list[tuple[float, bool]], start: float
+) -> tuple[float, list[float], list[float]]:
+    """Seconds of rewriting after `start`, and the latencies of requests that finished during and
+    outside rewrites: each request takes the state of the last poll before it finished."""
+    times = [t for t, _ in polls]
+    during: list[float] = []
+    outside: list[float] = []
+    for finished, latency in latencies:
+        i = bisect.bisect_right(times, finished) - 1
+        (during if i >= 0 and polls[i][1] else outside).append(latency)
+    rewriting = sum(
+        later - max(earlier, start)
+        for (earlier, state), (later, _) in itertools.pairwise(polls)
+        if state and later > start
+    )
+    return rewriting, sorted(during), sorted(outside)
 
 
 def measure(
@@ -428,12 +471,14 @@ def measure(
     bodies: AlertBodies,
     args: argparse.Namespace,
     redis_pid: int | None,
+    redis_url: str | None = None,
 ) -> RunResult:
     watch = {"server": server.process.pid}
     if redis_pid is not None:
         watch["redis"] = redis_pid
     log_before = server.log_path.stat().st_size
-    latencies, statuses, not_created, cpu = asyncio.run(
+    started = time.perf_counter()
+    timed, statuses, not_created, cpu, polls = asyncio.run(
         drive(
             f"{server.base_url}/v1/alerts",
             token,
@@ -442,10 +487,16 @@ def measure(
             args.warmup,
             args.duration,
             watch,
+            redis_url,
         )
     )
     log_bytes = server.log_path.stat().st_size - log_before
-    latencies.sort()
+    latencies = sorted(latency for _, latency in timed)
+    rewriting, during, outside = split_by_rewrites(timed, polls, started + args.warmup)
+
+    def p99_ms(values: list[float]) -> float | None:
+        return round(percentile(values, 0.99) * 1000, 2) if values else None
+
     count = len(latencies)
     errors = sum(n for status, n in statuses.items() if not status.startswith("2"))
 
@@ -473,6 +524,9 @@ def measure(
         server_cpu_us_per_alert=per_alert("server"),
         redis_cpu_us_per_alert=per_alert("redis") if redis_pid is not None else None,
         server_log_bytes=log_bytes,
+        rewrite_s=round(rewriting, 1) if redis_url is not None else None,
+        p99_during_rewrites_ms=p99_ms(during) if redis_url is not None else None,
+        p99_outside_rewrites_ms=p99_ms(outside) if redis_url is not None else None,
     )
 
 
@@ -516,7 +570,12 @@ def medians(runs: list[RunResult]) -> dict[str, float]:
         "client_cpu_pct",
         "server_cpu_us_per_alert",
     )
-    return {k: round(statistics.median(getattr(r, k) for r in runs), 2) for k in keys}
+    out = {k: round(statistics.median(getattr(r, k) for r in runs), 2) for k in keys}
+    for k in ("rewrite_s", "p99_during_rewrites_ms", "p99_outside_rewrites_ms"):
+        values = [getattr(r, k) for r in runs if getattr(r, k) is not None]
+        if values:
+            out[k] = round(statistics.median(values), 2)
+    return out
 
 
 def summary_text(report: dict[str, Any]) -> str:
@@ -526,20 +585,33 @@ def summary_text(report: dict[str, Any]) -> str:
         f"({p['warmup_s']} s warm-up + {p['duration_s']} s) per target, "
         f"hub log level {p['log_level']}, body ~{p['body_bytes']} B",
         f"{'run':<7} {'alerts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-        f"{'srv cpu%':>8} {'redis%':>7} {'cli cpu%':>8} {'srv us/alert':>12}",
+        f"{'srv cpu%':>8} {'redis%':>7} {'cli cpu%':>8} {'srv us/alert':>12} "
+        f"{'rewrite s':>9} {'p99 in/out of rewrites':>22}",
     ]
     for r in report["runs"]:
         redis_pct = "-" if r["redis_cpu_pct"] is None else f"{r['redis_cpu_pct']:.0f}"
+        rewrite = "-" if r["rewrite_s"] is None else f"{r['rewrite_s']:.1f}"
+        split = " / ".join(
+            "-" if r[k] is None else f"{r[k]:.2f}"
+            for k in ("p99_during_rewrites_ms", "p99_outside_rewrites_ms")
+        )
         lines.append(
             f"{r['target'] + str(r['index']):<7} {r['alerts_per_s']:>9.0f} {r['p50_ms']:>8.2f} "
             f"{r['p99_ms']:>8.2f} {r['errors']:>6} {r['server_cpu_pct']:>8.0f} "
-            f"{redis_pct:>7} {r['client_cpu_pct']:>8.0f} {r['server_cpu_us_per_alert']:>12.0f}"
+            f"{redis_pct:>7} {r['client_cpu_pct']:>8.0f} {r['server_cpu_us_per_alert']:>12.0f} "
+            f"{rewrite:>9} {split:>22}"
         )
     for target in ("bare", "hub"):
         m = report["median"][target]
         lines.append(
             f"median {target:<4}: {m['alerts_per_s']:.0f} alerts/s, p50 {m['p50_ms']:.2f} ms, "
             f"p99 {m['p99_ms']:.2f} ms, server CPU {m['server_cpu_us_per_alert']:.0f} us/alert"
+            + (
+                f"; p99 during / outside Redis rewrites {m['p99_during_rewrites_ms']:.2f} / "
+                f"{m['p99_outside_rewrites_ms']:.2f} ms"
+                if "p99_during_rewrites_ms" in m and "p99_outside_rewrites_ms" in m
+                else ""
+            )
         )
     g = report["goals"]
     lines.append(
@@ -638,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("bare", bare, None, None),
                         ("hub", stack.hub, stack.token, stack.redis_pid),
                     ):
-                        result = measure(target, i, server, tok, bodies, args, rpid)
+                        url = stack.store.url if target == "hub" else None
+                        result = measure(target, i, server, tok, bodies, args, rpid, url)
                         runs.append(result)
                         print(
                             f"  {target}{i}: {result.alerts_per_s:.0f} alerts/s, "
@@ -713,6 +786,9 @@ def main(argv: list[str] | None = None) -> int:
             "the hub's log goes to a file in the temporary folder",
             f"pinning: {pinning.describe()}; cpu_pct are of one core over the measured window; "
             "a client_cpu_pct near 100 means the load generator, not the server, set the pace",
+            "rewrite_s: seconds of the measured window during which redis-server rewrote its "
+            "append-only file (INFO persistence polled every 0.1 s); p99_during/outside_rewrites "
+            "split the hub's requests by the last poll before each finished",
             "server_cpu_us_per_alert is the server process's CPU time (all threads, /proc) per "
             "counted alert; cpu_cost_ratio = bare us/alert / hub us/alert is the throughput ratio "
             "one core would allow if neither were held back by the client",
