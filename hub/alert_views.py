@@ -44,7 +44,7 @@ class StoredAlert:
     status: str
     retracted_at: str | None
     retraction_reason: str | None
-    links: list[str]  # the link keys' scores (canon.link_score)
+    link_scores: list[str]  # canon.link_score of each link key (the record's "links" field)
     links_bucket: int | None
 
     @classmethod
@@ -67,7 +67,7 @@ class StoredAlert:
             status=text["status"] or "active",
             retracted_at=text["retracted_at"],
             retraction_reason=text["retraction_reason"],
-            links=orjson.loads(fields["links"]) if fields["links"] else [],
+            link_scores=orjson.loads(fields["links"]) if fields["links"] else [],
             links_bucket=int(fields["links_bucket"]) if fields["links_bucket"] else None,
         )
 
@@ -200,7 +200,7 @@ class AlertViews:
         return reporters
 
     async def _related(self, alert: StoredAlert, caller: Node) -> list[str]:
-        if not alert.links:
+        if not alert.link_scores:
             return []
         current = links_bucket_now(self._window_s)
         buckets = {current, current - 1}
@@ -208,7 +208,7 @@ class AlertViews:
             buckets.add(alert.links_bucket)
         async with self._redis.pipeline(transaction=False) as pipe:
             for bucket in sorted(buckets):
-                for score in alert.links:  # at most ~1,500 (the schema's list limits)
+                for score in alert.link_scores:  # at most ~1,500 (the schema's list limits)
                     pipe.zrangebyscore(self._keys.links(bucket), score, score, 0, MAX_RELATED * 4)
             found = await pipe.execute()
         # Entries are "<hub_id>:<n>" (scripts.py, add_links).

@@ -293,9 +293,10 @@ def _link_keys(content: _Content, alert: dict[str, Any], for_index: bool = False
 def link_score(link_key: str) -> str:
     """A link key as a score in a window's link index (keys.py, Keys.links): the first 52 bits
     of its BLAKE2b digest, in decimal (a double holds it exactly). A short number instead of the
-    key itself halves what the index costs in memory, in script time and in the append-only
-    file. Two distinct keys share a score with chance 2^-52: at worst an unrelated alert is then
-    listed as related, still only to a caller the policy lets see it."""
+    key itself makes each entry smaller in memory and in the append-only file (on random keys it
+    costs the same script time as the text). Two distinct keys share a score with chance 2^-52:
+    at worst an unrelated alert is then listed as related, still only to a caller the policy
+    lets see it."""
     digest = hashlib.blake2b(link_key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return str(int.from_bytes(digest, "big") >> 12)
 

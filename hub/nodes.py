@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import orjson
 from redis.asyncio import Redis
 
-from hub.ids import rfc3339, utc_now
+from hub.ids import now_rfc3339
 from hub.keys import Keys
 from hub.scripts import Scripts
 
@@ -105,7 +105,7 @@ class NodeRegistry:
 
     async def create(self, profile: dict, with_token: bool = True) -> tuple[Node, str | None]:
         """Store a new node; returns it and its token, or raises KeyError when the id exists."""
-        data = {**profile, "created_at": rfc3339(utc_now())}
+        data = {**profile, "created_at": now_rfc3339()}
         node = Node.from_json(data)
         issued = issue_token() if with_token else None
         created = await self._scripts.create_node(
@@ -166,6 +166,6 @@ class NodeRegistry:
         """'revoked', 'already' or 'missing'."""
         result = await self._scripts.revoke_node(
             keys=[self._keys.node(node_id)],
-            args=[self._keys.core, rfc3339(utc_now())],
+            args=[self._keys.core, now_rfc3339()],
         )
         return result.decode() if isinstance(result, bytes) else str(result)

@@ -194,12 +194,12 @@ class PipelinedRedis:
                         lambda: Connection(self._timeout_s), options["path"]
                     )
                 else:
-                    tls = ssl.create_default_context()
+                    use_tls = options.get("connection_class") is SSLConnection
                     _, protocol = await loop.create_connection(
                         lambda: Connection(self._timeout_s),
                         options.get("host", "localhost"),
                         options.get("port", 6379),
-                        ssl=tls if options.get("connection_class") is SSLConnection else None,
+                        ssl=ssl.create_default_context() if use_tls else None,
                     )
         except (OSError, TimeoutError) as e:  # the built-in TimeoutError: asyncio.timeout's
             waited = time.monotonic() - started
@@ -212,11 +212,9 @@ class PipelinedRedis:
 
     async def _hello(self, protocol: Connection) -> None:
         commands: list[list[Arg]] = []
-        if options_password := self._options.get("password"):
+        if password := self._options.get("password"):
             user = self._options.get("username")
-            commands.append(
-                ["AUTH", user, options_password] if user else ["AUTH", options_password]
-            )
+            commands.append(["AUTH", user, password] if user else ["AUTH", password])
         if db := self._options.get("db"):
             commands.append(["SELECT", db])
         if not commands:
