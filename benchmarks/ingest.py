@@ -53,6 +53,7 @@ import aiohttp
 import orjson
 import redis
 import redis.asyncio
+from wrk_load import WrkRun, find_wrk, run_wrk
 
 import hub
 from hub.embedded import RedisServer, find_redis_server, free_port, start_redis_server
@@ -117,6 +118,12 @@ class AlertBodies:
         self._template = _alert_template()
         self._nonce = secrets.token_hex(3)
         self._counter = itertools.count(1)
+        self.template_file = Path()  # set by write_template, for wrk
+
+    def write_template(self, folder: Path) -> None:
+        """The template with its markers, for benchmarks/wrk_post.lua to fill in the same way."""
+        self.template_file = folder / "alert-template.json"
+        self.template_file.write_bytes(self._template)
 
     def next(self) -> bytes:
         n = next(self._counter)
@@ -355,6 +362,47 @@ class RunResult:
     p99_outside_rewrites_ms: float | None = None
 
 
+async def poll_rewrites(
+    redis_url: str | None, stop_at: float, polls: list[tuple[float, bool]]
+) -> None:
+    """Append (perf_counter time, rewriting?) every 0.1 s until `stop_at`: whether the Redis at
+    `redis_url` is rewriting its append-only file. Nothing when there is no Redis to watch."""
+    if redis_url is None:
+        return
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        while time.perf_counter() < stop_at:
+            info = await client.info("persistence")
+            polls.append((time.perf_counter(), bool(info["aof_rewrite_in_progress"])))
+            await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
+
+
+async def drive_wrk(
+    url: str,
+    token: str | None,
+    template: Path,
+    connections: int,
+    warmup: float,
+    duration: float,
+    watch: dict[str, int],
+    redis_url: str | None = None,
+) -> tuple[WrkRun, dict[str, float], list[tuple[float, bool]]]:
+    """A warm-up wrk run, then the measured one. Returns the measured run, the CPU seconds the
+    watched processes (and wrk, as "client") spent in it, and the rewrite polls of its window."""
+    if warmup > 0:
+        await run_wrk(url, token, template, connections, warmup)
+    polls: list[tuple[float, bool]] = []
+    first = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    poller = asyncio.ensure_future(poll_rewrites(redis_url, time.perf_counter() + duration, polls))
+    measured = await run_wrk(url, token, template, connections, duration)
+    cpu = {name: cpu_seconds(pid) - first[name] for name, pid in watch.items()}
+    cpu["client"] = measured.client_cpu_s
+    await poller
+    return measured, cpu, polls
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return math.nan
@@ -407,18 +455,6 @@ async def drive(
             last = sample()
             cpu.update({name: last[name] - first[name] for name in first})
 
-        async def poll_rewrites() -> None:
-            if redis_url is None:
-                return
-            client = redis.asyncio.Redis.from_url(redis_url)
-            try:
-                while time.perf_counter() < stop_at:
-                    info = await client.info("persistence")
-                    polls.append((time.perf_counter(), bool(info["aof_rewrite_in_progress"])))
-                    await asyncio.sleep(0.1)
-            finally:
-                await client.aclose()
-
         async def worker() -> None:
             nonlocal not_created
             while True:
@@ -440,7 +476,11 @@ async def drive(
                     if status == "201" and b'"created"' not in answer:
                         not_created += 1
 
-        await asyncio.gather(account(), poll_rewrites(), *(worker() for _ in range(connections)))
+        await asyncio.gather(
+            account(),
+            poll_rewrites(redis_url, stop_at, polls),
+            *(worker() for _ in range(connections)),
+        )
     return latencies, statuses, not_created, cpu, polls
 
 
@@ -477,6 +517,10 @@ def measure(
     if redis_pid is not None:
         watch["redis"] = redis_pid
     log_before = server.log_path.stat().st_size
+    if args.generator == "wrk":
+        result = _measure_wrk(target, index, server, token, bodies, args, watch, redis_url)
+        result.server_log_bytes = server.log_path.stat().st_size - log_before
+        return result
     started = time.perf_counter()
     timed, statuses, not_created, cpu, polls = asyncio.run(
         drive(
@@ -527,6 +571,61 @@ def measure(
         rewrite_s=round(rewriting, 1) if redis_url is not None else None,
         p99_during_rewrites_ms=p99_ms(during) if redis_url is not None else None,
         p99_outside_rewrites_ms=p99_ms(outside) if redis_url is not None else None,
+    )
+
+
+def _measure_wrk(
+    target: str,
+    index: int,
+    server: Server,
+    token: str | None,
+    bodies: AlertBodies,
+    args: argparse.Namespace,
+    watch: dict[str, int],
+    redis_url: str | None,
+) -> RunResult:
+    """One run with wrk as the load generator (--generator wrk)."""
+    run, cpu, polls = asyncio.run(
+        drive_wrk(
+            f"{server.base_url}/v1/alerts",
+            token,
+            bodies.template_file,
+            args.connections,
+            args.warmup,
+            args.duration,
+            watch,
+            redis_url,
+        )
+    )
+    rewriting, _, _ = split_by_rewrites([], polls, 0.0)  # every poll is inside the window
+    count = run.requests - run.non_2xx
+
+    def pct(name: str) -> float:
+        return round(100 * cpu[name] / run.seconds, 1)
+
+    def per_alert(name: str) -> float:
+        return round(1e6 * cpu[name] / count, 1) if count else math.nan
+
+    errors = run.non_2xx + run.socket_errors
+    return RunResult(
+        target=target,
+        index=index,
+        alerts_per_s=round(count / run.seconds, 1),
+        p50_ms=round(run.p50_s * 1000, 2),
+        p90_ms=round(run.p90_s * 1000, 2),
+        p99_ms=round(run.p99_s * 1000, 2),
+        max_ms=round(run.max_s * 1000, 2),
+        count=count,
+        errors=errors,
+        error_statuses={"non-2xx": run.non_2xx, "socket": run.socket_errors} if errors else {},
+        not_created=run.not_created,
+        server_cpu_pct=pct("server"),
+        redis_cpu_pct=pct("redis") if "redis" in cpu else None,
+        client_cpu_pct=pct("client"),
+        server_cpu_us_per_alert=per_alert("server"),
+        redis_cpu_us_per_alert=per_alert("redis") if "redis" in cpu else None,
+        server_log_bytes=0,
+        rewrite_s=round(rewriting, 1) if redis_url is not None else None,
     )
 
 
@@ -668,6 +767,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "alike; shared: one store for all runs, so later runs see every earlier alert and the "
         "append-only file's rewrites of the whole store",
     )
+    parser.add_argument(
+        "--generator",
+        choices=("python", "wrk"),
+        default="python",
+        help="the load generator: python (default; an aiohttp client in this process, which "
+        "spends ~150 us of its core per request and so caps the bare handler) or wrk (C, "
+        "benchmarks/wrk_post.lua; needs wrk on PATH), which lets the bare handler run at its "
+        "own pace; with wrk the p99 is not split by rewrites",
+    )
     args = parser.parse_args(argv)
     if args.connections < 1 or args.runs < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--connections and --runs must be >= 1, --duration > 0, --warmup >= 0")
@@ -680,6 +788,8 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.generator == "wrk":
+        find_wrk()  # refuse at once, not after the servers have started
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started_at = dt.datetime.now(dt.UTC)
     machine_info = machine()  # before this process pins itself to the client's cores
@@ -691,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="alerthub-bench-") as tmp_name:
             tmp = Path(tmp_name)
+            bodies.write_template(tmp)
             try:
                 with affinity(pinning.server):
                     bare_argv = [sys.executable, str(HERE / "bare_server.py")]
@@ -755,6 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             "appendonly yes, appendfsync everysec",
             "redis_transport": args.redis_transport,
             "store": args.store,
+            "generator": args.generator,
             "hub_rate_limit_per_minute": 10**9,
         },
         "runs": [dataclasses.asdict(r) for r in runs],
@@ -774,8 +886,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "aof_bytes_at_end": aof_bytes,
         "notes": [
-            "alerts/s counts requests completed inside the measured window after the warm-up; "
-            "p50/p99 are of those requests, client-side (perf_counter around each request)",
+            "generator python: alerts/s counts requests completed inside the measured window "
+            "after the warm-up; p50/p99 are of those requests, client-side (perf_counter around "
+            "each request). generator wrk: a warm-up wrk run, then a measured one; alerts/s and "
+            "the percentiles are wrk's own (benchmarks/wrk_post.lua)",
             "runs alternate bare, hub, bare, hub, ...; medians are over runs; "
             "ratio = median hub alerts/s / median bare alerts/s",
             "every alert has a unique id and unique indicators, so every hub answer is 201 "
