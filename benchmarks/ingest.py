@@ -473,7 +473,7 @@ async def drive(
                 if measure_from <= t1 <= stop_at:
                     latencies.append((t1, t1 - t0))
                     statuses[status] += 1
-                    if status == "201" and b'"created"' not in answer:
+                    if status.startswith("2") and b'"created"' not in answer:
                         not_created += 1
 
         await asyncio.gather(

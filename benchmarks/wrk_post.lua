@@ -30,7 +30,7 @@ request = function()
 end
 
 response = function(status, headers, body)
-  if status == 201 and not string.find(body, '"created"', 1, true) then
+  if status >= 200 and status < 300 and not string.find(body, '"created"', 1, true) then
     not_created = not_created + 1
   end
 end
