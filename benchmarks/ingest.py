@@ -403,6 +403,26 @@ async def drive_wrk(
     return measured, cpu, polls
 
 
+def cpu_figures(cpu: dict[str, float], seconds: float, count: int) -> dict[str, float | None]:
+    """RunResult's CPU fields from the CPU seconds of "server", "client" and, if watched,
+    "redis" over a window of `seconds` in which `count` alerts were answered."""
+
+    def pct(name: str) -> float:
+        return round(100 * cpu[name] / seconds, 1)
+
+    def per_alert(name: str) -> float:
+        return round(1e6 * cpu[name] / count, 1) if count else math.nan
+
+    watched_redis = "redis" in cpu
+    return {
+        "server_cpu_pct": pct("server"),
+        "redis_cpu_pct": pct("redis") if watched_redis else None,
+        "client_cpu_pct": pct("client"),
+        "server_cpu_us_per_alert": per_alert("server"),
+        "redis_cpu_us_per_alert": per_alert("redis") if watched_redis else None,
+    }
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return math.nan
@@ -544,12 +564,6 @@ def measure(
     count = len(latencies)
     errors = sum(n for status, n in statuses.items() if not status.startswith("2"))
 
-    def pct(name: str) -> float:
-        return round(100 * cpu[name] / args.duration, 1)
-
-    def per_alert(name: str) -> float:
-        return round(1e6 * cpu[name] / count, 1) if count else math.nan
-
     return RunResult(
         target=target,
         index=index,
@@ -562,11 +576,7 @@ def measure(
         errors=errors,
         error_statuses={s: n for s, n in statuses.items() if not s.startswith("2")},
         not_created=not_created,
-        server_cpu_pct=pct("server"),
-        redis_cpu_pct=pct("redis") if redis_pid is not None else None,
-        client_cpu_pct=pct("client"),
-        server_cpu_us_per_alert=per_alert("server"),
-        redis_cpu_us_per_alert=per_alert("redis") if redis_pid is not None else None,
+        **cpu_figures(cpu, args.duration, count),
         server_log_bytes=log_bytes,
         rewrite_s=round(rewriting, 1) if redis_url is not None else None,
         p99_during_rewrites_ms=p99_ms(during) if redis_url is not None else None,
@@ -600,12 +610,6 @@ def _measure_wrk(
     rewriting, _, _ = split_by_rewrites([], polls, 0.0)  # every poll is inside the window
     count = run.requests - run.non_2xx
 
-    def pct(name: str) -> float:
-        return round(100 * cpu[name] / run.seconds, 1)
-
-    def per_alert(name: str) -> float:
-        return round(1e6 * cpu[name] / count, 1) if count else math.nan
-
     errors = run.non_2xx + run.socket_errors
     return RunResult(
         target=target,
@@ -619,11 +623,7 @@ def _measure_wrk(
         errors=errors,
         error_statuses={"non-2xx": run.non_2xx, "socket": run.socket_errors} if errors else {},
         not_created=run.not_created,
-        server_cpu_pct=pct("server"),
-        redis_cpu_pct=pct("redis") if "redis" in cpu else None,
-        client_cpu_pct=pct("client"),
-        server_cpu_us_per_alert=per_alert("server"),
-        redis_cpu_us_per_alert=per_alert("redis") if "redis" in cpu else None,
+        **cpu_figures(cpu, run.seconds, count),
         server_log_bytes=0,
         rewrite_s=round(rewriting, 1) if redis_url is not None else None,
     )
