@@ -15,7 +15,7 @@ from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 
-_FIELDS = (
+ALERT_FIELDS = (
     "doc",
     "meta",
     "cluster_id",
@@ -49,7 +49,7 @@ class StoredAlert:
 
     @classmethod
     def from_row(cls, hub_id: str, row: list[bytes | None]) -> StoredAlert | None:
-        fields = dict(zip(_FIELDS, row, strict=True))
+        fields = dict(zip(ALERT_FIELDS, row, strict=True))
         if fields["doc"] is None or fields["meta"] is None:
             return None
         text = {
@@ -151,7 +151,7 @@ class AlertViews:
     async def _load_many(self, hub_ids: list[str]) -> list[StoredAlert | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for hub_id in hub_ids:
-                pipe.hmget(self._keys.alert(hub_id), list(_FIELDS))
+                pipe.hmget(self._keys.alert(hub_id), list(ALERT_FIELDS))
             rows = await pipe.execute()
         return [StoredAlert.from_row(h, r) for h, r in zip(hub_ids, rows, strict=True)]
 

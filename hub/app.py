@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -12,7 +14,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hub import api_alerts, api_meta, api_nodes
+from hub import api_alerts, api_meta, api_nodes, api_subscriptions
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator
 from hub.batching import ScriptBatcher
@@ -25,16 +27,22 @@ from hub.errors import (
     PayloadTooLarge,
     RateLimited,
 )
+from hub.fanout import Fanout
+from hub.feed_news import FeedNews
+from hub.feeds import FeedReader
 from hub.ids import new_ulid
 from hub.keys import Keys
+from hub.leases import process_identity
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.redis_faults import store_unavailable
 from hub.redis_pipe import PipelinedRedis
 from hub.scripts import Scripts
 from hub.settings import Settings, redact_url
+from hub.subscriptions import SubscriptionStore
 from hub.validation import SchemaSet
 from hub.web_io import json_response
+from hub.webhooks import Delivery, WebhookSender, WebhookSupervisor
 
 log = get_logger("hub.app")
 
@@ -178,12 +186,67 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             store=AlertStore(client, keys, scripts, settings.dedup_window_s, batcher),
             views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
+            subscriptions=SubscriptionStore(client, keys, scripts),
+            feeds=FeedReader(client, keys),
+            news=FeedNews(client, keys.feed_news),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
-        yield
+        async with _background_work(app[HUB]):
+            yield
         await batcher.close()
     finally:
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _background_work(hub: Hub) -> AsyncIterator[None]:
+    """Fan-out, webhook delivery and feed wake-ups, for as long as the app runs. Every hub
+    process runs them; leases decide which process does which part of the work."""
+    owner = process_identity()
+    sender = WebhookSender(hub.settings.allow_private_webhooks, hub.settings.webhook_timeout_s)
+    fanout = Fanout(
+        hub.redis,
+        hub.keys,
+        hub.scripts,
+        hub.subscriptions,
+        hub.nodes,
+        hub.news,
+        hub.settings.feed_retention,
+        owner,
+    )
+    delivery = Delivery(
+        redis=hub.redis,
+        keys=hub.keys,
+        scripts=hub.scripts,
+        subscriptions=hub.subscriptions,
+        nodes=hub.nodes,
+        feeds=hub.feeds,
+        news=hub.news,
+        sender=sender,
+        schedule=hub.settings.retry_schedule,
+        owner=owner,
+        lease_ttl_ms=int((hub.settings.webhook_timeout_s + 10) * 1000),
+    )
+    hub.fanout = fanout
+    news_task = asyncio.create_task(hub.news.run(), name="feed-news")
+    workers = [
+        asyncio.create_task(fanout.run(hub.stopping), name="fanout"),
+        asyncio.create_task(WebhookSupervisor(delivery).run(hub.stopping), name="webhooks"),
+    ]
+    try:
+        yield
+    finally:
+        hub.stopping.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        news_task.cancel()
+        await asyncio.gather(news_task, return_exceptions=True)
+        await sender.close()
+
+
+async def _stop_streams(app: web.Application) -> None:
+    """Before aiohttp waits for open requests: end every SSE stream and background loop."""
+    if HUB in app:
+        app[HUB].stopping.set()
 
 
 def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Application:
@@ -194,5 +257,8 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
     app[SETTINGS] = settings
     app[SCHEMAS_KEY] = schemas or SchemaSet()
     app.cleanup_ctx.append(_redis_and_services)
-    app.add_routes(api_meta.routes() + api_nodes.routes() + api_alerts.routes())
+    app.on_shutdown.append(_stop_streams)
+    app.add_routes(
+        api_meta.routes() + api_nodes.routes() + api_alerts.routes() + api_subscriptions.routes()
+    )
     return app

@@ -222,7 +222,7 @@ def _url_host(url: str) -> str:
 
 
 def _host_key(host: str) -> str | None:
-    """"ip:<address>" or "domain:<host without www.>" of a URL's or domain indicator's host; None
+    """ "ip:<address>" or "domain:<host without www.>" of a URL's or domain indicator's host; None
     for no host or a platform host."""
     if not host:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -11,10 +12,14 @@ from redis.asyncio import Redis
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator, require_role
 from hub.dedup import AlertStore
+from hub.fanout import Fanout
+from hub.feed_news import FeedNews
+from hub.feeds import FeedReader
 from hub.keys import Keys
 from hub.nodes import Node, NodeRegistry
 from hub.scripts import Scripts
 from hub.settings import Settings
+from hub.subscriptions import SubscriptionStore
 from hub.validation import SchemaSet
 
 
@@ -30,6 +35,12 @@ class Hub:
     store: AlertStore
     views: AlertViews
     cursor_key: bytes
+    subscriptions: SubscriptionStore
+    feeds: FeedReader
+    news: FeedNews
+    # Set when the process begins to stop: SSE streams and background workers end on it.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    fanout: Fanout | None = None
     started_at: float = field(default_factory=time.monotonic)
 
 

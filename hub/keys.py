@@ -80,6 +80,71 @@ class Keys:
     def rate(self, node_id: str, minute: int) -> str:
         return f"{self.core}rate:{node_id}:{minute}"
 
+    # -- {core}: subscriptions and the fan-out's lease
+    @property
+    def subscriptions(self) -> str:
+        """Hash: subscription id -> the subscription's JSON."""
+        return f"{self.core}subscriptions"
+
+    @property
+    def subscriptions_version(self) -> str:
+        """Counter bumped by every change to a subscription, so caches know when to reload."""
+        return f"{self.core}subscriptions-version"
+
+    @property
+    def fanout_lease(self) -> str:
+        """Which hub process fans out now (fanout.py); read in one step with the event log."""
+        return f"{self.core}fanout-lease"
+
+    @property
+    def feed_news(self) -> str:
+        """Pub/sub channel: comma-separated ids of subscriptions whose feeds just grew."""
+        return f"{self.prefix}:feed-news"
+
+    # -- {sub:<id>}: one subscription's feed and delivery state, one slot per subscription
+    def _sub(self, sub_id: str) -> str:
+        return f"{self.prefix}:{{sub:{sub_id}}}:"
+
+    def feed(self, sub_id: str) -> str:
+        """Stream of the subscription's events; each entry's id is the event log id it came from."""
+        return f"{self._sub(sub_id)}feed"
+
+    def feed_state(self, sub_id: str) -> str:
+        """Hash: `last` (newest log id fanned in), `trimmed_upto` (newest id trimmed away),
+        `c:<cluster_id>` and `h:<hub_id>` (clusters and reports this subscription received)."""
+        return f"{self._sub(sub_id)}feed-state"
+
+    def delivery(self, sub_id: str) -> str:
+        """Hash: webhook delivery state (cursor, failures, last delivery, verification)."""
+        return f"{self._sub(sub_id)}delivery"
+
+    def delivery_lease(self, sub_id: str) -> str:
+        return f"{self._sub(sub_id)}delivery-lease"
+
+    def retries(self, sub_id: str) -> str:
+        """Sorted set: event ids waiting for another webhook attempt, scored by when (ms)."""
+        return f"{self._sub(sub_id)}retries"
+
+    def retry_info(self, sub_id: str) -> str:
+        """Hash: event id -> JSON of the event and its attempts so far."""
+        return f"{self._sub(sub_id)}retry-info"
+
+    def dead_letters(self, sub_id: str) -> str:
+        """Hash: event id -> JSON of an event that failed every attempt."""
+        return f"{self._sub(sub_id)}dead-letters"
+
+    def subscription_keys(self, sub_id: str) -> list[str]:
+        """Every per-subscription key, for deletion."""
+        return [
+            self.feed(sub_id),
+            self.feed_state(sub_id),
+            self.delivery(sub_id),
+            self.delivery_lease(sub_id),
+            self.retries(sub_id),
+            self.retry_info(sub_id),
+            self.dead_letters(sub_id),
+        ]
+
 
 def links_bucket_now(window_s: int) -> int:
     """The dedup window whose link index (Keys.links) is written to now."""

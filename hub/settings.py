@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
+    0,
+    5,
+    300,
+    1800,
+    7200,
+    18000,
+    36000,
+    50400,
+    72000,
+    86400,
+)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -21,12 +33,14 @@ class Settings:
     data_dir: Path = Path("./var/alerthub")
     bootstrap_token: str | None = field(default=None, repr=False)
     allow_private_webhooks: bool = False
-    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     max_body_bytes: int = 262_144
     max_batch_bytes: int = 4 * 1024 * 1024
     rate_limit_per_minute: int = 600
     dedup_window_s: int = 604_800
     feed_retention: int = 100_000
+    webhook_timeout_s: float = 10.0
+    sse_heartbeat_s: float = 15.0
     log_level: str = "info"
     key_prefix: str = "alerthub"
 
@@ -65,6 +79,8 @@ class Settings:
             rate_limit_per_minute=_int("ALERTHUB_RATE_LIMIT_PER_MINUTE", get, 600, minimum=1),
             dedup_window_s=_int("ALERTHUB_DEDUP_WINDOW_S", get, 604_800, minimum=1),
             feed_retention=_int("ALERTHUB_FEED_RETENTION", get, 100_000, minimum=1),
+            webhook_timeout_s=_seconds("ALERTHUB_WEBHOOK_TIMEOUT_S", get, 10.0),
+            sse_heartbeat_s=_seconds("ALERTHUB_SSE_HEARTBEAT_S", get, 15.0),
             log_level=_log_level(get("ALERTHUB_LOG_LEVEL")),
             key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
         )
@@ -109,16 +125,30 @@ def _int(name: str, get, default: int, minimum: int) -> int:
     return value
 
 
-def _schedule(raw: str | None) -> tuple[int, ...]:
+def _seconds(name: str, get, default: float) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise SettingsError(f"{name} must be more than 0 and at most 3600, not {raw}")
+    return value
+
+
+def _schedule(raw: str | None) -> tuple[float, ...]:
+    """Whole or fractional seconds (fractions make tests quick)."""
     if raw is None:
         return DEFAULT_RETRY_SCHEDULE
     try:
-        delays = tuple(int(part) for part in raw.split(","))
+        delays = tuple(float(part) for part in raw.split(","))
     except ValueError:
         raise SettingsError(
             f"ALERTHUB_RETRY_SCHEDULE must be comma-separated seconds, not {raw!r}"
         ) from None
-    if not delays or any(d < 0 for d in delays):
+    if not delays or any(not math.isfinite(d) or d < 0 for d in delays):
         raise SettingsError("ALERTHUB_RETRY_SCHEDULE needs one or more delays >= 0")
     return delays
 

@@ -26,7 +26,14 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
-SCHEMA_NAMES: tuple[str, ...] = ("alert", "batch", "node", "retract", "subscription")
+SCHEMA_NAMES: tuple[str, ...] = (
+    "alert",
+    "batch",
+    "node",
+    "retract",
+    "subscription",
+    "subscription-patch",
+)
 
 # Past this many problems the list is cut short: a 256 KiB array of wrong items would otherwise
 # produce a six-figure list and a reply larger than the request.

@@ -1,0 +1,230 @@
+"""Fan-out: every event in the log reaches each subscription whose filter and sharing policy
+allow it, exactly once into that subscription's feed.
+
+How crashes and several processes are made safe:
+- One process fans out at a time, under a lease (leases.py); the others wait to take over.
+- The log is read through a consumer group with one consumer name shared by every process, so
+  a new holder first re-reads what its predecessor read but did not acknowledge.
+- A feed entry's id is the log id it came from, and feed_append_lua refuses an id at or before
+  the feed's newest: redoing an event after a crash, or a stalled former holder finishing one
+  late, adds nothing twice. Reading is fenced by the lease (fanout_read_lua), so a process that
+  lost the lease cannot take new events out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from hub.feed_news import FeedNews
+from hub.filters import AlertFacts
+from hub.keys import Keys
+from hub.leases import Lease
+from hub.logs import get_logger
+from hub.nodes import Node, NodeRegistry
+from hub.policy import Sharing, may_see
+from hub.scripts import Scripts
+from hub.subscriptions import Subscription, SubscriptionStore
+
+log = get_logger("hub.fanout")
+
+GROUP = "fanout"
+CONSUMER = "fanout"  # shared by every process: see the module docstring
+BATCH = 50
+LEASE_TTL_MS = 5_000
+NODES_REFRESH_S = 5.0
+
+
+def stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    id: str
+    type: str  # created | corroborated | updated | retracted
+    hub_id: str
+    cluster_id: str
+    revision: str
+    occurred_at: str
+
+    @classmethod
+    def from_entry(cls, entry_id: bytes, fields: list[bytes]) -> LogEvent:
+        data = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
+        return cls(
+            id=entry_id.decode(),
+            type=data["type"],
+            hub_id=data["hub_id"],
+            cluster_id=data["cluster_id"],
+            revision=data.get("revision", "1"),
+            occurred_at=data.get("occurred_at", ""),
+        )
+
+
+def feed_candidate(
+    event_type: str, sharing: Sharing, facts: AlertFacts, sub: Subscription, owner: Node
+) -> bool | None:
+    """Whether to offer the event to `sub`'s feed, and if so whether the alert matches it now.
+    None: not offered. The feed script then decides by what the subscription already received:
+    a retraction or an update only to those who got the report, a first report of an incident
+    as created, a later one as corroborated."""
+    if event_type == "retracted":
+        return False
+    if not may_see(sharing, owner):
+        return None
+    matches = sub.filter.matches(facts)
+    if event_type == "updated":
+        return matches
+    return True if matches else None
+
+
+class Fanout:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        subscriptions: SubscriptionStore,
+        nodes: NodeRegistry,
+        news: FeedNews,
+        retention: int,
+        owner: str,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._scripts = scripts
+        self._subscriptions = subscriptions
+        self._nodes = nodes
+        self._news = news
+        self._retention = retention
+        self.lease = Lease(scripts, keys.fanout_lease, owner, LEASE_TTL_MS)
+        self._version = -1
+        self._subs: list[Subscription] = []
+        self._owners: dict[str, Node] = {}
+        self._owners_at = 0.0
+        self.running = False
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Fan out while holding the lease, wait for it otherwise, until `stopping` is set."""
+        self.running = True
+        try:
+            while not stopping.is_set():
+                try:
+                    await self._ensure_group()
+                    if await self.lease.hold():
+                        await self._work(stopping)
+                except (RedisError, OSError) as e:
+                    log.warning("fanout_redis_error", error=type(e).__name__, detail=str(e)[:200])
+                await _wait(stopping, 1.0)
+        finally:
+            self.running = False
+            with contextlib.suppress(RedisError, OSError):
+                await self.lease.release()
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(self._keys.events, GROUP, id="0", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    async def _work(self, stopping: asyncio.Event) -> None:
+        # First what was read but never acknowledged (by a crashed holder, or by us), then new.
+        position = "0"
+        while not stopping.is_set():
+            reply = await self._scripts.fanout_read(
+                keys=[self._keys.fanout_lease, self._keys.events, self._keys.subscriptions_version],
+                args=[self.lease.owner, GROUP, CONSUMER, position, BATCH],
+            )
+            if reply[0] == b"lost":
+                log.info("fanout_lease_lost")
+                return
+            _, version, newest, entries = reply
+            await self._refresh(int(version))
+            if entries:
+                events = [LogEvent.from_entry(e[0], e[1]) for e in entries]
+                await self._fan(events)
+                if position != ">":
+                    position = events[-1].id
+                continue
+            if position != ">":
+                position = ">"
+                continue
+            if not await self.lease.hold():
+                return
+            # Nothing new: wait for the log to grow past its newest entry, or a second.
+            await self._redis.xread({self._keys.events: newest}, count=1, block=1000)
+
+    async def _refresh(self, version: int) -> None:
+        stale_owners = time.monotonic() - self._owners_at > NODES_REFRESH_S
+        if version != self._version:
+            self._version, self._subs = await self._subscriptions.all()
+            stale_owners = True
+        if stale_owners:
+            self._owners = {n.id: n for n in await self._nodes.list() if n.revoked_at is None}
+            self._owners_at = time.monotonic()
+
+    async def _fan(self, events: list[LogEvent]) -> None:
+        hub_ids = sorted({e.hub_id for e in events})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hmget(self._keys.alert(hub_id), ["doc", "meta"])
+            rows = dict(zip(hub_ids, await pipe.execute(), strict=True))
+        offered: list[str] = []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                doc, meta = rows[event.hub_id]
+                if doc is None or meta is None:
+                    log.error("fanout_alert_missing", event_id=event.id, hub_id=event.hub_id)
+                    continue
+                sharing = Sharing.from_json(orjson.loads(meta))
+                facts = AlertFacts.from_doc(orjson.loads(doc))
+                for sub in self._subs_for(event):
+                    matches = feed_candidate(
+                        event.type, sharing, facts, sub, self._owners[sub.owner]
+                    )
+                    if matches is None:
+                        continue
+                    await self._scripts.feed_append(
+                        keys=[self._keys.feed(sub.id), self._keys.feed_state(sub.id)],
+                        args=[
+                            event.id,
+                            event.type,
+                            event.hub_id,
+                            event.cluster_id,
+                            event.occurred_at,
+                            event.revision,
+                            self._retention,
+                            "1" if matches else "0",
+                        ],
+                        client=pipe,
+                    )
+                    offered.append(sub.id)
+            pipe.xack(self._keys.events, GROUP, *[e.id for e in events])
+            results = await pipe.execute()
+        grown = [
+            sub_id
+            for sub_id, result in zip(offered, results, strict=False)
+            if isinstance(result, bytes) and result.startswith(b"alert.")
+        ]
+        await self._news.publish(grown)
+
+    def _subs_for(self, event: LogEvent) -> list[Subscription]:
+        position = stream_id(event.id)
+        return [
+            sub
+            for sub in self._subs
+            if sub.owner in self._owners and stream_id(sub.start_after) < position
+        ]
+
+
+async def _wait(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

@@ -1,0 +1,85 @@
+"""Wake-ups for feed readers: when the fan-out appends to feeds, it publishes the subscription
+ids; every hub process listens on one pub/sub connection and wakes its local SSE streams and
+webhook workers. A lost message costs latency, not events: readers also look again on a timer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hub.logs import get_logger
+
+log = get_logger("hub.feed_news")
+
+
+class FeedNews:
+    def __init__(self, redis: Redis, channel: str) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    async def publish(self, sub_ids: Iterable[str]) -> None:
+        ids = ",".join(sorted(set(sub_ids)))
+        if ids:
+            await self._redis.publish(self._channel, ids)
+
+    @contextlib.contextmanager
+    def listening(self, sub_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever `sub_id`'s feed grows while the block runs; clear it before
+        reading the feed, so news that arrives during the read is not missed."""
+        event = asyncio.Event()
+        self._waiters[sub_id].add(event)
+        try:
+            yield event
+        finally:
+            waiters = self._waiters.get(sub_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[sub_id]
+
+    def wake(self, sub_ids: Iterable[str]) -> None:
+        for sub_id in sub_ids:
+            for event in self._waiters.get(sub_id, ()):
+                event.set()
+
+    def wake_all(self) -> None:
+        for waiters in list(self._waiters.values()):
+            for event in waiters:
+                event.set()
+
+    async def run(self) -> None:
+        """Listen until cancelled; reconnect after a Redis failure."""
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                # Anything published while we were away is found by the readers' own timers;
+                # waking everyone now makes up for it at once.
+                self.wake_all()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.wake(message["data"].decode().split(","))
+            except (RedisError, OSError) as e:
+                log.warning("feed_news_reconnect", error=type(e).__name__)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+async def first_of(woken: asyncio.Event, stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait until either event is set (True) or `seconds` pass (False)."""
+    waits = [asyncio.create_task(woken.wait()), asyncio.create_task(stopping.wait())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)
+    finally:
+        for task in waits:
+            task.cancel()

@@ -1,0 +1,116 @@
+"""Reading a subscription's feed, the one store behind pull, SSE and webhooks. The sharing policy
+is checked again on every read: an alert whose sender has since withheld it from the reader is
+left out, whichever way the feed is read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hub.alert_views import ALERT_FIELDS, StoredAlert
+from hub.errors import HistoryTruncated
+from hub.fanout import stream_id
+from hub.ids import utc_now
+from hub.keys import Keys
+from hub.nodes import Node
+from hub.policy import may_see
+
+EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    id: str
+    type: str
+    hub_id: str
+    cluster_id: str
+    occurred_at: str
+    revision: int
+
+    @classmethod
+    def from_stream(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> FeedEntry:
+        text = {k.decode(): v.decode() for k, v in fields.items()}
+        return cls(
+            id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            type=text["type"],
+            hub_id=text["hub_id"],
+            cluster_id=text["cluster_id"],
+            occurred_at=text.get("occurred_at", ""),
+            revision=int(text.get("revision", "1")),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "hub_id": self.hub_id,
+            "cluster_id": self.cluster_id,
+            "occurred_at": self.occurred_at,
+            "revision": self.revision,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeedEntry:
+        return cls(
+            id=data["id"],
+            type=data["type"],
+            hub_id=data["hub_id"],
+            cluster_id=data["cluster_id"],
+            occurred_at=data["occurred_at"],
+            revision=int(data["revision"]),
+        )
+
+
+def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
+    """The event as every delivery path sends it (API.md): the alert is its stored current form."""
+    return {**entry.as_json(), "alert": alert.summary_json(utc_now())}
+
+
+def is_event_id(text: str) -> bool:
+    return bool(EVENT_ID.match(text))
+
+
+class FeedReader:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def check_not_truncated(self, sub_id: str, after: str) -> None:
+        """HistoryTruncated when entries after `after` may have been trimmed away."""
+        trimmed = await self._redis.hget(self._keys.feed_state(sub_id), "trimmed_upto")
+        if trimmed is not None and stream_id(after) < stream_id(trimmed.decode()):
+            raise HistoryTruncated(
+                f"the feed no longer holds events after {after}; it starts after {trimmed.decode()}"
+            )
+
+    async def entries(self, sub_id: str, after: str | None, limit: int) -> list[FeedEntry]:
+        """Up to `limit` entries after `after` (from the oldest held when None), oldest first."""
+        low = f"({after}" if after else "-"
+        rows = await self._redis.xrange(self._keys.feed(sub_id), min=low, max="+", count=limit)
+        return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in rows]
+
+    async def events(self, entries: list[FeedEntry], reader: Node) -> list[dict[str, Any]]:
+        """The entries as events for `reader`, leaving out alerts it may no longer see."""
+        alerts = await self.alerts([e.hub_id for e in entries])
+        out = []
+        for entry in entries:
+            alert = alerts.get(entry.hub_id)
+            if alert is not None and may_see(alert.sharing, reader):
+                out.append(event_json(entry, alert))
+        return out
+
+    async def alerts(self, hub_ids: list[str]) -> dict[str, StoredAlert]:
+        unique = sorted(set(hub_ids))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in unique:
+                pipe.hmget(self._keys.alert(hub_id), list(ALERT_FIELDS))
+            rows = await pipe.execute()
+        found = {}
+        for hub_id, row in zip(unique, rows, strict=True):
+            alert = StoredAlert.from_row(hub_id, row)
+            if alert is not None:
+                found[hub_id] = alert
+        return found

@@ -1,0 +1,359 @@
+"""Webhook delivery: one worker per subscription, under that subscription's lease, so a slow,
+hanging or failing endpoint holds up only itself. Each worker verifies a pending endpoint with a
+challenge, then delivers the feed in order; a failed event waits in the retry set on the
+schedule (with jitter, honouring Retry-After) while later events go on, and after its last try
+it becomes a dead letter. Delivery is at least once: the webhook-id (the event id) lets a
+receiver drop a repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass, replace
+
+import aiohttp
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hub.delivery_rules import is_success, parse_retry_after, retry_delay, should_pause
+from hub.feed_news import FeedNews, first_of
+from hub.feeds import FeedEntry, FeedReader, event_json
+from hub.ids import new_ulid, now_rfc3339
+from hub.keys import Keys
+from hub.leases import Lease
+from hub.logs import get_logger
+from hub.nodes import NodeRegistry
+from hub.policy import may_see
+from hub.scripts import Scripts
+from hub.signing import webhook_headers
+from hub.subscriptions import Subscription, SubscriptionStore
+from hub.webhook_urls import PublicOnlyResolver, UnsafeWebhookUrl, check_webhook_url
+
+log = get_logger("hub.webhooks")
+
+MAX_CONCURRENT_POSTS = 128
+MAX_RESPONSE_BYTES = 64 * 1024
+IDLE_LOOK_S = 1.0
+SCAN_EVERY_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one POST came to: a status (None when no answer) and a reason when it failed."""
+
+    status: int | None
+    error: str
+    body: bytes = b""
+    retry_after_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and is_success(self.status)
+
+
+class WebhookSender:
+    def __init__(self, allow_private: bool, timeout_s: float) -> None:
+        self._allow_private = allow_private
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
+        self._posts = asyncio.Semaphore(MAX_CONCURRENT_POSTS)
+        self._resolver = None if allow_private else PublicOnlyResolver()
+        resolver = self._resolver
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_POSTS, resolver=resolver),
+            headers={"User-Agent": "alerthub-webhooks/1"},
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+        if self._resolver is not None:  # the connector does not close a resolver it was given
+            await self._resolver.close()
+
+    async def post(self, url: str, secret: str, msg_id: str, body: bytes) -> Attempt:
+        try:
+            # Again at each delivery: an IP literal never reaches the resolver's check.
+            await check_webhook_url(url, allow_private=self._allow_private)
+        except UnsafeWebhookUrl as e:
+            return Attempt(None, str(e))
+        headers = webhook_headers(secret, msg_id, int(time.time()), body)
+        try:
+            async with (
+                self._posts,
+                self._session.post(
+                    url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
+                ) as resp,
+            ):
+                content = await resp.content.read(MAX_RESPONSE_BYTES)
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                error = "" if is_success(resp.status) else f"the endpoint answered {resp.status}"
+                return Attempt(resp.status, error, content, retry_after)
+        except TimeoutError:
+            return Attempt(None, f"no answer within {self._timeout_s:g} s")
+        except aiohttp.ClientError as e:
+            return Attempt(None, f"{type(e).__name__}: {str(e)[:200]}")
+        except OSError as e:
+            return Attempt(None, f"{type(e).__name__}: {str(e)[:200]}")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What every worker of one process shares."""
+
+    redis: Redis
+    keys: Keys
+    scripts: Scripts
+    subscriptions: SubscriptionStore
+    nodes: NodeRegistry
+    feeds: FeedReader
+    news: FeedNews
+    sender: WebhookSender
+    schedule: tuple[float, ...]
+    owner: str
+    lease_ttl_ms: int
+
+
+def _ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class WebhookWorker:
+    def __init__(self, ctx: Delivery, sub_id: str, lease: Lease) -> None:
+        self._ctx = ctx
+        self._sub_id = sub_id
+        self._lease = lease
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        ctx = self._ctx
+        try:
+            with ctx.news.listening(self._sub_id) as woken:
+                while not stopping.is_set() and await self._lease.hold():
+                    sub = await ctx.subscriptions.get(self._sub_id)
+                    if sub is None or not sub.is_webhook or sub.status == "paused":
+                        return
+                    woken.clear()
+                    if sub.status == "pending":
+                        wait = await self._verify(sub)
+                    else:
+                        wait = await self._step(sub)
+                    if wait is None:
+                        return
+                    if wait > 0:
+                        await first_of(woken, stopping, wait)
+        except (RedisError, OSError) as e:
+            log.warning("webhook_worker_redis_error", subscription=self._sub_id, error=str(e)[:200])
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await self._lease.release()
+
+    async def _verify(self, sub: Subscription) -> float | None:
+        """Send the challenge; the subscription turns active when the endpoint echoes it."""
+        ctx = self._ctx
+        key = ctx.keys.delivery(sub.id)
+        attempts_raw, next_raw = await ctx.redis.hmget(key, ["verify_attempts", "verify_next_ms"])
+        if next_raw is not None and int(next_raw) > _ms():
+            return min(IDLE_LOOK_S, (int(next_raw) - _ms()) / 1000)
+        challenge = secrets.token_urlsafe(24)
+        msg_id = f"verify_{new_ulid()}"
+        body = orjson.dumps(
+            {
+                "type": "hub.verification",
+                "id": msg_id,
+                "subscription_id": sub.id,
+                "challenge": challenge,
+                "occurred_at": now_rfc3339(),
+            }
+        )
+        assert sub.url is not None and sub.secret is not None
+        attempt = await ctx.sender.post(sub.url, sub.secret, msg_id, body)
+        if attempt.ok and challenge.encode() in attempt.body:
+            await ctx.redis.hdel(key, "verify_attempts", "verify_next_ms")
+            await ctx.subscriptions.modify(sub.id, _activate_if(sub.url))
+            log.info("webhook_verified", subscription=sub.id)
+            return 0
+        attempts = int(attempts_raw or 0) + 1
+        delay = retry_delay(ctx.schedule, attempts, attempt.retry_after_s)
+        reason = attempt.error or "the answer did not contain the challenge"
+        log.info(
+            "webhook_verification_failed", subscription=sub.id, attempt=attempts, reason=reason
+        )
+        if delay is None:
+            await ctx.subscriptions.modify(
+                sub.id,
+                _pause_if(sub.url, f"the endpoint never answered the challenge: {reason}"),
+            )
+            return None
+        await ctx.redis.hset(
+            key, mapping={"verify_attempts": attempts, "verify_next_ms": _ms() + int(delay * 1000)}
+        )
+        return min(IDLE_LOOK_S, delay)
+
+    async def _step(self, sub: Subscription) -> float | None:
+        """Try one event (a due retry first, else the next new one); the seconds to wait when
+        there was nothing to do, 0 when there was, None when the lease is gone."""
+        ctx = self._ctx
+        now_ms = _ms()
+        due = await ctx.redis.zrangebyscore(ctx.keys.retries(sub.id), "-inf", now_ms, 0, 1)
+        if due:
+            raw = await ctx.redis.hget(ctx.keys.retry_info(sub.id), due[0])
+            if raw is None:  # replayed or finished meanwhile; the score is stale
+                await ctx.redis.zrem(ctx.keys.retries(sub.id), due[0])
+                return 0
+            record = orjson.loads(raw)
+            advance = False
+        else:
+            cursor = await ctx.redis.hget(ctx.keys.delivery(sub.id), "cursor")
+            entries = await ctx.feeds.entries(sub.id, cursor.decode() if cursor else None, 1)
+            if not entries:
+                return await self._idle_wait(sub.id, now_ms)
+            record = {"event": entries[0].as_json(), "attempts": 0, "first_attempt_ms": now_ms}
+            advance = True
+        return await self._attempt(sub, record, advance)
+
+    async def _idle_wait(self, sub_id: str, now_ms: int) -> float:
+        nearest = await self._ctx.redis.zrange(
+            self._ctx.keys.retries(sub_id), 0, 0, withscores=True
+        )
+        if not nearest:
+            return IDLE_LOOK_S
+        return max(0.001, min(IDLE_LOOK_S, (nearest[0][1] - now_ms) / 1000))
+
+    async def _attempt(self, sub: Subscription, record: dict, advance: bool) -> float | None:
+        ctx = self._ctx
+        entry = FeedEntry.from_json(record["event"])
+        owner = await ctx.nodes.get(sub.owner)
+        alerts = await ctx.feeds.alerts([entry.hub_id])
+        alert = alerts.get(entry.hub_id)
+        if (
+            owner is None
+            or owner.revoked_at is not None
+            or alert is None
+            or not may_see(alert.sharing, owner)
+        ):
+            outcome, attempt = "skipped", None
+        else:
+            body = orjson.dumps(event_json(entry, alert))
+            assert sub.url is not None and sub.secret is not None
+            attempt = await ctx.sender.post(sub.url, sub.secret, entry.id, body)
+            record["attempts"] = int(record["attempts"]) + 1
+            record["last_status"] = attempt.status
+            record["last_error"] = attempt.error
+            if attempt.ok:
+                outcome = "delivered"
+            else:
+                delay = retry_delay(ctx.schedule, record["attempts"], attempt.retry_after_s)
+                if delay is None:
+                    outcome = "dead"
+                    record["dead_at"] = now_rfc3339()
+                else:
+                    outcome = "retry"
+                    record["due_ms"] = _ms() + int(delay * 1000)
+        reply = await ctx.scripts.delivery_done(
+            keys=[
+                self._lease.key,
+                ctx.keys.delivery(sub.id),
+                ctx.keys.retries(sub.id),
+                ctx.keys.retry_info(sub.id),
+                ctx.keys.dead_letters(sub.id),
+            ],
+            args=[
+                self._lease.owner,
+                entry.id,
+                outcome,
+                "1" if advance else "0",
+                _ms(),
+                now_rfc3339(),
+                record.get("due_ms", 0),
+                orjson.dumps(record),
+            ],
+        )
+        log.info(
+            "webhook_attempt",
+            subscription=sub.id,
+            event_id=entry.id,
+            outcome=outcome,
+            status=attempt.status if attempt else None,
+            attempts=record["attempts"],
+        )
+        if reply[0] == b"lost":
+            return None
+        if reply[0] == b"dead" and should_pause(
+            int(reply[1]) if reply[1] else None, int(record["first_attempt_ms"])
+        ):
+            last_error = record["last_error"]
+            reason = f"every attempt failed for a whole retry schedule; last: {last_error}"
+            await ctx.subscriptions.modify(sub.id, _pause_if(sub.url, reason))
+            log.warning("subscription_paused", subscription=sub.id, reason=reason)
+            return None
+        return 0
+
+
+def _activate_if(url: str | None):
+    def change(current: Subscription) -> Subscription | None:
+        if current.status != "pending" or current.url != url:
+            return None
+        return replace(current, status="active", status_reason=None)
+
+    return change
+
+
+def _pause_if(url: str | None, reason: str):
+    def change(current: Subscription) -> Subscription | None:
+        if current.status == "paused" or current.url != url:
+            return None
+        return replace(current, status="paused", status_reason=reason)
+
+    return change
+
+
+class WebhookSupervisor:
+    """Starts a worker for each webhook subscription whose lease this process can take."""
+
+    def __init__(self, ctx: Delivery) -> None:
+        self._ctx = ctx
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        version, scanned_at = -1, 0.0
+        try:
+            while not stopping.is_set():
+                try:
+                    current = await self._ctx.subscriptions.version()
+                    if current != version or time.monotonic() - scanned_at > SCAN_EVERY_S:
+                        version, subs = await self._ctx.subscriptions.all()
+                        scanned_at = time.monotonic()
+                        await self._start_workers(subs, stopping)
+                except (RedisError, OSError) as e:
+                    log.warning("webhook_supervisor_redis_error", error=str(e)[:200])
+                await first_of(asyncio.Event(), stopping, 0.25)
+        finally:
+            await self._stop_workers()
+
+    async def _start_workers(self, subs: list[Subscription], stopping: asyncio.Event) -> None:
+        for done in [k for k, t in self._workers.items() if t.done()]:
+            del self._workers[done]
+        for sub in subs:
+            if not sub.is_webhook or sub.status == "paused" or sub.id in self._workers:
+                continue
+            lease = Lease(
+                self._ctx.scripts,
+                self._ctx.keys.delivery_lease(sub.id),
+                self._ctx.owner,
+                self._ctx.lease_ttl_ms,
+            )
+            if await lease.hold():
+                worker = WebhookWorker(self._ctx, sub.id, lease)
+                self._workers[sub.id] = asyncio.create_task(
+                    worker.run(stopping), name=f"webhook-{sub.id}"
+                )
+
+    async def _stop_workers(self) -> None:
+        tasks = list(self._workers.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=5.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
