@@ -46,10 +46,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def should_pause(failing_since_ms: int | None, first_attempt_ms: int) -> bool:
+def should_pause(failing_since_ms: int | None, first_failure_ms: int) -> bool:
     """A subscription is paused when an event has used its whole schedule and no delivery to
-    the endpoint succeeded meanwhile: it has been failing at least since that event's first try."""
-    return failing_since_ms is not None and failing_since_ms <= first_attempt_ms
+    the endpoint succeeded meanwhile: it has been failing at least since that event first
+    failed."""
+    return failing_since_ms is not None and failing_since_ms <= first_failure_ms
 
 
 def is_success(status: int) -> bool:

@@ -352,7 +352,7 @@ for _, event_id in ipairs(ids) do
   if info then
     local record = cjson.decode(info)
     record['attempts'] = 0
-    record['first_attempt_ms'] = tonumber(now_ms)
+    record['first_failure_ms'] = nil
     redis.call('HSET', retry_info, event_id, cjson.encode(record))
     redis.call('ZADD', retries, now_ms, event_id)
     redis.call('HDEL', dead, event_id)

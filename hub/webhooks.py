@@ -208,7 +208,7 @@ class WebhookWorker:
             entries = await ctx.feeds.entries(sub.id, cursor.decode() if cursor else None, 1)
             if not entries:
                 return await self._idle_wait(sub.id, now_ms)
-            record = {"event": entries[0].as_json(), "attempts": 0, "first_attempt_ms": now_ms}
+            record = {"event": entries[0].as_json(), "attempts": 0}
             advance = True
         return await self._attempt(sub, record, advance)
 
@@ -237,12 +237,14 @@ class WebhookWorker:
             body = orjson.dumps(event_json(entry, alert))
             assert sub.url is not None and sub.secret is not None
             attempt = await ctx.sender.post(sub.url, sub.secret, entry.id, body)
+            finished_ms = _ms()
             record["attempts"] = int(record["attempts"]) + 1
             record["last_status"] = attempt.status
             record["last_error"] = attempt.error
             if attempt.ok:
                 outcome = "delivered"
             else:
+                record.setdefault("first_failure_ms", finished_ms)
                 delay = retry_delay(ctx.schedule, record["attempts"], attempt.retry_after_s)
                 if delay is None:
                     outcome = "dead"
@@ -263,7 +265,7 @@ class WebhookWorker:
                 entry.id,
                 outcome,
                 "1" if advance else "0",
-                _ms(),
+                finished_ms,
                 now_rfc3339(),
                 record.get("due_ms", 0),
                 orjson.dumps(record),
@@ -280,7 +282,7 @@ class WebhookWorker:
         if reply[0] == b"lost":
             return None
         if reply[0] == b"dead" and should_pause(
-            int(reply[1]) if reply[1] else None, int(record["first_attempt_ms"])
+            int(reply[1]) if reply[1] else None, int(record["first_failure_ms"])
         ):
             last_error = record["last_error"]
             reason = f"every attempt failed for a whole retry schedule; last: {last_error}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -89,10 +91,60 @@ class Api:
         resp = await self.client.get(path, headers=self.auth(node))
         return resp.status, await resp.json()
 
+    async def subscribe(
+        self, node: str, delivery: dict[str, Any] | None = None, **filter_: Any
+    ) -> dict[str, Any]:
+        """A new subscription of `node` (pull unless `delivery` says otherwise), as created."""
+        body = {"filter": filter_, "delivery": delivery or {"type": "pull"}}
+        resp = await self.client.post("/v1/subscriptions", json=body, headers=self.auth(node))
+        assert resp.status == 201, await resp.text()
+        return await resp.json()
+
+    async def feed(self, node: str, sub_id: str, after: str | None = None) -> list[dict[str, Any]]:
+        path = f"/v1/subscriptions/{sub_id}/feed?limit=1000" + (f"&after={after}" if after else "")
+        status, body = await self.get(node, path)
+        assert status == 200, body
+        return body["events"]
+
+    async def wait_for_feed(
+        self, node: str, sub_id: str, count: int, within: float = 10.0, last: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The feed once it holds at least `count` events (fan-out runs in the background),
+        the newest about hub id `last` if given; what it holds at the deadline otherwise."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            events = await self.feed(node, sub_id)
+            done = len(events) >= count and (last is None or events[-1]["hub_id"] == last)
+            if done or asyncio.get_running_loop().time() > deadline:
+                return events
+            await asyncio.sleep(0.02)
+
 
 @pytest.fixture
 async def api(aiohttp_client: Any, settings: Settings, schema_set: SchemaSet) -> AsyncIterator[Api]:
     client = await aiohttp_client(create_app(settings, schema_set))
+    yield Api(client)
+
+
+@pytest.fixture
+def delivery_settings(settings: Settings) -> Settings:
+    """Settings for delivery tests: receivers on loopback, a retry schedule of fractions of a
+    second, a quick SSE heartbeat."""
+    return dataclasses.replace(
+        settings,
+        allow_private_webhooks=True,
+        retry_schedule=(0, 0.2, 0.2),
+        sse_heartbeat_s=0.3,
+        webhook_timeout_s=2.0,
+    )
+
+
+@pytest.fixture
+async def dapi(
+    aiohttp_client: Any, delivery_settings: Settings, schema_set: SchemaSet
+) -> AsyncIterator[Api]:
+    """An Api on a hub with delivery_settings."""
+    client = await aiohttp_client(create_app(delivery_settings, schema_set))
     yield Api(client)
 
 
@@ -130,3 +182,14 @@ def disinfo_alert(
     }
     alert.update(changes)
     return copy.deepcopy(alert)
+
+
+def unique_threat(alert_id: str, **changes: Any) -> dict[str, Any]:
+    """A GREEN threat alert whose content no other alert shares (so it starts a cluster)."""
+    domain = f"{alert_id.lower().replace('_', '-')}.phish.example"
+    alert = threat_alert(
+        alert_id,
+        indicators=[{"type": "domain", "value": domain}],
+    )
+    alert.update(changes)
+    return alert
