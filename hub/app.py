@@ -59,6 +59,7 @@ STATUS_OF: dict[str, int] = {
     "rate_limited": 429,
     "unavailable": 503,
 }
+SHUTDOWN_GRACE_S = 0.2
 SETTINGS = web.AppKey("settings", Settings)
 SCHEMAS_KEY = web.AppKey("schema_set", SchemaSet)
 OPERATOR_PROFILE = {
@@ -237,6 +238,11 @@ async def _background_work(hub: Hub) -> AsyncIterator[None]:
         yield
     finally:
         hub.stopping.set()
+        # A short grace, then cancel: both loops are safe to stop at any line (fanout.py,
+        # webhooks.py), and one blocked in a Redis read would otherwise hold up the stop.
+        _, unfinished = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_S)
+        for task in unfinished:
+            task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         news_task.cancel()
         await asyncio.gather(news_task, return_exceptions=True)

@@ -355,7 +355,7 @@ class WebhookSupervisor:
         tasks = list(self._workers.values())
         if not tasks:
             return
-        _, pending = await asyncio.wait(tasks, timeout=5.0)
+        _, pending = await asyncio.wait(tasks, timeout=0.2)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
