@@ -8,11 +8,15 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from hub.errors import HistoryTruncated
 from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedReader
+from hub.logs import get_logger
 from hub.nodes import Node
+
+log = get_logger("hub.sse")
 
 PAGE = 100
 
@@ -38,6 +42,36 @@ def truncated_frame(after: str, reason: str) -> bytes:
     return frame({"after": after, "message": reason}, event="history-truncated")
 
 
+async def _send_feed(
+    response: web.StreamResponse,
+    feeds: FeedReader,
+    woken: asyncio.Event,
+    sub_id: str,
+    reader: Node,
+    after: str | None,
+    heartbeat_s: float,
+    stopping: asyncio.Event,
+) -> None:
+    await response.write(b"retry: 2000\n\n")
+    if after is not None:
+        try:
+            await feeds.check_not_truncated(sub_id, after)
+        except HistoryTruncated as e:
+            # In band: the client learns what it missed and goes on from the oldest held.
+            await response.write(truncated_frame(after, e.message))
+            after = None
+    while not stopping.is_set():
+        woken.clear()
+        entries = await feeds.entries(sub_id, after, PAGE)
+        if entries:
+            for event in await feeds.events(entries, reader):
+                await response.write(frame(event, event=event["type"], event_id=event["id"]))
+            after = entries[-1].id
+            continue
+        if not await first_of(woken, stopping, heartbeat_s):
+            await response.write(comment("heartbeat"))
+
+
 async def stream_feed(
     request: web.Request,
     feeds: FeedReader,
@@ -57,22 +91,11 @@ async def stream_feed(
     )
     with news.listening(sub_id) as woken:
         await response.prepare(request)
-        await response.write(b"retry: 2000\n\n")
-        if after is not None:
-            try:
-                await feeds.check_not_truncated(sub_id, after)
-            except HistoryTruncated as e:
-                # In band: the client learns what it missed and goes on from the oldest held.
-                await response.write(truncated_frame(after, e.message))
-                after = None
-        while not stopping.is_set():
-            woken.clear()
-            entries = await feeds.entries(sub_id, after, PAGE)
-            if entries:
-                for event in await feeds.events(entries, reader):
-                    await response.write(frame(event, event=event["type"], event_id=event["id"]))
-                after = entries[-1].id
-                continue
-            if not await first_of(woken, stopping, heartbeat_s):
-                await response.write(comment("heartbeat"))
+        try:
+            await _send_feed(response, feeds, woken, sub_id, reader, after, heartbeat_s, stopping)
+        except ConnectionResetError:
+            pass  # the client went away; its Last-Event-ID lets it resume
+        except RedisError as e:
+            # Headers are sent: no error body now. End the stream; the client resumes.
+            log.warning("sse_store_unavailable", subscription=sub_id, error=type(e).__name__)
     return response
