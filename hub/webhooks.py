@@ -11,91 +11,58 @@ import asyncio
 import contextlib
 import secrets
 import time
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
-import aiohttp
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub.delivery_rules import is_success, parse_retry_after, retry_delay, should_pause
+from hub.delivery_rules import retry_delay, should_pause
 from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedEntry, FeedReader, event_json
 from hub.ids import new_ulid, now_rfc3339
 from hub.keys import Keys
 from hub.leases import Lease
 from hub.logs import get_logger
-from hub.nodes import NodeRegistry
-from hub.policy import may_see
+from hub.nodes import Node, NodeRegistry
+from hub.policy import Sharing, may_see
 from hub.scripts import Scripts
-from hub.signing import webhook_headers
 from hub.subscriptions import Subscription, SubscriptionStore
-from hub.webhook_urls import PublicOnlyResolver, UnsafeWebhookUrl, check_webhook_url
+from hub.webhook_sender import WebhookSender
 
 log = get_logger("hub.webhooks")
 
-MAX_CONCURRENT_POSTS = 128
-MAX_RESPONSE_BYTES = 64 * 1024
+BATCH = 32
 IDLE_LOOK_S = 1.0
 SCAN_EVERY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """What one POST came to: a status (None when no answer) and a reason when it failed."""
+class Rendered:
+    """An event's body as delivered, and the sharing that decides who may get it."""
 
-    status: int | None
-    error: str
-    body: bytes = b""
-    retry_after_s: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and is_success(self.status)
+    sharing: Sharing
+    body: bytes
 
 
-class WebhookSender:
-    def __init__(self, allow_private: bool, timeout_s: float) -> None:
-        self._allow_private = allow_private
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._timeout_s = timeout_s
-        self._posts = asyncio.Semaphore(MAX_CONCURRENT_POSTS)
-        self._resolver = None if allow_private else PublicOnlyResolver()
-        resolver = self._resolver
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_CONCURRENT_POSTS, resolver=resolver),
-            headers={"User-Agent": "alerthub-webhooks/1"},
-        )
+class RenderCache:
+    """The most recent rendered events, keyed by (event id, type), bounded."""
 
-    async def close(self) -> None:
-        await self._session.close()
-        if self._resolver is not None:  # the connector does not close a resolver it was given
-            await self._resolver.close()
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], Rendered | None] = OrderedDict()
 
-    async def post(self, url: str, secret: str, msg_id: str, body: bytes) -> Attempt:
-        try:
-            # Again at each delivery: an IP literal never reaches the resolver's check.
-            await check_webhook_url(url, allow_private=self._allow_private)
-        except UnsafeWebhookUrl as e:
-            return Attempt(None, str(e))
-        headers = webhook_headers(secret, msg_id, int(time.time()), body)
-        try:
-            async with (
-                self._posts,
-                self._session.post(
-                    url, data=body, headers=headers, allow_redirects=False, timeout=self._timeout
-                ) as resp,
-            ):
-                content = await resp.content.read(MAX_RESPONSE_BYTES)
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                error = "" if is_success(resp.status) else f"the endpoint answered {resp.status}"
-                return Attempt(resp.status, error, content, retry_after)
-        except TimeoutError:
-            return Attempt(None, f"no answer within {self._timeout_s:g} s")
-        except aiohttp.ClientError as e:
-            return Attempt(None, f"{type(e).__name__}: {str(e)[:200]}")
-        except OSError as e:
-            return Attempt(None, f"{type(e).__name__}: {str(e)[:200]}")
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._items
+
+    def get(self, key: tuple[str, str]) -> Rendered | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, str], value: Rendered | None) -> None:
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +80,7 @@ class Delivery:
     schedule: tuple[float, ...]
     owner: str
     lease_ttl_ms: int
+    rendered: RenderCache = field(default_factory=RenderCache)
 
 
 def _ms() -> int:
@@ -124,12 +92,22 @@ class WebhookWorker:
         self._ctx = ctx
         self._sub_id = sub_id
         self._lease = lease
+        self._renew_at = 0.0
+
+    async def _keep_lease(self) -> bool:
+        """Renew the lease when a third of its time has passed; False once it is lost."""
+        if time.monotonic() < self._renew_at:
+            return True
+        if not await self._lease.hold():
+            return False
+        self._renew_at = time.monotonic() + self._lease.ttl_ms / 3000
+        return True
 
     async def run(self, stopping: asyncio.Event) -> None:
         ctx = self._ctx
         try:
             with ctx.news.listening(self._sub_id) as woken:
-                while not stopping.is_set() and await self._lease.hold():
+                while not stopping.is_set() and await self._keep_lease():
                     sub = await ctx.subscriptions.get(self._sub_id)
                     if sub is None or not sub.is_webhook or sub.status == "paused":
                         return
@@ -137,7 +115,7 @@ class WebhookWorker:
                     if sub.status == "pending":
                         wait = await self._verify(sub)
                     else:
-                        wait = await self._step(sub)
+                        wait = await self._deliver_some(sub, stopping)
                     if wait is None:
                         return
                     if wait > 0:
@@ -190,53 +168,87 @@ class WebhookWorker:
         )
         return min(IDLE_LOOK_S, delay)
 
-    async def _step(self, sub: Subscription) -> float | None:
-        """Try one event (a due retry first, else the next new one); the seconds to wait when
-        there was nothing to do, 0 when there was, None when the lease is gone."""
+    async def _deliver_some(self, sub: Subscription, stopping: asyncio.Event) -> float | None:
+        """Due retries first, then a batch of new events, one POST at a time in feed order.
+        Returns the seconds to wait when there was nothing to do, 0 when there was, None when
+        the worker should stop (lease lost, subscription paused)."""
         ctx = self._ctx
-        now_ms = _ms()
-        due = await ctx.redis.zrangebyscore(ctx.keys.retries(sub.id), "-inf", now_ms, 0, 1)
+        owner = await ctx.nodes.get(sub.owner)
+        due = await ctx.redis.zrangebyscore(ctx.keys.retries(sub.id), "-inf", _ms(), 0, BATCH)
         if due:
-            raw = await ctx.redis.hget(ctx.keys.retry_info(sub.id), due[0])
-            if raw is None:  # replayed or finished meanwhile; the score is stale
-                await ctx.redis.zrem(ctx.keys.retries(sub.id), due[0])
-                return 0
-            record = orjson.loads(raw)
+            infos = await ctx.redis.hmget(ctx.keys.retry_info(sub.id), due)
+            records = [orjson.loads(raw) for raw in infos if raw is not None]
+            if len(records) < len(due):  # replayed or finished meanwhile: stale scores
+                await ctx.redis.zrem(ctx.keys.retries(sub.id), *due)
             advance = False
         else:
             cursor = await ctx.redis.hget(ctx.keys.delivery(sub.id), "cursor")
-            entries = await ctx.feeds.entries(sub.id, cursor.decode() if cursor else None, 1)
+            entries = await ctx.feeds.entries(sub.id, cursor.decode() if cursor else None, BATCH)
             if not entries:
-                return await self._idle_wait(sub.id, now_ms)
-            record = {"event": entries[0].as_json(), "attempts": 0}
+                return await self._idle_wait(sub.id)
+            records = [{"event": e.as_json(), "attempts": 0} for e in entries]
             advance = True
-        return await self._attempt(sub, record, advance)
+        bodies = await self._bodies([FeedEntry.from_json(r["event"]) for r in records])
+        for record in records:
+            if stopping.is_set() or not await self._keep_lease():
+                return None
+            verdict = await self._attempt(sub, owner, record, bodies, advance)
+            if verdict is None:
+                return None
+        return 0
 
-    async def _idle_wait(self, sub_id: str, now_ms: int) -> float:
+    async def _idle_wait(self, sub_id: str) -> float:
         nearest = await self._ctx.redis.zrange(
             self._ctx.keys.retries(sub_id), 0, 0, withscores=True
         )
         if not nearest:
             return IDLE_LOOK_S
-        return max(0.001, min(IDLE_LOOK_S, (nearest[0][1] - now_ms) / 1000))
+        return max(0.001, min(IDLE_LOOK_S, (nearest[0][1] - _ms()) / 1000))
 
-    async def _attempt(self, sub: Subscription, record: dict, advance: bool) -> float | None:
+    async def _bodies(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
+        """Each entry's sharing and JSON body, shared by every subscription of the process
+        that delivers the same event (one render, not one per subscriber)."""
+        rendered = self._ctx.rendered
+        out: dict[str, Rendered | None] = {}
+        missing = [e for e in entries if (e.id, e.type) not in rendered]
+        alerts = await self._ctx.feeds.alerts([e.hub_id for e in missing]) if missing else {}
+        for entry in entries:
+            key = (entry.id, entry.type)
+            if key not in rendered:
+                alert = alerts.get(entry.hub_id)
+                rendered.put(
+                    key,
+                    None
+                    if alert is None
+                    else Rendered(alert.sharing, orjson.dumps(event_json(entry, alert))),
+                )
+            out[entry.id] = rendered.get(key)
+        return out
+
+    async def _attempt(
+        self,
+        sub: Subscription,
+        owner: Node | None,
+        record: dict,
+        bodies: dict[str, Rendered | None],
+        advance: bool,
+    ) -> bool | None:
+        """POST one event and record what came of it; None when the worker must stop."""
         ctx = self._ctx
         entry = FeedEntry.from_json(record["event"])
-        owner = await ctx.nodes.get(sub.owner)
-        alerts = await ctx.feeds.alerts([entry.hub_id])
-        alert = alerts.get(entry.hub_id)
+        rendered = bodies.get(entry.id)
+        finished_ms = _ms()
+        attempt = None
         if (
             owner is None
             or owner.revoked_at is not None
-            or alert is None
-            or not may_see(alert.sharing, owner)
+            or rendered is None
+            or not may_see(rendered.sharing, owner)
         ):
-            outcome, attempt = "skipped", None
+            outcome = "skipped"
         else:
-            body = orjson.dumps(event_json(entry, alert))
             assert sub.url is not None and sub.secret is not None
-            attempt = await ctx.sender.post(sub.url, sub.secret, entry.id, body)
+            attempt = await ctx.sender.post(sub.url, sub.secret, entry.id, rendered.body)
             finished_ms = _ms()
             record["attempts"] = int(record["attempts"]) + 1
             record["last_status"] = attempt.status
@@ -251,7 +263,7 @@ class WebhookWorker:
                     record["dead_at"] = now_rfc3339()
                 else:
                     outcome = "retry"
-                    record["due_ms"] = _ms() + int(delay * 1000)
+                    record["due_ms"] = finished_ms + int(delay * 1000)
         reply = await ctx.scripts.delivery_done(
             keys=[
                 self._lease.key,
@@ -271,14 +283,15 @@ class WebhookWorker:
                 orjson.dumps(record),
             ],
         )
-        log.info(
-            "webhook_attempt",
-            subscription=sub.id,
-            event_id=entry.id,
-            outcome=outcome,
-            status=attempt.status if attempt else None,
-            attempts=record["attempts"],
-        )
+        if outcome != "delivered":
+            log.info(
+                "webhook_attempt",
+                subscription=sub.id,
+                event_id=entry.id,
+                outcome=outcome,
+                status=attempt.status if attempt else None,
+                attempts=record["attempts"],
+            )
         if reply[0] == b"lost":
             return None
         if reply[0] == b"dead" and should_pause(
@@ -289,7 +302,7 @@ class WebhookWorker:
             await ctx.subscriptions.modify(sub.id, _pause_if(sub.url, reason))
             log.warning("subscription_paused", subscription=sub.id, reason=reason)
             return None
-        return 0
+        return True
 
 
 def _activate_if(url: str | None):
