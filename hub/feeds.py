@@ -5,9 +5,11 @@ left out, whichever way the feed is read."""
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from hub.alert_views import ALERT_FIELDS, StoredAlert
@@ -16,7 +18,7 @@ from hub.fanout import stream_id
 from hub.ids import utc_now
 from hub.keys import Keys
 from hub.nodes import Node
-from hub.policy import may_see
+from hub.policy import Sharing, may_see
 
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
@@ -64,6 +66,33 @@ class FeedEntry:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An event's body as delivered, and the sharing that decides who may get it."""
+
+    sharing: Sharing
+    body: bytes
+
+
+class RenderCache:
+    """The most recent rendered events, keyed by (event id, type), bounded."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], Rendered | None] = OrderedDict()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._items
+
+    def get(self, key: tuple[str, str]) -> Rendered | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, str], value: Rendered | None) -> None:
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
 def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
     """The event as every delivery path sends it (API.md): the alert is its stored current form."""
     return {**entry.as_json(), "alert": alert.summary_json(utc_now())}
@@ -77,6 +106,28 @@ class FeedReader:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._rendered = RenderCache()
+
+    async def rendered(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
+        """Each entry's body as SSE and webhooks send it, with the sharing that decides who may
+        get it (None when the alert is gone). Rendered once per process for every subscriber
+        that gets the same event, not once per subscriber."""
+        cache = self._rendered
+        missing = [e for e in entries if (e.id, e.type) not in cache]
+        alerts = await self.alerts([e.hub_id for e in missing]) if missing else {}
+        out: dict[str, Rendered | None] = {}
+        for entry in entries:
+            key = (entry.id, entry.type)
+            if key not in cache:
+                alert = alerts.get(entry.hub_id)
+                cache.put(
+                    key,
+                    None
+                    if alert is None
+                    else Rendered(alert.sharing, orjson.dumps(event_json(entry, alert))),
+                )
+            out[entry.id] = cache.get(key)
+        return out
 
     async def check_not_truncated(self, sub_id: str, after: str) -> None:
         """HistoryTruncated when entries after `after` may have been trimmed away."""

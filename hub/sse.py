@@ -15,6 +15,7 @@ from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedReader
 from hub.logs import get_logger
 from hub.nodes import Node
+from hub.policy import may_see
 
 log = get_logger("hub.sse")
 
@@ -24,12 +25,17 @@ PAGE = 100
 def frame(data: Any, event: str | None = None, event_id: str | None = None) -> bytes:
     """One event: `id:`, `event:`, then `data:` as one line of compact JSON (JSON never holds a
     raw newline, so one data line is always enough)."""
+    return raw_frame(orjson.dumps(data), event, event_id)
+
+
+def raw_frame(json_body: bytes, event: str | None = None, event_id: str | None = None) -> bytes:
+    """`frame` for a body already serialised by orjson (compact: no raw newline in it)."""
     lines = []
     if event_id is not None:
         lines.append(b"id: " + event_id.encode())
     if event is not None:
         lines.append(b"event: " + event.encode())
-    lines.append(b"data: " + orjson.dumps(data))
+    lines.append(b"data: " + json_body)
     return b"\n".join(lines) + b"\n\n"
 
 
@@ -64,8 +70,11 @@ async def _send_feed(
         woken.clear()
         entries = await feeds.entries(sub_id, after, PAGE)
         if entries:
-            for event in await feeds.events(entries, reader):
-                await response.write(frame(event, event=event["type"], event_id=event["id"]))
+            rendered = await feeds.rendered(entries)
+            for entry in entries:
+                event = rendered[entry.id]
+                if event is not None and may_see(event.sharing, reader):
+                    await response.write(raw_frame(event.body, entry.type, entry.id))
             after = entries[-1].id
             continue
         if not await first_of(woken, stopping, heartbeat_s):

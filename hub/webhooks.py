@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import orjson
 from redis.asyncio import Redis
@@ -20,13 +19,13 @@ from redis.exceptions import RedisError
 
 from hub.delivery_rules import retry_delay, should_pause
 from hub.feed_news import FeedNews, first_of
-from hub.feeds import FeedEntry, FeedReader, event_json
+from hub.feeds import FeedEntry, FeedReader, Rendered
 from hub.ids import new_ulid, now_rfc3339
 from hub.keys import Keys
 from hub.leases import Lease
 from hub.logs import get_logger
 from hub.nodes import Node, NodeRegistry
-from hub.policy import Sharing, may_see
+from hub.policy import may_see
 from hub.scripts import Scripts
 from hub.subscriptions import Subscription, SubscriptionStore
 from hub.webhook_sender import WebhookSender
@@ -36,33 +35,6 @@ log = get_logger("hub.webhooks")
 BATCH = 32
 IDLE_LOOK_S = 1.0
 SCAN_EVERY_S = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """An event's body as delivered, and the sharing that decides who may get it."""
-
-    sharing: Sharing
-    body: bytes
-
-
-class RenderCache:
-    """The most recent rendered events, keyed by (event id, type), bounded."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, str], Rendered | None] = OrderedDict()
-
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._items
-
-    def get(self, key: tuple[str, str]) -> Rendered | None:
-        return self._items.get(key)
-
-    def put(self, key: tuple[str, str], value: Rendered | None) -> None:
-        self._items[key] = value
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +52,6 @@ class Delivery:
     schedule: tuple[float, ...]
     owner: str
     lease_ttl_ms: int
-    rendered: RenderCache = field(default_factory=RenderCache)
 
 
 def _ms() -> int:
@@ -188,7 +159,7 @@ class WebhookWorker:
                 return await self._idle_wait(sub.id)
             records = [{"event": e.as_json(), "attempts": 0} for e in entries]
             advance = True
-        bodies = await self._bodies([FeedEntry.from_json(r["event"]) for r in records])
+        bodies = await ctx.feeds.rendered([FeedEntry.from_json(r["event"]) for r in records])
         for record in records:
             if stopping.is_set() or not await self._keep_lease():
                 return None
@@ -204,26 +175,6 @@ class WebhookWorker:
         if not nearest:
             return IDLE_LOOK_S
         return max(0.001, min(IDLE_LOOK_S, (nearest[0][1] - _ms()) / 1000))
-
-    async def _bodies(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
-        """Each entry's sharing and JSON body, shared by every subscription of the process
-        that delivers the same event (one render, not one per subscriber)."""
-        rendered = self._ctx.rendered
-        out: dict[str, Rendered | None] = {}
-        missing = [e for e in entries if (e.id, e.type) not in rendered]
-        alerts = await self._ctx.feeds.alerts([e.hub_id for e in missing]) if missing else {}
-        for entry in entries:
-            key = (entry.id, entry.type)
-            if key not in rendered:
-                alert = alerts.get(entry.hub_id)
-                rendered.put(
-                    key,
-                    None
-                    if alert is None
-                    else Rendered(alert.sharing, orjson.dumps(event_json(entry, alert))),
-                )
-            out[entry.id] = rendered.get(key)
-        return out
 
     async def _attempt(
         self,
