@@ -238,6 +238,7 @@ async def _background_work(hub: Hub) -> AsyncIterator[None]:
         yield
     finally:
         hub.stopping.set()
+        hub.news.wake_all()
         # A short grace, then cancel: both loops are safe to stop at any line (fanout.py,
         # webhooks.py), and one blocked in a Redis read would otherwise hold up the stop.
         _, unfinished = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_S)
@@ -253,6 +254,7 @@ async def _stop_streams(app: web.Application) -> None:
     """Before aiohttp waits for open requests: end every SSE stream and background loop."""
     if HUB in app:
         app[HUB].stopping.set()
+        app[HUB].news.wake_all()
 
 
 def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Application:

@@ -75,11 +75,14 @@ class FeedNews:
 
 
 async def first_of(woken: asyncio.Event, stopping: asyncio.Event, seconds: float) -> bool:
-    """Wait until either event is set (True) or `seconds` pass (False)."""
-    waits = [asyncio.create_task(woken.wait()), asyncio.create_task(stopping.wait())]
+    """Wait until `woken` is set (True) or `seconds` pass (False); True at once when stopping.
+    No task is made per wait (this runs once per event per open stream): whoever sets
+    `stopping` also wakes every waiter (FeedNews.wake_all)."""
+    if stopping.is_set() or woken.is_set():
+        return True
     try:
-        done, _ = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        return bool(done)
-    finally:
-        for task in waits:
-            task.cancel()
+        async with asyncio.timeout(seconds):
+            await woken.wait()
+    except TimeoutError:
+        return stopping.is_set()
+    return True
