@@ -188,7 +188,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
-            feeds=FeedReader(client, keys),
+            feeds=FeedReader(client, keys, batcher),
             news=FeedNews(client, keys.feed_news),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)

@@ -56,6 +56,15 @@ class ScriptBatcher:
             raise reply
         return reply
 
+    async def command(self, *args: Arg) -> Any:
+        """A plain command's reply as hiredis parses it (no redis-py response callbacks): the
+        SSE streams woken by one feed-news message read their feeds in a few writes, not in
+        one round trip each."""
+        reply = await self._queue(pack_command(args))
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
     def _queue(self, command: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._packed.append(command)

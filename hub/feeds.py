@@ -13,6 +13,7 @@ import orjson
 from redis.asyncio import Redis
 
 from hub.alert_views import ALERT_FIELDS, StoredAlert
+from hub.batching import ScriptBatcher
 from hub.errors import HistoryTruncated
 from hub.fanout import stream_id
 from hub.ids import utc_now
@@ -103,9 +104,10 @@ def is_event_id(text: str) -> bool:
 
 
 class FeedReader:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, batcher: ScriptBatcher | None = None) -> None:
         self._redis = redis
         self._keys = keys
+        self._batcher = batcher
         self._rendered = RenderCache()
 
     async def rendered(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
@@ -140,8 +142,16 @@ class FeedReader:
     async def entries(self, sub_id: str, after: str | None, limit: int) -> list[FeedEntry]:
         """Up to `limit` entries after `after` (from the oldest held when None), oldest first."""
         low = f"({after}" if after else "-"
-        rows = await self._redis.xrange(self._keys.feed(sub_id), min=low, max="+", count=limit)
-        return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in rows]
+        if self._batcher is None:
+            rows = await self._redis.xrange(self._keys.feed(sub_id), min=low, max="+", count=limit)
+            return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in rows]
+        raw = await self._batcher.command(
+            "XRANGE", self._keys.feed(sub_id), low, "+", "COUNT", limit
+        )
+        return [
+            FeedEntry.from_stream(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
+            for entry_id, fields in raw
+        ]
 
     async def events(self, entries: list[FeedEntry], reader: Node) -> list[dict[str, Any]]:
         """The entries as events for `reader`, leaving out alerts it may no longer see."""
