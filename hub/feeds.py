@@ -4,10 +4,13 @@ left out, whichever way the feed is read."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -21,6 +24,8 @@ from hub.keys import Keys
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 
+T = TypeVar("T")
+STATE_TTL_S = 1.0
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
@@ -69,27 +74,32 @@ class FeedEntry:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """An event's body as delivered, and the sharing that decides who may get it."""
+    """An event's body as delivered, and the sharing that decides who may get it now."""
 
     sharing: Sharing
     body: bytes
 
 
-class RenderCache:
-    """The most recent rendered events, keyed by (event id, type), bounded."""
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    sharing: Sharing
+    marker: str  # revision and status: a new one means a new body
+    read_at: float
 
-    def __init__(self, size: int = 4096) -> None:
+
+class LruCache(Generic[T]):
+    """The most recently put values, bounded."""
+
+    def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[str, str], Rendered | None] = OrderedDict()
+        self._items: OrderedDict[object, T] = OrderedDict()
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._items
-
-    def get(self, key: tuple[str, str]) -> Rendered | None:
+    def get(self, key: object) -> T | None:
         return self._items.get(key)
 
-    def put(self, key: tuple[str, str], value: Rendered | None) -> None:
+    def put(self, key: object, value: T) -> None:
         self._items[key] = value
+        self._items.move_to_end(key)
         if len(self._items) > self._size:
             self._items.popitem(last=False)
 
@@ -108,28 +118,72 @@ class FeedReader:
         self._redis = redis
         self._keys = keys
         self._batcher = batcher
-        self._rendered = RenderCache()
+        self._bodies: LruCache[bytes | None] = LruCache(4096)
+        self._state_cache: LruCache[AlertState] = LruCache(4096)
+        self._in_flight: dict[object, asyncio.Future[Any]] = {}
 
     async def rendered(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
-        """Each entry's body as SSE and webhooks send it, with the sharing that decides who may
-        get it (None when the alert is gone). Rendered once per process for every subscriber
-        that gets the same event, not once per subscriber."""
-        cache = self._rendered
-        missing = [e for e in entries if (e.id, e.type) not in cache]
-        alerts = await self.alerts([e.hub_id for e in missing]) if missing else {}
+        """Each entry's body as SSE and webhooks send it, with the alert's current sharing
+        (None when the alert is gone). A body is rendered once per process and alert state for
+        every subscriber that gets the same event; the state (sharing, revision, status) is at
+        most STATE_TTL_S old, so an update that withholds an alert applies to every read within
+        that time."""
+        states = await self._states(sorted({e.hub_id for e in entries}))
         out: dict[str, Rendered | None] = {}
         for entry in entries:
-            key = (entry.id, entry.type)
-            if key not in cache:
-                alert = alerts.get(entry.hub_id)
-                cache.put(
-                    key,
-                    None
-                    if alert is None
-                    else Rendered(alert.sharing, orjson.dumps(event_json(entry, alert))),
-                )
-            out[entry.id] = cache.get(key)
+            state = states.get(entry.hub_id)
+            if state is None:
+                out[entry.id] = None
+                continue
+            key = (entry.id, entry.type, state.marker)
+            body = self._bodies.get(key)
+            if body is None:
+                body = await self._single_flight(key, self._render(entry))
+                self._bodies.put(key, body)
+            out[entry.id] = Rendered(state.sharing, body) if body is not None else None
         return out
+
+    async def _render(self, entry: FeedEntry) -> bytes | None:
+        alert = (await self.alerts([entry.hub_id])).get(entry.hub_id)
+        return orjson.dumps(event_json(entry, alert)) if alert is not None else None
+
+    async def _states(self, hub_ids: list[str]) -> dict[str, AlertState]:
+        now = time.monotonic()
+        found: dict[str, AlertState] = {}
+        for hub_id in hub_ids:
+            cached = self._state_cache.get(hub_id)
+            if cached is not None and cached.read_at > now - STATE_TTL_S:
+                found[hub_id] = cached
+            else:
+                state = await self._single_flight(("state", hub_id), self._read_state(hub_id))
+                if state is not None:
+                    found[hub_id] = state
+        return found
+
+    async def _read_state(self, hub_id: str) -> AlertState | None:
+        meta, revision, status = await self._redis.hmget(
+            self._keys.alert(hub_id), ["meta", "revision", "status"]
+        )
+        if meta is None:
+            return None
+        marker = f"{(revision or b'').decode()}:{(status or b'').decode()}"
+        state = AlertState(Sharing.from_json(orjson.loads(meta)), marker, time.monotonic())
+        self._state_cache.put(hub_id, state)
+        return state
+
+    async def _single_flight(self, key: object, work: Coroutine[Any, Any, T]) -> T:
+        """One read or render per key at a time: concurrent callers (the streams one feed-news
+        message wakes) share its result."""
+        running = self._in_flight.get(key)
+        if running is not None:
+            work.close()
+            return await running
+        task = asyncio.ensure_future(work)
+        self._in_flight[key] = task
+        try:
+            return await task
+        finally:
+            self._in_flight.pop(key, None)
 
     async def check_not_truncated(self, sub_id: str, after: str) -> None:
         """HistoryTruncated when entries after `after` may have been trimmed away."""

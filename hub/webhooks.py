@@ -149,8 +149,9 @@ class WebhookWorker:
         if due:
             infos = await ctx.redis.hmget(ctx.keys.retry_info(sub.id), due)
             records = [orjson.loads(raw) for raw in infos if raw is not None]
-            if len(records) < len(due):  # replayed or finished meanwhile: stale scores
-                await ctx.redis.zrem(ctx.keys.retries(sub.id), *due)
+            stale = [event_id for event_id, raw in zip(due, infos, strict=True) if raw is None]
+            if stale:  # finished meanwhile: scores with no record behind them
+                await ctx.redis.zrem(ctx.keys.retries(sub.id), *stale)
             advance = False
         else:
             cursor = await ctx.redis.hget(ctx.keys.delivery(sub.id), "cursor")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
+from hub import feeds
 from hub.app import create_app
 from hub.settings import Settings
 from hub.validation import SchemaSet
@@ -106,3 +109,29 @@ async def test_open_streams_end_cleanly_when_the_hub_stops(
                 await stream.next_frame(within=3.0)
         except EOFError:
             pass
+
+
+async def test_an_update_that_withholds_applies_to_later_reads(
+    dapi: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After revision 2 withholds an alert from RS, an RS stream reading the older event no
+    longer gets it: the render cache follows the alert's current sharing (read afresh here;
+    at most feeds.STATE_TTL_S old in service)."""
+    monkeypatch.setattr(feeds, "STATE_TTL_S", 0.0)
+    await dapi.add_node("al-cert", country="AL")
+    await dapi.add_node("rs-cert", country="RS")
+    sub = (await dapi.subscribe("rs-cert"))["id"]
+    await dapi.post("al-cert", unique_threat("t-1"))
+    events = await dapi.wait_for_feed("rs-cert", sub, 1)
+    first = await open_stream(dapi, "rs-cert", sub)
+    assert (await first.next_event())["data"]["hub_id"] == events[0]["hub_id"]
+    first.response.close()
+    status, _ = await dapi.post(
+        "al-cert", unique_threat("t-1", revision=2, share={"withhold_from": ["RS"]})
+    )
+    assert status == 200
+    assert await dapi.feed("rs-cert", sub) == []
+    again = await open_stream(dapi, "rs-cert", sub)
+    frames = [await again.next_frame(within=2.0) for _ in range(3)]
+    assert all("event" not in f for f in frames), frames
+    again.response.close()
