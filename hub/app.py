@@ -163,6 +163,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         keys = Keys(settings.key_prefix)
         scripts = Scripts.register(client)
         batcher = ScriptBatcher(PipelinedRedis(settings.redis_url, timeout_s=5.0))
+        # Fan-out and feed reads on a connection of their own: Redis answers one connection in
+        # order, so their long runs of commands would otherwise hold up posts behind them.
+        delivery_batcher = ScriptBatcher(PipelinedRedis(settings.redis_url, timeout_s=5.0))
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)
@@ -188,19 +191,20 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
-            feeds=FeedReader(client, keys, batcher),
+            feeds=FeedReader(client, keys, delivery_batcher),
             news=FeedNews(client, keys.feed_news),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
-        async with _background_work(app[HUB]):
+        async with _background_work(app[HUB], delivery_batcher):
             yield
         await batcher.close()
+        await delivery_batcher.close()
     finally:
         await client.aclose()
 
 
 @contextlib.asynccontextmanager
-async def _background_work(hub: Hub) -> AsyncIterator[None]:
+async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
     """Fan-out, webhook delivery and feed wake-ups, for as long as the app runs. Every hub
     process runs them; leases decide which process does which part of the work."""
     owner = process_identity()
@@ -214,6 +218,7 @@ async def _background_work(hub: Hub) -> AsyncIterator[None]:
         hub.news,
         hub.settings.feed_retention,
         owner,
+        batcher,
     )
     delivery = Delivery(
         redis=hub.redis,

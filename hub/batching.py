@@ -56,6 +56,16 @@ class ScriptBatcher:
             raise reply
         return reply
 
+    async def call_many(
+        self, script: AsyncScript, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Replies of many calls of one script, sent in order on the one connection (so they
+        run in order); an error reply is returned in its place, not raised (NOSCRIPT too: the
+        caller decides whether a redo is safe)."""
+        head = pack_args(["EVALSHA", script.sha, len(calls[0][0])]) if calls else b""
+        futures = [self._queue(pack_command([*keys, *args], head, 3)) for keys, args in calls]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     async def command(self, *args: Arg) -> Any:
         """A plain command's reply as hiredis parses it (no redis-py response callbacks): the
         SSE streams woken by one feed-news message read their feeds in a few writes, not in

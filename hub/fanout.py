@@ -22,6 +22,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from hub.batching import ScriptBatcher
 from hub.feed_news import FeedNews
 from hub.filters import AlertFacts
 from hub.keys import Keys
@@ -29,7 +30,7 @@ from hub.leases import Lease
 from hub.logs import get_logger
 from hub.nodes import Node, NodeRegistry
 from hub.policy import Sharing, may_see
-from hub.scripts import Scripts
+from hub.scripts import Scripts, feed_append_lua
 from hub.subscriptions import Subscription, SubscriptionStore
 
 log = get_logger("hub.fanout")
@@ -85,6 +86,10 @@ def feed_candidate(
     return True if matches else None
 
 
+class FanoutBatchFailed(RedisError):
+    """Some feed appends of a batch failed; the batch stays unacknowledged and is redone."""
+
+
 class Fanout:
     def __init__(
         self,
@@ -96,8 +101,10 @@ class Fanout:
         news: FeedNews,
         retention: int,
         owner: str,
+        batcher: ScriptBatcher,
     ) -> None:
         self._redis = redis
+        self._batcher = batcher
         self._keys = keys
         self._scripts = scripts
         self._subscriptions = subscriptions
@@ -178,40 +185,43 @@ class Fanout:
                 pipe.hmget(self._keys.alert(hub_id), ["doc", "meta"])
             rows = dict(zip(hub_ids, await pipe.execute(), strict=True))
         offered: list[str] = []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                doc, meta = rows[event.hub_id]
-                if doc is None or meta is None:
-                    log.error("fanout_alert_missing", event_id=event.id, hub_id=event.hub_id)
+        calls: list[tuple[list[str], list[object]]] = []
+        for event in events:
+            doc, meta = rows[event.hub_id]
+            if doc is None or meta is None:
+                log.error("fanout_alert_missing", event_id=event.id, hub_id=event.hub_id)
+                continue
+            sharing = Sharing.from_json(orjson.loads(meta))
+            facts = AlertFacts.from_doc(orjson.loads(doc))
+            for sub in self._subs_for(event):
+                matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
+                if matches is None:
                     continue
-                sharing = Sharing.from_json(orjson.loads(meta))
-                facts = AlertFacts.from_doc(orjson.loads(doc))
-                for sub in self._subs_for(event):
-                    matches = feed_candidate(
-                        event.type, sharing, facts, sub, self._owners[sub.owner]
-                    )
-                    if matches is None:
-                        continue
-                    await self._scripts.feed_append(
-                        keys=[self._keys.feed(sub.id), self._keys.feed_state(sub.id)],
-                        args=[
-                            event.id,
-                            event.type,
-                            event.hub_id,
-                            event.cluster_id,
-                            event.occurred_at,
-                            event.revision,
-                            self._retention,
-                            "1" if matches else "0",
-                        ],
-                        client=pipe,
-                    )
-                    offered.append(sub.id)
-            pipe.xack(self._keys.events, GROUP, *[e.id for e in events])
-            results = await pipe.execute()
+                keys = [self._keys.feed(sub.id), self._keys.feed_state(sub.id)]
+                args: list[object] = [
+                    event.id,
+                    event.type,
+                    event.hub_id,
+                    event.cluster_id,
+                    event.occurred_at,
+                    event.revision,
+                    self._retention,
+                    "1" if matches else "0",
+                ]
+                calls.append((keys, args))
+                offered.append(sub.id)
+        results = await self._batcher.call_many(self._scripts.feed_append, calls) if calls else []
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            if any("NOSCRIPT" in str(r) for r in failed):
+                # Redis lost its script cache (a restart): every call of the batch failed the
+                # same way, so loading the script and redoing the batch is safe.
+                self._scripts.feed_append.sha = await self._redis.script_load(feed_append_lua)
+            raise FanoutBatchFailed(f"{len(failed)} feed appends failed: {failed[0]!r}")
+        await self._redis.xack(self._keys.events, GROUP, *[e.id for e in events])
         grown = [
             sub_id
-            for sub_id, result in zip(offered, results, strict=False)
+            for sub_id, result in zip(offered, results, strict=True)
             if isinstance(result, bytes) and result.startswith(b"alert.")
         ]
         await self._news.publish(grown)
