@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 from redis.asyncio import Redis
@@ -34,7 +34,18 @@ log = get_logger("hub.webhooks")
 
 BATCH = 32
 IDLE_LOOK_S = 1.0
+RETRY_LOOK_MS = 1000
 SCAN_EVERY_S = 2.0
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """The subscriptions and their owners as the supervisor last read them: workers look here
+    instead of asking Redis on every wake-up."""
+
+    version: int = -1
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    owners: dict[str, Node] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,7 @@ class Delivery:
     schedule: tuple[float, ...]
     owner: str
     lease_ttl_ms: int
+    snapshot: Snapshot = field(default_factory=Snapshot)
 
 
 def _ms() -> int:
@@ -64,6 +76,11 @@ class WebhookWorker:
         self._sub_id = sub_id
         self._lease = lease
         self._renew_at = 0.0
+        self._sub: Subscription | None = None
+        self._seen_version = -2
+        self._cursor: str | None = None
+        self._cursor_read = False
+        self._retries_due_ms = 0  # when to look at the retry set again (ms)
 
     async def _keep_lease(self) -> bool:
         """Renew the lease when a third of its time has passed; False once it is lost."""
@@ -79,7 +96,7 @@ class WebhookWorker:
         try:
             with ctx.news.listening(self._sub_id) as woken:
                 while not stopping.is_set() and await self._keep_lease():
-                    sub = await ctx.subscriptions.get(self._sub_id)
+                    sub = await self._current()
                     if sub is None or not sub.is_webhook or sub.status == "paused":
                         return
                     woken.clear()
@@ -96,6 +113,17 @@ class WebhookWorker:
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await self._lease.release()
+
+    async def _current(self) -> Subscription | None:
+        """This worker's subscription: from the supervisor's snapshot when it has changed,
+        else as the worker last knew it (its own changes included)."""
+        snapshot = self._ctx.snapshot
+        if self._sub is None or snapshot.version != self._seen_version:
+            self._seen_version = snapshot.version
+            self._sub = snapshot.subs.get(self._sub_id)
+            if self._sub is None:  # not in the snapshot yet, or gone: ask Redis
+                self._sub = await self._ctx.subscriptions.get(self._sub_id)
+        return self._sub
 
     async def _verify(self, sub: Subscription) -> float | None:
         """Send the challenge; the subscription turns active when the endpoint echoes it."""
@@ -119,7 +147,7 @@ class WebhookWorker:
         attempt = await ctx.sender.post(sub.url, sub.secret, msg_id, body)
         if attempt.ok and challenge.encode() in attempt.body:
             await ctx.redis.hdel(key, "verify_attempts", "verify_next_ms")
-            await ctx.subscriptions.modify(sub.id, _activate_if(sub.url))
+            self._sub = await ctx.subscriptions.modify(sub.id, _activate_if(sub.url))
             log.info("webhook_verified", subscription=sub.id)
             return 0
         attempts = int(attempts_raw or 0) + 1
@@ -144,8 +172,16 @@ class WebhookWorker:
         Returns the seconds to wait when there was nothing to do, 0 when there was, None when
         the worker should stop (lease lost, subscription paused)."""
         ctx = self._ctx
-        owner = await ctx.nodes.get(sub.owner)
-        due = await ctx.redis.zrangebyscore(ctx.keys.retries(sub.id), "-inf", _ms(), 0, BATCH)
+        owner = ctx.snapshot.owners.get(sub.owner) or await ctx.nodes.get(sub.owner)
+        due = []
+        if _ms() >= self._retries_due_ms:
+            due = await ctx.redis.zrangebyscore(ctx.keys.retries(sub.id), "-inf", _ms(), 0, BATCH)
+            if not due:
+                # Look again when the nearest retry is due, or in a second at the latest (a
+                # replay adds retries due at once).
+                nearest = await ctx.redis.zrange(ctx.keys.retries(sub.id), 0, 0, withscores=True)
+                soonest = int(nearest[0][1]) if nearest else _ms() + RETRY_LOOK_MS
+                self._retries_due_ms = min(_ms() + RETRY_LOOK_MS, soonest)
         if due:
             infos = await ctx.redis.hmget(ctx.keys.retry_info(sub.id), due)
             records = [orjson.loads(raw) for raw in infos if raw is not None]
@@ -154,10 +190,12 @@ class WebhookWorker:
                 await ctx.redis.zrem(ctx.keys.retries(sub.id), *stale)
             advance = False
         else:
-            cursor = await ctx.redis.hget(ctx.keys.delivery(sub.id), "cursor")
-            entries = await ctx.feeds.entries(sub.id, cursor.decode() if cursor else None, BATCH)
+            if not self._cursor_read:
+                cursor = await ctx.redis.hget(ctx.keys.delivery(sub.id), "cursor")
+                self._cursor, self._cursor_read = (cursor.decode() if cursor else None), True
+            entries = await ctx.feeds.entries(sub.id, self._cursor, BATCH)
             if not entries:
-                return await self._idle_wait(sub.id)
+                return max(0.001, min(IDLE_LOOK_S, (self._retries_due_ms - _ms()) / 1000))
             records = [{"event": e.as_json(), "attempts": 0} for e in entries]
             advance = True
         bodies = await ctx.feeds.rendered([FeedEntry.from_json(r["event"]) for r in records])
@@ -168,14 +206,6 @@ class WebhookWorker:
             if verdict is None:
                 return None
         return 0
-
-    async def _idle_wait(self, sub_id: str) -> float:
-        nearest = await self._ctx.redis.zrange(
-            self._ctx.keys.retries(sub_id), 0, 0, withscores=True
-        )
-        if not nearest:
-            return IDLE_LOOK_S
-        return max(0.001, min(IDLE_LOOK_S, (nearest[0][1] - _ms()) / 1000))
 
     async def _attempt(
         self,
@@ -246,6 +276,10 @@ class WebhookWorker:
             )
         if reply[0] == b"lost":
             return None
+        if advance:
+            self._cursor = entry.id
+        if outcome == "retry":
+            self._retries_due_ms = min(self._retries_due_ms or record["due_ms"], record["due_ms"])
         if reply[0] == b"dead" and should_pause(
             int(reply[1]) if reply[1] else None, int(record["first_failure_ms"])
         ):
@@ -291,6 +325,11 @@ class WebhookSupervisor:
                     if current != version or time.monotonic() - scanned_at > SCAN_EVERY_S:
                         version, subs = await self._ctx.subscriptions.all()
                         scanned_at = time.monotonic()
+                        owners = {n.id: n for n in await self._ctx.nodes.list()}
+                        snapshot = self._ctx.snapshot
+                        snapshot.subs = {sub.id: sub for sub in subs}
+                        snapshot.owners = owners
+                        snapshot.version = version
                         await self._start_workers(subs, stopping)
                 except (RedisError, OSError) as e:
                     log.warning("webhook_supervisor_redis_error", error=str(e)[:200])
