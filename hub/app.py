@@ -232,6 +232,7 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         schedule=hub.settings.retry_schedule,
         owner=owner,
         lease_ttl_ms=int((hub.settings.webhook_timeout_s + 10) * 1000),
+        batcher=batcher,
     )
     hub.fanout = fanout
     news_task = asyncio.create_task(hub.news.run(), name="feed-news")

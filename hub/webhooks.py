@@ -17,6 +17,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hub.batching import ScriptBatcher
 from hub.delivery_rules import retry_delay, should_pause
 from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedEntry, FeedReader, Rendered
@@ -63,6 +64,7 @@ class Delivery:
     schedule: tuple[float, ...]
     owner: str
     lease_ttl_ms: int
+    batcher: ScriptBatcher
     snapshot: Snapshot = field(default_factory=Snapshot)
 
 
@@ -246,7 +248,8 @@ class WebhookWorker:
                 else:
                     outcome = "retry"
                     record["due_ms"] = finished_ms + int(delay * 1000)
-        reply = await ctx.scripts.delivery_done(
+        reply = await ctx.batcher.call(
+            ctx.scripts.delivery_done,
             keys=[
                 self._lease.key,
                 ctx.keys.delivery(sub.id),
