@@ -148,7 +148,7 @@ class Fanout:
         while not stopping.is_set():
             reply = await self._scripts.fanout_read(
                 keys=[self._keys.fanout_lease, self._keys.events, self._keys.subscriptions_version],
-                args=[self.lease.owner, GROUP, CONSUMER, position, BATCH],
+                args=[self.lease.owner, GROUP, CONSUMER, position, BATCH, LEASE_TTL_MS],
             )
             if reply[0] == b"lost":
                 log.info("fanout_lease_lost")

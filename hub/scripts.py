@@ -237,11 +237,14 @@ return 0
 fanout_read_lua = """
 local lease, events, version_key = KEYS[1], KEYS[2], KEYS[3]
 local owner, group, consumer, from_id, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ttl_ms = ARGV[6]
 
 -- Reading is fenced by the lease, so a process that lost it cannot take new events; and the
 -- subscriptions' version is read in the same step, so every event read was logged after any
 -- subscription the caller's cache (at that version) lacks.
 if redis.call('GET', lease) ~= owner then return {'lost'} end
+-- Each read renews the lease, so working through a long backlog never lets it lapse.
+redis.call('PEXPIRE', lease, ttl_ms)
 local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
                         'STREAMS', events, from_id)
 local entries = {}

@@ -1,0 +1,645 @@
+"""Fan-out survives crashes and stalls: real hub processes on one Redis, SIGKILLed (or stopped
+and resumed late) part-way through a backlog, leave every subscription's feed with each event it
+should get exactly once, in log order, as the right type.
+
+The expectations are worked out here from API.md (filters, the TLP rules, created versus
+corroborated), never asked of the hub; the event log is read only for the order (and ids) in which
+the hub stored the reports.
+
+To catch the fan-out mid-way on purpose rather than by luck (it keeps pace with ingest, so it is
+never far behind a live poster), the test itself holds the fan-out lease, as a stalled third
+process would, while the alerts are posted. Once it lets go, the hub meets a backlog of hundreds
+of events; the test stops the lease holder (SIGSTOP) at a moment when a batch of the log is read
+but not acknowledged and the feeds hold some of their events but not all, and then kills it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from hub.fanout import GROUP
+from hub.keys import Keys
+from tests.conftest import OPERATOR_TOKEN
+from tests.hubproc import HubProcess
+
+KEYS = Keys()
+BLOCKER = "test:holds-the-fan-out"  # the lease owner that keeps every hub process waiting
+BATCH = 50
+SEVERITIES = ("low", "medium", "high", "critical")
+COMMUNITY_TLPS = ("CLEAR", "GREEN")
+AMBER_TLPS = ("AMBER", "AMBER+STRICT")
+TLPS, TLP_WEIGHTS = ("GREEN", "CLEAR", "AMBER", "AMBER+STRICT", "RED"), (45, 10, 25, 10, 10)
+COUNTRIES = ("AL", "BA", "ME", "MK", "RS", "XK")
+TAGS = ("election", "phishing", "kfor", "energy", "health")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: str
+    country: str
+    kind: str = "government"
+    roles: tuple[str, ...] = ("publish", "subscribe")
+    withhold_from: tuple[str, ...] = ()
+
+
+NODES = {
+    n.id: n
+    for n in (
+        NodeSpec("al-cert", "AL"),
+        NodeSpec("rs-cert", "RS"),
+        NodeSpec("ba-cert", "BA", withhold_from=("fc-al",)),
+        NodeSpec("me-cert", "ME"),
+        NodeSpec("fc-rs", "RS", kind="civil-society", roles=("subscribe",)),
+        NodeSpec("fc-al", "AL", kind="civil-society", roles=("subscribe",)),
+    )
+}
+PUBLISHERS = ("al-cert", "rs-cert", "ba-cert", "me-cert")
+# Ten pull subscriptions whose filters (and owners' sharing rights) pick different subsets.
+SUBSCRIPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("al-cert", {}),
+    ("al-cert", {"kinds": ["threat"]}),
+    ("rs-cert", {"target_countries": ["AL"]}),
+    ("rs-cert", {"min_severity": "high"}),
+    ("ba-cert", {"kinds": ["disinformation"], "languages": ["sr"]}),
+    ("me-cert", {"source_countries": ["RS", "BA"]}),
+    ("me-cert", {"tags_any": ["election"]}),
+    ("fc-rs", {}),
+    ("fc-rs", {"min_severity": "critical"}),
+    ("fc-al", {"target_countries": ["AL", "XK"]}),
+)
+
+
+@dataclass
+class Sub:
+    owner: str
+    filter: dict[str, Any]
+    id: str = ""
+
+
+@dataclass
+class Report:
+    """One posted alert, the content group (incident) it belongs to, and what the hub answered."""
+
+    sender: str
+    body: dict[str, Any]
+    group: int
+    expected_status: str = "created"
+    hub_id: str = ""
+    cluster_id: str = ""
+
+
+@dataclass
+class Scenario:
+    """The alerts to post, generated reproducibly, with their content groups."""
+
+    rng: random.Random
+    reports: list[Report] = field(default_factory=list)
+    groups: int = 0
+
+    def batch(self, sender: str, size: int = BATCH, corroborations: int = 0) -> list[Report]:
+        """`size` alerts from `sender`: new content, except `corroborations` that repeat the
+        content of earlier reports by other senders."""
+        # Each incident is repeated at most once, and only once its first report is stored, so
+        # that the order of an incident's reports in the log is known in advance.
+        sizes = Counter(r.group for r in self.reports)
+        candidates = [
+            r for r in self.reports if r.hub_id and r.sender != sender and sizes[r.group] == 1
+        ]
+        repeated = self.rng.sample(candidates, corroborations)
+        out = []
+        for i in range(size):
+            n = len(self.reports)
+            if i < len(repeated):
+                original = repeated[i]
+                body = self._body(f"{sender}-{n}", original.body["kind"])
+                for name in ("indicators", "claims", "urls", "narrative"):
+                    if name in original.body:
+                        body[name] = original.body[name]
+                # The answer is `corroborated` only if the sender may see the earlier report.
+                seen = may_receive(original, NODES[sender])
+                report = Report(sender, body, original.group, "corroborated" if seen else "created")
+            else:
+                kind = self.rng.choice(("threat", "disinformation"))
+                body = self._body(f"{sender}-{n}", kind)
+                body.update(_content(kind, n, body["languages"][0]))
+                report = Report(sender, body, self.groups)
+                self.groups += 1
+            self.reports.append(report)
+            out.append(report)
+        return out
+
+    def _body(self, alert_id: str, kind: str) -> dict[str, Any]:
+        rng = self.rng
+        (tlp,) = rng.choices(TLPS, TLP_WEIGHTS)
+        share: dict[str, list[str]] = {}
+        if tlp in AMBER_TLPS and rng.random() < 0.4:
+            share["recipients"] = [rng.choice(("fc-rs", "fc-al"))]
+        if tlp == "RED":
+            share["recipients"] = rng.sample(("al-cert", "RS", "fc-rs", "BA", "fc-al"), 2)
+        if rng.random() < 0.1:
+            share["withhold_from"] = [rng.choice(("ME", "fc-rs", "rs-cert", "AL"))]
+        body: dict[str, Any] = {
+            "id": alert_id,
+            "kind": kind,
+            "title": f"Report {alert_id}",
+            "severity": rng.choice(SEVERITIES),
+            "tlp": tlp,
+            "target_countries": rng.sample(COUNTRIES, rng.randint(1, 2)),
+            "languages": [rng.choice(("sq", "sr-Latn", "sr-Cyrl", "mk", "bs"))],
+            "observed_at": "2026-11-21T10:00:00Z",
+            "tags": rng.sample(TAGS, rng.randint(0, 2)),
+        }
+        if share:
+            body["share"] = share
+        return body
+
+
+def _content(kind: str, n: int, language: str) -> dict[str, Any]:
+    """Content that no other generated alert shares."""
+    if kind == "threat":
+        return {"indicators": [{"type": "domain", "value": f"lure-{n}.phish.example"}]}
+    return {
+        "narrative": f"Fabricated story number {n}",
+        "claims": [{"text": f"Fabricated claim number {n}", "language": language}],
+        "urls": [f"https://news.example/story-{n}"],
+    }
+
+
+def may_receive(report: Report, node: NodeSpec) -> bool:
+    """API.md's sharing rules: the sender always; never a node (or country) withheld from;
+    CLEAR and GREEN everyone; named recipients (a country names its government nodes); AMBER
+    every government node."""
+    share = report.body.get("share", {})
+    if node.id == report.sender:
+        return True
+    withheld = {*share.get("withhold_from", ()), *NODES[report.sender].withhold_from}
+    if node.id in withheld or node.country in withheld:
+        return False
+    tlp = report.body["tlp"]
+    if tlp in COMMUNITY_TLPS:
+        return True
+    recipients = share.get("recipients", ())
+    if node.id in recipients or (node.kind == "government" and node.country in recipients):
+        return True
+    return tlp in AMBER_TLPS and node.kind == "government"
+
+
+def matches(filter_: dict[str, Any], report: Report) -> bool:
+    """API.md's filter: every non-empty list must match; min_severity is a floor; languages
+    match by BCP 47 prefix."""
+    body = report.body
+    if filter_.get("kinds") and body["kind"] not in filter_["kinds"]:
+        return False
+    if filter_.get("target_countries") and not set(body["target_countries"]) & set(
+        filter_["target_countries"]
+    ):
+        return False
+    sender_country = NODES[report.sender].country
+    if filter_.get("source_countries") and sender_country not in filter_["source_countries"]:
+        return False
+    floor = filter_.get("min_severity")
+    if floor and SEVERITIES.index(body["severity"]) < SEVERITIES.index(floor):
+        return False
+    if filter_.get("tags_any") and not set(body["tags"]) & set(filter_["tags_any"]):
+        return False
+    wanted = [w.lower() for w in filter_.get("languages", ())]
+    languages = [lang.lower() for lang in body["languages"]]
+    return not wanted or any(
+        lang == w or lang.startswith(w + "-") for w in wanted for lang in languages
+    )
+
+
+def receives(sub: Sub, report: Report) -> bool:
+    return may_receive(report, NODES[sub.owner]) and matches(sub.filter, report)
+
+
+def expected_feed(sub: Sub, log: list[tuple[str, Report]]) -> list[tuple[str, str, str]]:
+    """(event id, type, hub id) of each event the subscription should hold, in log order: the
+    first report of an incident it receives is created, any later one corroborated."""
+    seen_groups: set[int] = set()
+    feed = []
+    for event_id, report in log:
+        if receives(sub, report):
+            kind = "alert.corroborated" if report.group in seen_groups else "alert.created"
+            seen_groups.add(report.group)
+            feed.append((event_id, kind, report.hub_id))
+    return feed
+
+
+# -- real processes and Redis ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def hubs() -> Iterator[list[HubProcess]]:
+    """The hub processes a test starts (start_hub); each stopped at the end, even a stopped one."""
+    procs: list[HubProcess] = []
+    yield procs
+    for proc in procs:
+        if proc.process is not None:
+            if proc.process.poll() is None:
+                os.kill(proc.process.pid, signal.SIGCONT)
+            proc.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def new_hub(redis_url: str, tmp_path: Path) -> HubProcess:
+    env = {
+        "ALERTHUB_REDIS_URL": redis_url,
+        "ALERTHUB_BOOTSTRAP_TOKEN": OPERATOR_TOKEN,
+        "ALERTHUB_RATE_LIMIT_PER_MINUTE": "1000000",
+        "ALERTHUB_LOG_LEVEL": "warning",
+    }
+    return HubProcess(env=env, cwd=tmp_path)
+
+
+async def start_hub(hubs: list[HubProcess], redis_url: str, tmp_path: Path) -> HubProcess:
+    proc = new_hub(redis_url, tmp_path)
+    hubs.append(proc)
+    return await asyncio.to_thread(proc.start)
+
+
+async def start_held_back(
+    redis: Redis, hubs: list[HubProcess], redis_url: str, tmp_path: Path, count: int
+) -> list[HubProcess]:
+    """`count` hub processes, none of which fans out until freeze_mid_fanout lets go of the
+    lease this test takes first."""
+    await redis.set(KEYS.fanout_lease, BLOCKER, px=120_000)
+    return [await start_hub(hubs, redis_url, tmp_path) for _ in range(count)]
+
+
+class Client:
+    """HTTP to the hub processes, with the tokens of the nodes it added."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.tokens = {"operator": OPERATOR_TOKEN}
+
+    def auth(self, node: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[node]}"}
+
+    async def setup(self, hub: HubProcess) -> list[Sub]:
+        for node in NODES.values():
+            body = {
+                "id": node.id,
+                "name": node.id,
+                "country": node.country,
+                "kind": node.kind,
+                "roles": list(node.roles),
+                "defaults": {"withhold_from": list(node.withhold_from)},
+            }
+            async with self.session.post(
+                f"{hub.base_url}/v1/nodes", json=body, headers=self.auth("operator")
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+                self.tokens[node.id] = (await resp.json())["token"]
+        subs = []
+        for owner, filter_ in SUBSCRIPTIONS:
+            body = {"filter": filter_, "delivery": {"type": "pull"}}
+            async with self.session.post(
+                f"{hub.base_url}/v1/subscriptions", json=body, headers=self.auth(owner)
+            ) as resp:
+                assert resp.status == 201, await resp.text()
+                subs.append(Sub(owner, filter_, (await resp.json())["id"]))
+        return subs
+
+    async def post_batch(self, hub: HubProcess, reports: list[Report]) -> None:
+        """Post one batch (one sender) and record what the hub answered for each report."""
+        sender = reports[0].sender
+        body = {"alerts": [r.body for r in reports]}
+        async with self.session.post(
+            f"{hub.base_url}/v1/alerts/batch", json=body, headers=self.auth(sender)
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            results = (await resp.json())["results"]
+        for report, result in zip(reports, results, strict=True):
+            assert result["status"] == report.expected_status, (report.body["id"], result)
+            report.hub_id, report.cluster_id = result["hub_id"], result["cluster_id"]
+
+    async def feed(self, hub: HubProcess, sub: Sub) -> list[tuple[str, str, str]]:
+        async with self.session.get(
+            f"{hub.base_url}/v1/subscriptions/{sub.id}/feed?limit=1000",
+            headers=self.auth(sub.owner),
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            events = (await resp.json())["events"]
+        return [(e["id"], e["type"], e["hub_id"]) for e in events]
+
+
+async def feed_lengths(redis: Redis, subs: list[Sub]) -> list[int]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for sub in subs:
+            pipe.xlen(KEYS.feed(sub.id))
+        return await pipe.execute()
+
+
+async def fanout_state(redis: Redis, subs: list[Sub]) -> tuple[list[int], int]:
+    """Each feed's length, and how many log entries the fan-out has read but not acknowledged."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for sub in subs:
+            pipe.xlen(KEYS.feed(sub.id))
+        pipe.xpending(KEYS.events, GROUP)
+        *lengths, pending = await pipe.execute()
+    return lengths, pending["pending"]
+
+
+async def settled_state(redis: Redis, subs: list[Sub]) -> tuple[list[int], int]:
+    """fanout_state once two readings 20 ms apart agree (a stopped process's last commands
+    may still be on their way to Redis)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    state = await fanout_state(redis, subs)
+    while True:
+        await asyncio.sleep(0.02)
+        again = await fanout_state(redis, subs)
+        if again == state:
+            return state
+        assert loop.time() < deadline, "the feeds kept changing under a stopped process"
+        state = again
+
+
+async def lease_holder(redis: Redis, hubs: list[HubProcess]) -> HubProcess:
+    """The process whose identity (host:pid:random, leases.process_identity) holds the lease."""
+    holder = (await redis.get(KEYS.fanout_lease) or b"").decode()
+    for hub in hubs:
+        if hub.process is not None and f":{hub.process.pid}:" in holder:
+            return hub
+    raise AssertionError(f"no live process of this test holds the fan-out lease: {holder!r}")
+
+
+@dataclass(frozen=True)
+class Frozen:
+    """A fan-out lease holder stopped with SIGSTOP, with a batch of the log read and not yet
+    acknowledged, and what the feeds held meanwhile."""
+
+    hub: HubProcess
+    lengths: list[int]
+    pending: int
+
+    @property
+    def held(self) -> int:
+        return sum(self.lengths)
+
+
+def stopped_in_python(pid: int) -> bool:
+    """Whether a stopped process was running its own code rather than waiting in a system call
+    (such as the event loop's epoll_wait for a Redis reply). Linux: /proc/<pid>/syscall."""
+    return Path(f"/proc/{pid}/syscall").read_text().startswith("-1 ")
+
+
+async def freeze_mid_fanout(
+    redis: Redis,
+    hubs: list[HubProcess],
+    subs: list[Sub],
+    total: int,
+    computing: bool = False,
+    within: float = 30.0,
+) -> Frozen:
+    """Let go of the fan-out lease, then SIGSTOP whichever process takes it, once the feeds hold
+    some of their `total` events (a third, unless `computing`) and a batch is read but not
+    acknowledged; with `computing`, only while the process works on the batch in Python, not
+    while it waits for Redis. A stop that misses is undone (SIGCONT) and aimed again."""
+    assert await redis.get(KEYS.fanout_lease) == BLOCKER.encode()
+    await redis.delete(KEYS.fanout_lease)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    least = 1 if computing else total // 3
+    missed: list[tuple[int, int]] = []  # (feeds' total, pending) at each stop undone
+    while True:
+        assert loop.time() < deadline, f"no stop mid-batch; missed at {missed}"
+        lengths, pending = await fanout_state(redis, subs)
+        if sum(lengths) < least or pending == 0:
+            await asyncio.sleep(0.001)
+            continue
+        assert sum(lengths) < total, "the fan-out finished before it could be stopped"
+        holder = await lease_holder(redis, hubs)
+        assert holder.process is not None
+        os.kill(holder.process.pid, signal.SIGSTOP)
+        lengths, pending = await settled_state(redis, subs)
+        if pending > 0 and (not computing or stopped_in_python(holder.process.pid)):
+            return Frozen(holder, lengths, pending)
+        os.kill(holder.process.pid, signal.SIGCONT)
+        missed.append((sum(lengths), pending))
+
+
+async def kill(redis: Redis, subs: list[Sub], frozen: Frozen) -> None:
+    """SIGKILL the frozen holder; its unacknowledged batch and the feeds stay as they were."""
+    assert frozen.hub.process is not None
+    frozen.hub.process.kill()
+    await asyncio.to_thread(frozen.hub.process.wait)
+    assert await fanout_state(redis, subs) == (frozen.lengths, frozen.pending)
+
+
+async def wait_fanned_out(
+    redis: Redis, subs: list[Sub], counts: list[int], within: float = 30.0
+) -> None:
+    """Until the fan-out group has read and acknowledged the whole log and every feed holds at
+    least its expected count (more would be a duplicate, for the caller to find)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        lengths = await feed_lengths(redis, subs)
+        group = next(
+            g for g in await redis.xinfo_groups(KEYS.events) if g["name"] == GROUP.encode()
+        )
+        newest = (await redis.xrevrange(KEYS.events, count=1))[0][0]
+        done = group["pending"] == 0 and group["last-delivered-id"] == newest
+        if done and all(n >= c for n, c in zip(lengths, counts, strict=True)):
+            return
+        assert loop.time() < deadline, (
+            f"feeds hold {lengths}, expected {counts}; group {group}; newest {newest}"
+        )
+        await asyncio.sleep(0.05)
+
+
+async def read_log(redis: Redis, reports: list[Report]) -> list[tuple[str, Report]]:
+    """The event log as (event id, report): one created or corroborated entry per report, the
+    type saying whether an earlier report of the same content was logged before it."""
+    by_hub_id = {r.hub_id: r for r in reports}
+    log = []
+    logged_groups: set[int] = set()
+    for entry_id, fields in await redis.xrange(KEYS.events):
+        report = by_hub_id[fields[b"hub_id"].decode()]
+        expected = "corroborated" if report.group in logged_groups else "created"
+        assert fields[b"type"].decode() == expected, (entry_id, fields)
+        logged_groups.add(report.group)
+        log.append((entry_id.decode(), report))
+    assert sorted(r.hub_id for _, r in log) == sorted(by_hub_id)
+    return log
+
+
+def check_clusters(reports: list[Report]) -> None:
+    """One hub cluster per content group, and no two groups in one cluster."""
+    clusters: dict[int, set[str]] = {}
+    for report in reports:
+        clusters.setdefault(report.group, set()).add(report.cluster_id)
+    assert all(len(ids) == 1 for ids in clusters.values())
+    assert len({next(iter(ids)) for ids in clusters.values()}) == len(clusters)
+
+
+async def check_feeds(
+    redis: Redis, client: Client, hub: HubProcess, subs: list[Sub], log: list[tuple[str, Report]]
+) -> None:
+    """Each feed, in Redis and by pull, is exactly the expected events in log order."""
+    cluster_of = {r.hub_id: r.cluster_id for _, r in log}
+    for sub in subs:
+        expected = expected_feed(sub, log)
+        assert expected, f"subscription {sub.owner} {sub.filter} expects nothing: a weak scenario"
+        stored = await redis.xrange(KEYS.feed(sub.id))
+        got = [(i.decode(), f[b"type"].decode(), f[b"hub_id"].decode()) for i, f in stored]
+        assert len(got) == len({i for i, _, _ in got}), "an event twice in one feed"
+        assert got == expected, (sub.owner, sub.filter, _first_difference(got, expected))
+        assert all(
+            f[b"cluster_id"].decode() == cluster_of[f[b"hub_id"].decode()] for _, f in stored
+        )
+        assert await client.feed(hub, sub) == expected, (sub.owner, sub.filter)
+
+
+def _first_difference(got: list, expected: list) -> str:
+    for i, (a, b) in enumerate(zip(got, expected, strict=False)):
+        if a != b:
+            return f"at {i}: got {a}, expected {b}"
+    return f"lengths {len(got)} and {len(expected)}"
+
+
+def expected_counts(subs: list[Sub], reports: list[Report]) -> list[int]:
+    return [sum(receives(sub, r) for r in reports) for sub in subs]
+
+
+# -- the tests ------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+async def test_sigkill_during_fanout_loses_and_doubles_nothing(
+    hubs: list[HubProcess], redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A holder SIGKILLed mid-fan-out: the successor completes every feed, no loss, no double."""
+    (first,) = await start_held_back(redis, hubs, redis_url, tmp_path, 1)
+    scenario = Scenario(random.Random(20261121))
+    async with aiohttp.ClientSession() as session:
+        client = Client(session)
+        subs = await client.setup(first)
+        for n in range(10):
+            batch = scenario.batch(PUBLISHERS[n % len(PUBLISHERS)], corroborations=3 if n else 0)
+            await client.post_batch(first, batch)
+        reports = scenario.reports
+        assert len(reports) == 500
+        assert sum(await feed_lengths(redis, subs)) == 0  # held back by the test's lease
+        counts = expected_counts(subs, reports)
+
+        frozen = await freeze_mid_fanout(redis, [first], subs, sum(counts))
+        assert frozen.hub is first and frozen.pending > 0
+        assert 0 < frozen.held < sum(counts)
+        await kill(redis, subs, frozen)
+        second = await start_hub(hubs, redis_url, tmp_path)
+        await wait_fanned_out(redis, subs, counts)
+
+        log = await read_log(redis, reports)
+        assert [r.hub_id for _, r in log] == [r.hub_id for r in reports]  # posted one by one
+        check_clusters(reports)
+        await check_feeds(redis, client, second, subs, log)
+        assert "fanout_" not in second.output()  # no Redis error, no missing alert
+
+
+@pytest.mark.timeout(180)
+async def test_two_hub_processes_fan_out_each_event_once(
+    hubs: list[HubProcess], redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Two processes, the fan-out holder SIGKILLed mid-way: the other fans each event out once."""
+    both = await start_held_back(redis, hubs, redis_url, tmp_path, 2)
+    scenario = Scenario(random.Random(20261122))
+    async with aiohttp.ClientSession() as session:
+        client = Client(session)
+        subs = await client.setup(both[0])
+        # New content from every publisher through both processes at once, then corroborations
+        # of it (after, so that which report of an incident came first is known).
+        fresh = [scenario.batch(PUBLISHERS[n % len(PUBLISHERS)]) for n in range(6)]
+        await asyncio.gather(*(client.post_batch(both[n % 2], b) for n, b in enumerate(fresh)))
+        again = [scenario.batch(PUBLISHERS[n], corroborations=5) for n in range(2)]
+        await asyncio.gather(*(client.post_batch(both[n % 2], b) for n, b in enumerate(again)))
+        counts = expected_counts(subs, scenario.reports)
+
+        frozen = await freeze_mid_fanout(redis, both, subs, sum(counts))
+        assert frozen.pending > 0 and 0 < frozen.held < sum(counts)
+        await kill(redis, subs, frozen)
+        survivor = next(h for h in both if h is not frozen.hub)
+        # More alerts, through the survivor, while the dead holder's lease runs out.
+        for n in range(2):
+            await client.post_batch(survivor, scenario.batch(PUBLISHERS[n + 2], corroborations=5))
+        reports = scenario.reports
+        assert len(reports) == 500
+        await wait_fanned_out(redis, subs, expected_counts(subs, reports))
+
+        assert await lease_holder(redis, both) is survivor
+        log = await read_log(redis, reports)
+        check_clusters(reports)
+        await check_feeds(redis, client, survivor, subs, log)
+        assert "fanout_" not in survivor.output()
+
+
+async def xack_calls(redis: Redis) -> int:
+    return (await redis.info("commandstats")).get("cmdstat_xack", {}).get("calls", 0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/syscall").exists(), reason="needs Linux /proc")
+@pytest.mark.timeout(180)
+async def test_stalled_fanout_holder_resuming_late_adds_nothing_twice(
+    hubs: list[HubProcess], redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A holder stalled mid-batch past its lease, resumed late: its appends add nothing twice."""
+    both = await start_held_back(redis, hubs, redis_url, tmp_path, 2)
+    scenario = Scenario(random.Random(20261123))
+    async with aiohttp.ClientSession() as session:
+        client = Client(session)
+        subs = await client.setup(both[0])
+        for n in range(10):
+            batch = scenario.batch(PUBLISHERS[n % len(PUBLISHERS)], corroborations=3 if n else 0)
+            await client.post_batch(both[n % 2], batch)
+        counts = expected_counts(subs, scenario.reports)
+
+        # Stopped in Python, not in a wait for Redis: resumed after the lease's 5 s, a wait
+        # for Redis would time out (socket timeout 5 s) and drop the batch, safely but without
+        # the late appends this test is about.
+        frozen = await freeze_mid_fanout(redis, both, subs, sum(counts), computing=True)
+        assert frozen.pending > 0 and 0 < frozen.held < sum(counts)
+        other = next(h for h in both if h is not frozen.hub)
+        await wait_fanned_out(redis, subs, counts)  # the other takes over once the lease lapses
+        assert await lease_holder(redis, both) is other
+
+        acks = await xack_calls(redis)
+        assert frozen.hub.process is not None
+        os.kill(frozen.hub.process.pid, signal.SIGCONT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while await xack_calls(redis) == acks:  # its stale batch, appended and acknowledged
+            assert loop.time() < deadline, f"no late batch; log: {frozen.hub.output()[-2000:]}"
+            await asyncio.sleep(0.02)
+        assert await feed_lengths(redis, subs) == counts
+
+        # Both processes go on posting, and the fan-out goes on, exactly once.
+        for n in range(2):
+            await client.post_batch(both[n], scenario.batch(PUBLISHERS[n], corroborations=3))
+        reports = scenario.reports
+        await wait_fanned_out(redis, subs, expected_counts(subs, reports))
+        log = await read_log(redis, reports)
+        check_clusters(reports)
+        await check_feeds(redis, client, frozen.hub, subs, log)
+        # Its late appends were refused as duplicates, quietly: no Redis error.
+        assert "fanout_" not in frozen.hub.output() + other.output()
