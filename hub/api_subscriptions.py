@@ -244,7 +244,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         ],
         args=[time.time_ns() // 1_000_000, *event_ids],
     )
-    await hub.news.publish([sub.id])
+    await hub.news.wake_remote([sub.id])
     return json_response({"replayed": int(replayed)})
 
 

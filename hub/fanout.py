@@ -24,7 +24,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from hub.batching import ScriptBatcher
 from hub.feed_news import FeedNews
+from hub.feeds import FeedEntry
 from hub.filters import AlertFacts
+from hub.ids import stream_id
 from hub.keys import Keys
 from hub.leases import Lease
 from hub.logs import get_logger
@@ -40,11 +42,6 @@ CONSUMER = "fanout"  # shared by every process: see the module docstring
 BATCH = 50
 LEASE_TTL_MS = 5_000
 NODES_REFRESH_S = 5.0
-
-
-def stream_id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +63,12 @@ class LogEvent:
             cluster_id=data["cluster_id"],
             revision=data.get("revision", "1"),
             occurred_at=data.get("occurred_at", ""),
+        )
+
+    def feed_entry(self) -> FeedEntry:
+        """The feed entry this event becomes (its type is set per subscription by the script)."""
+        return FeedEntry(
+            self.id, self.type, self.hub_id, self.cluster_id, self.occurred_at, int(self.revision)
         )
 
 
@@ -185,6 +188,7 @@ class Fanout:
                 pipe.hmget(self._keys.alert(hub_id), ["doc", "meta"])
             rows = dict(zip(hub_ids, await pipe.execute(), strict=True))
         offered: list[str] = []
+        offered_entries: list[FeedEntry] = []
         calls: list[tuple[list[str], list[object]]] = []
         for event in events:
             doc, meta = rows[event.hub_id]
@@ -193,6 +197,7 @@ class Fanout:
                 continue
             sharing = Sharing.from_json(orjson.loads(meta))
             facts = AlertFacts.from_doc(orjson.loads(doc))
+            entry = event.feed_entry()
             for sub in self._subs_for(event):
                 matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
                 if matches is None:
@@ -210,6 +215,7 @@ class Fanout:
                 ]
                 calls.append((keys, args))
                 offered.append(sub.id)
+                offered_entries.append(entry)
         results = await self._batcher.call_many(self._scripts.feed_append, calls) if calls else []
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -219,12 +225,12 @@ class Fanout:
                 self._scripts.feed_append.sha = await self._redis.script_load(feed_append_lua)
             raise FanoutBatchFailed(f"{len(failed)} feed appends failed: {failed[0]!r}")
         await self._redis.xack(self._keys.events, GROUP, *[e.id for e in events])
-        grown = [
-            sub_id
-            for sub_id, result in zip(offered, results, strict=True)
-            if isinstance(result, bytes) and result.startswith(b"alert.")
+        appended = [
+            (sub_id, result[1].decode(), entry.with_type(result[0].decode()))
+            for sub_id, entry, result in zip(offered, offered_entries, results, strict=True)
+            if isinstance(result, list)
         ]
-        await self._news.publish(grown)
+        await self._news.publish(appended)
 
     def _subs_for(self, event: LogEvent) -> list[Subscription]:
         position = stream_id(event.id)

@@ -5,6 +5,7 @@ left out, whichever way the feed is read."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections import OrderedDict
@@ -18,8 +19,7 @@ from redis.asyncio import Redis
 from hub.alert_views import ALERT_FIELDS, StoredAlert
 from hub.batching import ScriptBatcher
 from hub.errors import HistoryTruncated
-from hub.fanout import stream_id
-from hub.ids import utc_now
+from hub.ids import stream_id, utc_now
 from hub.keys import Keys
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
@@ -59,6 +59,17 @@ class FeedEntry:
             "occurred_at": self.occurred_at,
             "revision": self.revision,
         }
+
+    def with_type(self, feed_type: str) -> FeedEntry:
+        return dataclasses.replace(self, type=feed_type)
+
+    def as_row(self) -> list[Any]:
+        return [self.id, self.type, self.hub_id, self.cluster_id, self.occurred_at, self.revision]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> FeedEntry:
+        entry_id, feed_type, hub_id, cluster_id, occurred_at, revision = row
+        return cls(entry_id, feed_type, hub_id, cluster_id, occurred_at, int(revision))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeedEntry:

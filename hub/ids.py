@@ -103,3 +103,9 @@ def now_rfc3339() -> str:
     if _second_text[0] != second:
         _second_text = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
     return f"{_second_text[1]}.{millis:03d}Z"
+
+
+def stream_id(text: str) -> tuple[int, int]:
+    """A Redis stream id ("<ms>-<seq>") as a pair that sorts as Redis sorts the ids."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

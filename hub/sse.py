@@ -11,7 +11,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from hub.errors import HistoryTruncated
-from hub.feed_news import FeedNews, first_of
+from hub.feed_news import FeedNews, Mailbox, first_of
 from hub.feeds import FeedReader
 from hub.logs import get_logger
 from hub.nodes import Node
@@ -51,7 +51,7 @@ def truncated_frame(after: str, reason: str) -> bytes:
 async def _send_feed(
     response: web.StreamResponse,
     feeds: FeedReader,
-    woken: asyncio.Event,
+    mailbox: Mailbox,
     sub_id: str,
     reader: Node,
     after: str | None,
@@ -67,17 +67,23 @@ async def _send_feed(
             await response.write(truncated_frame(after, e.message))
             after = None
     while not stopping.is_set():
-        woken.clear()
-        entries = await feeds.entries(sub_id, after, PAGE)
+        mailbox.event.clear()
+        # Entries the fan-out pushed that follow on from `after` need no read of the feed.
+        pushed = mailbox.take_following(after)
+        entries = pushed or await feeds.entries(sub_id, after, PAGE)
         if entries:
             rendered = await feeds.rendered(entries)
-            for entry in entries:
-                event = rendered[entry.id]
-                if event is not None and may_see(event.sharing, reader):
-                    await response.write(raw_frame(event.body, entry.type, entry.id))
+            frames = [
+                raw_frame(event.body, entry.type, entry.id)
+                for entry in entries
+                if (event := rendered[entry.id]) is not None and may_see(event.sharing, reader)
+            ]
+            if frames:
+                await response.write(b"".join(frames))
             after = entries[-1].id
-            continue
-        if not await first_of(woken, stopping, heartbeat_s):
+            if not pushed:
+                continue  # a full page may have more behind it
+        if not await first_of(mailbox.event, stopping, heartbeat_s):
             await response.write(comment("heartbeat"))
 
 
@@ -98,10 +104,10 @@ async def stream_feed(
             "X-Accel-Buffering": "no",
         }
     )
-    with news.listening(sub_id) as woken:
+    with news.listening(sub_id) as mailbox:
         await response.prepare(request)
         try:
-            await _send_feed(response, feeds, woken, sub_id, reader, after, heartbeat_s, stopping)
+            await _send_feed(response, feeds, mailbox, sub_id, reader, after, heartbeat_s, stopping)
         except ConnectionResetError:
             pass  # the client went away; its Last-Event-ID lets it resume
         except RedisError as e:
