@@ -59,12 +59,13 @@ async def _owned(request: web.Request, role: str | None = None) -> tuple[Hub, No
     return hub, node, sub
 
 
-async def _reader(hub: Hub, sub: Subscription) -> Node:
-    """Whose eyes the feed is read with: always the owner's, even when an operator reads it."""
+async def _readers(hub: Hub, sub: Subscription, caller: Node) -> tuple[Node, ...]:
+    """Whose eyes the feed is read with: the owner's, and also the caller's when an operator
+    reads another node's feed, so that it sees only what both may see."""
     owner = await hub.nodes.get(sub.owner)
     if owner is None:
         raise NotFound(f"no subscription {sub.id}")
-    return owner
+    return (owner,) if caller.id == owner.id else (owner, caller)
 
 
 async def create_subscription(request: web.Request) -> web.Response:
@@ -113,10 +114,8 @@ async def patch_subscription(request: web.Request) -> web.Response:
         if wanted == "paused" and new.status != "paused":
             new = replace(new, status="paused", status_reason="paused by request")
         elif wanted == "active" and new.status == "paused":
-            # A webhook that never proved its endpoint goes back to proving it.
-            verified = new.is_webhook and not _never_verified(current)
-            status = "active" if not new.is_webhook or verified else "pending"
-            new = replace(new, status=status, status_reason=None)
+            # A webhook whose endpoint has not proved itself (at this URL) goes back to it.
+            new = replace(new, status="active" if new.verified else "pending", status_reason=None)
         return new
 
     updated = await hub.subscriptions.modify(sub.id, change)
@@ -125,10 +124,6 @@ async def patch_subscription(request: web.Request) -> web.Response:
     if updated.url != sub.url or (updated.status == "pending" and sub.status != "pending"):
         await hub.redis.hdel(hub.keys.delivery(sub.id), "verify_attempts", "verify_next_ms")
     return json_response(updated.public_json())
-
-
-def _never_verified(sub: Subscription) -> bool:
-    return (sub.status_reason or "").startswith("the endpoint never answered the challenge")
 
 
 async def delete_subscription(request: web.Request) -> web.Response:
@@ -161,18 +156,18 @@ def _feed_query(request: web.Request) -> tuple[str | None, int]:
 
 
 async def pull_feed(request: web.Request) -> web.Response:
-    hub, _, sub = await _owned(request)
+    hub, node, sub = await _owned(request)
     after, limit = _feed_query(request)
     if after is not None:
         await hub.feeds.check_not_truncated(sub.id, after)
     entries = await hub.feeds.entries(sub.id, after, limit)
-    events = await hub.feeds.events(entries, await _reader(hub, sub))
+    events = await hub.feeds.events(entries, await _readers(hub, sub, node))
     next_cursor = entries[-1].id if entries else after
     return json_response({"events": events, "next": next_cursor})
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
-    hub, _, sub = await _owned(request)
+    hub, node, sub = await _owned(request)
     after, _ = _feed_query(request)
     last_event_id = request.headers.get("Last-Event-ID", "").strip()
     if last_event_id:
@@ -187,7 +182,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         hub.feeds,
         hub.news,
         sub.id,
-        await _reader(hub, sub),
+        await _readers(hub, sub, node),
         after,
         hub.settings.sse_heartbeat_s,
         hub.stopping,

@@ -231,10 +231,10 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         sender=sender,
         schedule=hub.settings.retry_schedule,
         owner=owner,
-        lease_ttl_ms=int((hub.settings.webhook_timeout_s + 10) * 1000),
+        # Renewed every third of it, so an attempt (at most twice the timeout) never outlasts it.
+        lease_ttl_ms=int((3 * hub.settings.webhook_timeout_s + 10) * 1000),
         batcher=batcher,
     )
-    hub.fanout = fanout
     news_task = asyncio.create_task(hub.news.run(), name="feed-news")
     workers = [
         asyncio.create_task(fanout.run(hub.stopping), name="fanout"),

@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator, require_role
 from hub.dedup import AlertStore
-from hub.fanout import Fanout
 from hub.feed_news import FeedNews
 from hub.feeds import FeedReader
 from hub.keys import Keys
@@ -40,7 +39,6 @@ class Hub:
     news: FeedNews
     # Set when the process begins to stop: SSE streams and background workers end on it.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    fanout: Fanout | None = None
     started_at: float = field(default_factory=time.monotonic)
 
 

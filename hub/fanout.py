@@ -119,11 +119,9 @@ class Fanout:
         self._subs: list[Subscription] = []
         self._owners: dict[str, Node] = {}
         self._owners_at = 0.0
-        self.running = False
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fan out while holding the lease, wait for it otherwise, until `stopping` is set."""
-        self.running = True
         try:
             while not stopping.is_set():
                 try:
@@ -132,9 +130,11 @@ class Fanout:
                         await self._work(stopping)
                 except (RedisError, OSError) as e:
                     log.warning("fanout_redis_error", error=type(e).__name__, detail=str(e)[:200])
+                except Exception:
+                    # Never end for good: the batch stays unacknowledged and is tried again.
+                    log.exception("fanout_failed")
                 await _wait(stopping, 1.0)
         finally:
-            self.running = False
             with contextlib.suppress(RedisError, OSError):
                 await self.lease.release()
 
@@ -159,10 +159,16 @@ class Fanout:
             _, version, newest, entries = reply
             await self._refresh(int(version))
             if entries:
-                events = [LogEvent.from_entry(e[0], e[1]) for e in entries]
-                await self._fan(events)
+                # A pending entry deleted from the log comes back without fields: let it go.
+                gone = [e[0] for e in entries if not e[1]]
+                if gone:
+                    log.error("fanout_entries_gone", ids=[g.decode() for g in gone])
+                    await self._redis.xack(self._keys.events, GROUP, *gone)
+                events = [LogEvent.from_entry(e[0], e[1]) for e in entries if e[1]]
+                if events:
+                    await self._fan(events)
                 if position != ">":
-                    position = events[-1].id
+                    position = entries[-1][0].decode()
                 continue
             if position != ">":
                 position = ">"

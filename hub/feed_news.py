@@ -93,6 +93,14 @@ class FeedNews:
                     mailbox.pushed.append(pushed)
                 mailbox.event.set()
 
+    def _deliver_raw(self, data: bytes) -> None:
+        try:
+            self.deliver(orjson.loads(data))
+        except (ValueError, TypeError, IndexError) as e:
+            # Not ours to stop on: readers find what it announced on their own timers.
+            log.error("feed_news_unreadable", error=type(e).__name__)
+            self.wake_all()
+
     def wake_all(self) -> None:
         for waiters in list(self._waiters.values()):
             for mailbox in waiters:
@@ -110,7 +118,7 @@ class FeedNews:
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
-                        self.deliver(orjson.loads(message["data"]))
+                        self._deliver_raw(message["data"])
             except (RedisError, OSError) as e:
                 log.warning("feed_news_reconnect", error=type(e).__name__)
                 await asyncio.sleep(1.0)

@@ -93,9 +93,12 @@ class Rendered:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    sharing: Sharing
-    marker: str  # revision and status: a new one means a new body
+    marker: str  # revision and status: a new one means a new body (and perhaps new sharing)
     read_at: float
+
+
+def state_marker(revision: object, status: str) -> str:
+    return f"{revision}:{status}"
 
 
 class LruCache(Generic[T]):
@@ -129,56 +132,57 @@ class FeedReader:
         self._redis = redis
         self._keys = keys
         self._batcher = batcher
-        self._bodies: LruCache[bytes | None] = LruCache(4096)
+        self._bodies: LruCache[Rendered] = LruCache(4096)
         self._state_cache: LruCache[AlertState] = LruCache(4096)
         self._in_flight: dict[object, asyncio.Future[Any]] = {}
 
     async def rendered(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
-        """Each entry's body as SSE and webhooks send it, with the alert's current sharing
-        (None when the alert is gone). A body is rendered once per process and alert state for
-        every subscriber that gets the same event; the state (sharing, revision, status) is at
-        most STATE_TTL_S old, so an update that withholds an alert applies to every read within
-        that time."""
-        states = await self._states(sorted({e.hub_id for e in entries}))
+        """Each entry's body as SSE and webhooks send it, with the sharing read together with
+        that body (None when the alert is gone). A body is rendered once per process and alert
+        state (revision, status) for every subscriber that gets the same event. The state is
+        looked up at most STATE_TTL_S old, so an update that withholds an alert applies to
+        every read within that time; a body and the sharing it is checked against always come
+        from one read."""
+        markers = await self._markers(sorted({e.hub_id for e in entries}))
         out: dict[str, Rendered | None] = {}
         for entry in entries:
-            state = states.get(entry.hub_id)
-            if state is None:
+            marker = markers.get(entry.hub_id)
+            if marker is None:
                 out[entry.id] = None
                 continue
-            key = (entry.id, entry.type, state.marker)
-            body = self._bodies.get(key)
-            if body is None:
-                body = await self._single_flight(key, self._render(entry))
-                self._bodies.put(key, body)
-            out[entry.id] = Rendered(state.sharing, body) if body is not None else None
+            rendered = self._bodies.get((entry.id, entry.type, marker))
+            if rendered is None:
+                rendered = await self._single_flight((entry.id, entry.type), self._render(entry))
+            out[entry.id] = rendered
         return out
 
-    async def _render(self, entry: FeedEntry) -> bytes | None:
+    async def _render(self, entry: FeedEntry) -> Rendered | None:
         alert = (await self.alerts([entry.hub_id])).get(entry.hub_id)
-        return orjson.dumps(event_json(entry, alert)) if alert is not None else None
+        if alert is None:
+            return None
+        rendered = Rendered(alert.sharing, orjson.dumps(event_json(entry, alert)))
+        marker = state_marker(alert.doc.get("revision"), alert.status)
+        self._bodies.put((entry.id, entry.type, marker), rendered)
+        return rendered
 
-    async def _states(self, hub_ids: list[str]) -> dict[str, AlertState]:
+    async def _markers(self, hub_ids: list[str]) -> dict[str, str]:
         now = time.monotonic()
-        found: dict[str, AlertState] = {}
+        found: dict[str, str] = {}
         for hub_id in hub_ids:
             cached = self._state_cache.get(hub_id)
-            if cached is not None and cached.read_at > now - STATE_TTL_S:
-                found[hub_id] = cached
-            else:
-                state = await self._single_flight(("state", hub_id), self._read_state(hub_id))
-                if state is not None:
-                    found[hub_id] = state
+            if cached is None or cached.read_at <= now - STATE_TTL_S:
+                cached = await self._single_flight(("state", hub_id), self._read_state(hub_id))
+            if cached is not None:
+                found[hub_id] = cached.marker
         return found
 
     async def _read_state(self, hub_id: str) -> AlertState | None:
-        meta, revision, status = await self._redis.hmget(
-            self._keys.alert(hub_id), ["meta", "revision", "status"]
-        )
-        if meta is None:
+        revision, status = await self._redis.hmget(self._keys.alert(hub_id), ["revision", "status"])
+        if revision is None:
             return None
-        marker = f"{(revision or b'').decode()}:{(status or b'').decode()}"
-        state = AlertState(Sharing.from_json(orjson.loads(meta)), marker, time.monotonic())
+        state = AlertState(
+            state_marker(revision.decode(), (status or b"").decode()), time.monotonic()
+        )
         self._state_cache.put(hub_id, state)
         return state
 
@@ -188,13 +192,12 @@ class FeedReader:
         running = self._in_flight.get(key)
         if running is not None:
             work.close()
-            return await running
+            return await asyncio.shield(running)
         task = asyncio.ensure_future(work)
         self._in_flight[key] = task
-        try:
-            return await task
-        finally:
-            self._in_flight.pop(key, None)
+        task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        # Shielded: one waiter cancelled (its client gone) does not cancel the others' read.
+        return await asyncio.shield(task)
 
     async def check_not_truncated(self, sub_id: str, after: str) -> None:
         """HistoryTruncated when entries after `after` may have been trimmed away."""
@@ -218,13 +221,15 @@ class FeedReader:
             for entry_id, fields in raw
         ]
 
-    async def events(self, entries: list[FeedEntry], reader: Node) -> list[dict[str, Any]]:
-        """The entries as events for `reader`, leaving out alerts it may no longer see."""
+    async def events(
+        self, entries: list[FeedEntry], readers: tuple[Node, ...]
+    ) -> list[dict[str, Any]]:
+        """The entries as events, leaving out alerts any of `readers` may not see (now)."""
         alerts = await self.alerts([e.hub_id for e in entries])
         out = []
         for entry in entries:
             alert = alerts.get(entry.hub_id)
-            if alert is not None and may_see(alert.sharing, reader):
+            if alert is not None and all(may_see(alert.sharing, r) for r in readers):
                 out.append(event_json(entry, alert))
         return out
 

@@ -4,6 +4,7 @@ feed that resumes from Last-Event-ID with no gap and no repeat."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -53,12 +54,13 @@ async def _send_feed(
     feeds: FeedReader,
     mailbox: Mailbox,
     sub_id: str,
-    reader: Node,
+    readers: tuple[Node, ...],
     after: str | None,
     heartbeat_s: float,
     stopping: asyncio.Event,
 ) -> None:
     await response.write(b"retry: 2000\n\n")
+    last_write = time.monotonic()
     if after is not None:
         try:
             await feeds.check_not_truncated(sub_id, after)
@@ -76,15 +78,23 @@ async def _send_feed(
             frames = [
                 raw_frame(event.body, entry.type, entry.id)
                 for entry in entries
-                if (event := rendered[entry.id]) is not None and may_see(event.sharing, reader)
+                if (event := rendered[entry.id]) is not None
+                and all(may_see(event.sharing, r) for r in readers)
             ]
             if frames:
                 await response.write(b"".join(frames))
+                last_write = time.monotonic()
             after = entries[-1].id
             if not pushed:
                 continue  # a full page may have more behind it
-        if not await first_of(mailbox.event, stopping, heartbeat_s):
+        # News of entries this reader may not see wakes it too: time the heartbeat from the
+        # last write, not from the last wake-up.
+        quiet_for = time.monotonic() - last_write
+        if quiet_for >= heartbeat_s or not await first_of(
+            mailbox.event, stopping, heartbeat_s - quiet_for
+        ):
             await response.write(comment("heartbeat"))
+            last_write = time.monotonic()
 
 
 async def stream_feed(
@@ -92,7 +102,7 @@ async def stream_feed(
     feeds: FeedReader,
     news: FeedNews,
     sub_id: str,
-    reader: Node,
+    readers: tuple[Node, ...],
     after: str | None,
     heartbeat_s: float,
     stopping: asyncio.Event,
@@ -107,7 +117,9 @@ async def stream_feed(
     with news.listening(sub_id) as mailbox:
         await response.prepare(request)
         try:
-            await _send_feed(response, feeds, mailbox, sub_id, reader, after, heartbeat_s, stopping)
+            await _send_feed(
+                response, feeds, mailbox, sub_id, readers, after, heartbeat_s, stopping
+            )
         except ConnectionResetError:
             pass  # the client went away; its Last-Event-ID lets it resume
         except RedisError as e:

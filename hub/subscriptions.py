@@ -34,6 +34,12 @@ class Subscription:
     # The newest event log id when the subscription was made: it gets the events after it.
     start_after: str = "0-0"
     secret: str | None = field(default=None, repr=False)
+    # The URL whose endpoint last answered the challenge: only it may be sent alerts.
+    verified_url: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return not self.is_webhook or (self.url is not None and self.verified_url == self.url)
 
     @property
     def is_webhook(self) -> bool:
@@ -58,6 +64,7 @@ class Subscription:
         data = self.public_json()
         data["secret"] = self.secret
         data["start_after"] = self.start_after
+        data["verified_url"] = self.verified_url
         return orjson.dumps(data)
 
     @classmethod
@@ -76,6 +83,7 @@ class Subscription:
             updated_at=data["updated_at"],
             start_after=data.get("start_after", "0-0"),
             secret=data.get("secret"),
+            verified_url=data.get("verified_url"),
         )
 
 

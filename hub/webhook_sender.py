@@ -51,6 +51,15 @@ class WebhookSender:
             await self._resolver.close()
 
     async def post(self, url: str, secret: str, msg_id: str, body: bytes) -> Attempt:
+        """One attempt, never longer than twice the timeout in all: the URL check (DNS) and the
+        wait for a free slot are bounded too, so a worker's lease cannot lapse mid-attempt."""
+        try:
+            async with asyncio.timeout(2 * self._timeout_s):
+                return await self._post(url, secret, msg_id, body)
+        except TimeoutError:
+            return Attempt(None, f"no answer within {self._timeout_s:g} s")
+
+    async def _post(self, url: str, secret: str, msg_id: str, body: bytes) -> Attempt:
         try:
             # Again at each delivery: an IP literal never reaches the resolver's check.
             await check_webhook_url(url, allow_private=self._allow_private)

@@ -37,6 +37,7 @@ BATCH = 32
 IDLE_LOOK_S = 1.0
 RETRY_LOOK_MS = 1000
 SCAN_EVERY_S = 2.0
+SUPERVISE_EVERY_S = 0.25
 
 
 @dataclass(slots=True)
@@ -113,6 +114,9 @@ class WebhookWorker:
                         await first_of(mailbox.event, stopping, wait)
         except (RedisError, OSError) as e:
             log.warning("webhook_worker_redis_error", subscription=self._sub_id, error=str(e)[:200])
+        except Exception:
+            # The supervisor starts a new worker at its next scan.
+            log.exception("webhook_worker_failed", subscription=self._sub_id)
         finally:
             with contextlib.suppress(RedisError, OSError):
                 await self._lease.release()
@@ -297,9 +301,10 @@ class WebhookWorker:
 
 def _activate_if(url: str | None):
     def change(current: Subscription) -> Subscription | None:
-        if current.status != "pending" or current.url != url:
+        if current.url != url:
             return None
-        return replace(current, status="active", status_reason=None)
+        status = "active" if current.status == "pending" else current.status
+        return replace(current, status=status, status_reason=None, verified_url=url)
 
     return change
 
@@ -337,7 +342,10 @@ class WebhookSupervisor:
                         await self._start_workers(subs, stopping)
                 except (RedisError, OSError) as e:
                     log.warning("webhook_supervisor_redis_error", error=str(e)[:200])
-                await first_of(asyncio.Event(), stopping, 0.25)
+                except Exception:
+                    log.exception("webhook_supervisor_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), SUPERVISE_EVERY_S)
         finally:
             await self._stop_workers()
 

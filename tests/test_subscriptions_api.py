@@ -146,3 +146,20 @@ async def test_delete_removes_the_feed(api: Api, redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     assert client.exists(*Keys().subscription_keys(created["id"])) == 0
     client.close()
+
+
+async def test_operator_reading_a_feed_sees_only_what_it_may_see(api: Api) -> None:
+    """An operator may read a partner's feed, but a RED alert that names only that partner
+    stays hidden from the operator there as it does on GET /v1/alerts/{id}."""
+    await nodes(api)
+    await api.add_node("me-cert", country="ME")
+    sub = (await api.subscribe("me-cert"))["id"]
+    _, red = await api.post(
+        "al-cert", unique_threat("red", tlp="RED", share={"recipients": ["me-cert"]})
+    )
+    _, green = await api.post("al-cert", unique_threat("green"))
+    owner_view = await api.wait_for_feed("me-cert", sub, 2)
+    assert [e["hub_id"] for e in owner_view] == [red["hub_id"], green["hub_id"]]
+    status, _ = await api.get("operator", f"/v1/alerts/{red['hub_id']}")
+    assert status == 404
+    assert [e["hub_id"] for e in await api.feed("operator", sub)] == [green["hub_id"]]

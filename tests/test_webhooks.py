@@ -172,3 +172,21 @@ async def test_retry_after_is_honoured(dapi: Api, receivers: list[Receiver]) -> 
     await receiver.wait_for(lambda r: len(r.deliveries) == 2, within=5.0)
     first, second = receiver.deliveries
     assert second.received_at - first.received_at >= 0.95
+
+
+async def test_resuming_an_unverified_webhook_does_not_skip_verification(
+    dapi: Api, receivers: list[Receiver]
+) -> None:
+    """A pending webhook paused by request and resumed goes back to pending, not active: its
+    endpoint has still not proved it wants the traffic."""
+    await nodes(dapi)
+    receiver = await Receiver(echo_challenge=False).start()
+    receivers.append(receiver)
+    created = await webhook(dapi, "me-cert", receiver)
+    path = f"/v1/subscriptions/{created['id']}"
+    for status, expected in (("paused", "paused"), ("active", "pending")):
+        resp = await dapi.client.patch(path, json={"status": status}, headers=dapi.auth("me-cert"))
+        assert (await resp.json())["status"] == expected
+    await dapi.post("al-cert", threat_alert("t-1"))
+    await wait_status(dapi, "me-cert", created["id"], "paused")
+    assert receiver.deliveries == []
