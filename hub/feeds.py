@@ -9,7 +9,7 @@ import dataclasses
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +26,7 @@ from hub.policy import Sharing, may_see
 
 T = TypeVar("T")
 STATE_TTL_S = 1.0
+BODY_CACHE_BYTES = 64 * 1024 * 1024
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
@@ -102,20 +103,34 @@ def state_marker(revision: object, status: str) -> str:
 
 
 class LruCache(Generic[T]):
-    """The most recently put values, bounded."""
+    """The most recently put values, at most `size` of them and, when `weigh` is given, at most
+    `max_weight` in all (bodies of up to 256 KiB must not pile up to gigabytes)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(
+        self, size: int, weigh: Callable[[T], int] | None = None, max_weight: int = 0
+    ) -> None:
         self._size = size
+        self._weigh = weigh
+        self._max_weight = max_weight
+        self._weight = 0
         self._items: OrderedDict[object, T] = OrderedDict()
 
     def get(self, key: object) -> T | None:
         return self._items.get(key)
 
     def put(self, key: object, value: T) -> None:
+        old = self._items.pop(key, None)
+        if old is not None and self._weigh is not None:
+            self._weight -= self._weigh(old)
         self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+        if self._weigh is not None:
+            self._weight += self._weigh(value)
+        while len(self._items) > self._size or (
+            self._weigh is not None and self._weight > self._max_weight and len(self._items) > 1
+        ):
+            _, evicted = self._items.popitem(last=False)
+            if self._weigh is not None:
+                self._weight -= self._weigh(evicted)
 
 
 def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
@@ -132,7 +147,9 @@ class FeedReader:
         self._redis = redis
         self._keys = keys
         self._batcher = batcher
-        self._bodies: LruCache[Rendered] = LruCache(4096)
+        self._bodies: LruCache[Rendered] = LruCache(
+            4096, weigh=lambda r: len(r.body), max_weight=BODY_CACHE_BYTES
+        )
         self._state_cache: LruCache[AlertState] = LruCache(4096)
         self._in_flight: dict[object, asyncio.Future[Any]] = {}
 

@@ -61,17 +61,18 @@ async def _send_feed(
 ) -> None:
     await response.write(b"retry: 2000\n\n")
     last_write = time.monotonic()
-    if after is not None:
-        try:
-            await feeds.check_not_truncated(sub_id, after)
-        except HistoryTruncated as e:
-            # In band: the client learns what it missed and goes on from the oldest held.
-            await response.write(truncated_frame(after, e.message))
-            after = None
     while not stopping.is_set():
         mailbox.event.clear()
         # Entries the fan-out pushed that follow on from `after` need no read of the feed.
         pushed = mailbox.take_following(after)
+        if not pushed and after is not None:
+            try:
+                # At the start, and whenever a reader fell so far behind that it reads the feed.
+                await feeds.check_not_truncated(sub_id, after)
+            except HistoryTruncated as e:
+                # In band: the client learns what it missed and goes on from the oldest held.
+                await response.write(truncated_frame(after, e.message))
+                after = None
         entries = pushed or await feeds.entries(sub_id, after, PAGE)
         if entries:
             rendered = await feeds.rendered(entries)

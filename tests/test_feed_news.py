@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.feed_news import Mailbox
-from hub.feeds import FeedEntry
+from hub.feeds import FeedEntry, LruCache
 
 
 def entry(entry_id: str) -> FeedEntry:
@@ -39,3 +39,11 @@ def test_first_entry_of_an_empty_feed() -> None:
     box = Mailbox()
     box.pushed.append(("", entry("1-0")))
     assert [e.id for e in box.take_following(None)] == ["1-0"]
+
+
+def test_body_cache_is_bounded_by_bytes() -> None:
+    """The render cache evicts the oldest bodies once their bytes pass the budget."""
+    cache: LruCache[bytes] = LruCache(100, weigh=len, max_weight=10)
+    for n in range(5):
+        cache.put(n, b"abcd")
+    assert [cache.get(n) for n in range(5)] == [None, None, None, b"abcd", b"abcd"]
