@@ -239,7 +239,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         ],
         args=[time.time_ns() // 1_000_000, *event_ids],
     )
-    await hub.news.wake_remote([sub.id])
+    await hub.news.publish([sub.id])
     return json_response({"replayed": int(replayed)})
 
 

@@ -24,7 +24,6 @@ from redis.exceptions import RedisError, ResponseError
 
 from hub.batching import ScriptBatcher
 from hub.feed_news import FeedNews
-from hub.feeds import FeedEntry
 from hub.filters import AlertFacts
 from hub.ids import stream_id
 from hub.keys import Keys
@@ -63,12 +62,6 @@ class LogEvent:
             cluster_id=data["cluster_id"],
             revision=data.get("revision", "1"),
             occurred_at=data.get("occurred_at", ""),
-        )
-
-    def feed_entry(self) -> FeedEntry:
-        """The feed entry this event becomes (its type is set per subscription by the script)."""
-        return FeedEntry(
-            self.id, self.type, self.hub_id, self.cluster_id, self.occurred_at, int(self.revision)
         )
 
 
@@ -194,7 +187,6 @@ class Fanout:
                 pipe.hmget(self._keys.alert(hub_id), ["doc", "meta"])
             rows = dict(zip(hub_ids, await pipe.execute(), strict=True))
         offered: list[str] = []
-        offered_entries: list[FeedEntry] = []
         calls: list[tuple[list[str], list[object]]] = []
         for event in events:
             doc, meta = rows[event.hub_id]
@@ -203,7 +195,6 @@ class Fanout:
                 continue
             sharing = Sharing.from_json(orjson.loads(meta))
             facts = AlertFacts.from_doc(orjson.loads(doc))
-            entry = event.feed_entry()
             for sub in self._subs_for(event):
                 matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
                 if matches is None:
@@ -221,7 +212,6 @@ class Fanout:
                 ]
                 calls.append((keys, args))
                 offered.append(sub.id)
-                offered_entries.append(entry)
         results = await self._batcher.call_many(self._scripts.feed_append, calls) if calls else []
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -231,12 +221,12 @@ class Fanout:
                 self._scripts.feed_append.sha = await self._redis.script_load(feed_append_lua)
             raise FanoutBatchFailed(f"{len(failed)} feed appends failed: {failed[0]!r}")
         await self._redis.xack(self._keys.events, GROUP, *[e.id for e in events])
-        appended = [
-            (sub_id, result[1].decode(), entry.with_type(result[0].decode()))
-            for sub_id, entry, result in zip(offered, offered_entries, results, strict=True)
-            if isinstance(result, list)
+        grown = [
+            sub_id
+            for sub_id, result in zip(offered, results, strict=True)
+            if isinstance(result, bytes) and result.startswith(b"alert.")
         ]
-        await self._news.publish(appended)
+        await self._news.publish(grown)
 
     def _subs_for(self, event: LogEvent) -> list[Subscription]:
         position = stream_id(event.id)

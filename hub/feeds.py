@@ -5,7 +5,6 @@ left out, whichever way the feed is read."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import time
 from collections import OrderedDict
@@ -60,17 +59,6 @@ class FeedEntry:
             "occurred_at": self.occurred_at,
             "revision": self.revision,
         }
-
-    def with_type(self, feed_type: str) -> FeedEntry:
-        return dataclasses.replace(self, type=feed_type)
-
-    def as_row(self) -> list[Any]:
-        return [self.id, self.type, self.hub_id, self.cluster_id, self.occurred_at, self.revision]
-
-    @classmethod
-    def from_row(cls, row: list[Any]) -> FeedEntry:
-        entry_id, feed_type, hub_id, cluster_id, occurred_at, revision = row
-        return cls(entry_id, feed_type, hub_id, cluster_id, occurred_at, int(revision))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeedEntry:

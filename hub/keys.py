@@ -110,8 +110,7 @@ class Keys:
         return f"{self._sub(sub_id)}feed"
 
     def feed_state(self, sub_id: str) -> str:
-        """Hash: `last` (newest log id fanned in), `top` (the feed's newest entry),
-        `trimmed_upto` (newest id trimmed away),
+        """Hash: `last` (newest log id fanned in), `trimmed_upto` (newest id trimmed away),
         `c:<cluster_id>` and `h:<hub_id>` (clusters and reports this subscription received)."""
         return f"{self._sub(sub_id)}feed-state"
 

@@ -298,17 +298,13 @@ end
 
 redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id, 'cluster_id', cluster_id,
            'occurred_at', occurred_at, 'revision', revision)
--- The feed's previous newest entry goes back with the type, so a reader that has it can take
--- this entry from the fan-out's news without reading the feed (sse.py), sure of no gap.
-local previous = redis.call('HGET', state, 'top') or ''
-redis.call('HSET', state, 'top', event_id)
 local length = redis.call('XLEN', feed)
 if length > retention then
   local gone = redis.call('XRANGE', feed, '-', '+', 'COUNT', length - retention)
   redis.call('HSET', state, 'trimmed_upto', gone[#gone][1])
   redis.call('XTRIM', feed, 'MAXLEN', retention)
 end
-return {feed_type, previous}
+return feed_type
 """
 
 delivery_done_lua = """

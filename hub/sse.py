@@ -12,7 +12,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from hub.errors import HistoryTruncated
-from hub.feed_news import FeedNews, Mailbox, first_of
+from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedReader
 from hub.logs import get_logger
 from hub.nodes import Node
@@ -52,7 +52,7 @@ def truncated_frame(after: str, reason: str) -> bytes:
 async def _send_feed(
     response: web.StreamResponse,
     feeds: FeedReader,
-    mailbox: Mailbox,
+    woken: asyncio.Event,
     sub_id: str,
     readers: tuple[Node, ...],
     after: str | None,
@@ -61,19 +61,20 @@ async def _send_feed(
 ) -> None:
     await response.write(b"retry: 2000\n\n")
     last_write = time.monotonic()
+    check_truncation = after is not None
     while not stopping.is_set():
-        mailbox.event.clear()
-        # Entries the fan-out pushed that follow on from `after` need no read of the feed.
-        pushed = mailbox.take_following(after)
-        if not pushed and after is not None:
+        woken.clear()
+        if check_truncation and after is not None:
             try:
-                # At the start, and whenever a reader fell so far behind that it reads the feed.
                 await feeds.check_not_truncated(sub_id, after)
             except HistoryTruncated as e:
                 # In band: the client learns what it missed and goes on from the oldest held.
                 await response.write(truncated_frame(after, e.message))
                 after = None
-        entries = pushed or await feeds.entries(sub_id, after, PAGE)
+        entries = await feeds.entries(sub_id, after, PAGE)
+        # Checked when the stream starts, and again whenever the reader is a full page behind
+        # (it may have fallen behind the feed's retention).
+        check_truncation = len(entries) == PAGE
         if entries:
             rendered = await feeds.rendered(entries)
             frames = [
@@ -86,14 +87,11 @@ async def _send_feed(
                 await response.write(b"".join(frames))
                 last_write = time.monotonic()
             after = entries[-1].id
-            if not pushed:
-                continue  # a full page may have more behind it
+            continue
         # News of entries this reader may not see wakes it too: time the heartbeat from the
         # last write, not from the last wake-up.
         quiet_for = time.monotonic() - last_write
-        if quiet_for >= heartbeat_s or not await first_of(
-            mailbox.event, stopping, heartbeat_s - quiet_for
-        ):
+        if quiet_for >= heartbeat_s or not await first_of(woken, stopping, heartbeat_s - quiet_for):
             await response.write(comment("heartbeat"))
             last_write = time.monotonic()
 
@@ -115,12 +113,10 @@ async def stream_feed(
             "X-Accel-Buffering": "no",
         }
     )
-    with news.listening(sub_id) as mailbox:
+    with news.listening(sub_id) as woken:
         await response.prepare(request)
         try:
-            await _send_feed(
-                response, feeds, mailbox, sub_id, readers, after, heartbeat_s, stopping
-            )
+            await _send_feed(response, feeds, woken, sub_id, readers, after, heartbeat_s, stopping)
         except ConnectionResetError:
             pass  # the client went away; its Last-Event-ID lets it resume
         except RedisError as e:

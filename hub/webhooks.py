@@ -97,13 +97,12 @@ class WebhookWorker:
     async def run(self, stopping: asyncio.Event) -> None:
         ctx = self._ctx
         try:
-            with ctx.news.listening(self._sub_id) as mailbox:
+            with ctx.news.listening(self._sub_id) as woken:
                 while not stopping.is_set() and await self._keep_lease():
                     sub = await self._current()
                     if sub is None or not sub.is_webhook or sub.status == "paused":
                         return
-                    mailbox.event.clear()
-                    mailbox.pushed.clear()  # workers read the feed themselves, from their cursor
+                    woken.clear()
                     if sub.status == "pending":
                         wait = await self._verify(sub)
                     else:
@@ -111,7 +110,7 @@ class WebhookWorker:
                     if wait is None:
                         return
                     if wait > 0:
-                        await first_of(mailbox.event, stopping, wait)
+                        await first_of(woken, stopping, wait)
         except (RedisError, OSError) as e:
             log.warning("webhook_worker_redis_error", subscription=self._sub_id, error=str(e)[:200])
         except Exception:
