@@ -71,13 +71,7 @@ def _v4_reason(ip: ipaddress.IPv4Address) -> str | None:
         return "a private address"
     if ip in _SHARED:
         return "a shared (carrier-grade NAT) address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_reserved:
-        return "a reserved address"
-    if ip.is_private or not ip.is_global:
-        return "a special-purpose address"
-    return None
+    return _remaining_reason(ip)
 
 
 def _low_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
@@ -110,6 +104,11 @@ def _v6_reason(ip: ipaddress.IPv6Address) -> str | None:
         return "a unique-local address"
     if ip.is_site_local:
         return "a site-local address"
+    return _remaining_reason(ip)
+
+
+def _remaining_reason(ip: IPAddress) -> str | None:
+    """The checks both families end with, once their own ranges are ruled out."""
     if ip.is_multicast:
         return "a multicast address"
     if ip.is_reserved:
