@@ -142,6 +142,15 @@ def _parse_time(text: str) -> datetime | None:
         return None
 
 
+async def load_alerts(redis: Redis, keys: Keys, hub_ids: list[str]) -> list[StoredAlert | None]:
+    """The stored alerts in one pipelined round trip; None for any that does not exist."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for hub_id in hub_ids:
+            pipe.hmget(keys.alert(hub_id), list(ALERT_FIELDS))
+        rows = await pipe.execute()
+    return [StoredAlert.from_row(h, r) for h, r in zip(hub_ids, rows, strict=True)]
+
+
 class AlertViews:
     def __init__(self, redis: Redis, keys: Keys, window_s: int) -> None:
         self._redis = redis
@@ -149,11 +158,7 @@ class AlertViews:
         self._window_s = window_s
 
     async def _load_many(self, hub_ids: list[str]) -> list[StoredAlert | None]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for hub_id in hub_ids:
-                pipe.hmget(self._keys.alert(hub_id), list(ALERT_FIELDS))
-            rows = await pipe.execute()
-        return [StoredAlert.from_row(h, r) for h, r in zip(hub_ids, rows, strict=True)]
+        return await load_alerts(self._redis, self._keys, hub_ids)
 
     async def _headers(self, hub_ids: list[str]) -> list[AlertHeader | None]:
         async with self._redis.pipeline(transaction=False) as pipe:

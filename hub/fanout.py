@@ -109,7 +109,8 @@ class Fanout:
         self._retention = retention
         self.lease = Lease(scripts, keys.fanout_lease, owner, LEASE_TTL_MS)
         self._version = -1
-        self._subs: list[Subscription] = []
+        # Each subscription with its start (parsed once): it gets the events logged after it.
+        self._subs: list[tuple[Subscription, tuple[int, int]]] = []
         self._owners: dict[str, Node] = {}
         self._owners_at = 0.0
 
@@ -174,7 +175,8 @@ class Fanout:
     async def _refresh(self, version: int) -> None:
         stale_owners = time.monotonic() - self._owners_at > NODES_REFRESH_S
         if version != self._version:
-            self._version, self._subs = await self._subscriptions.all()
+            self._version, subs = await self._subscriptions.all()
+            self._subs = [(sub, stream_id(sub.start_after)) for sub in subs]
             stale_owners = True
         if stale_owners:
             self._owners = {n.id: n for n in await self._nodes.list() if n.revoked_at is None}
@@ -217,8 +219,8 @@ class Fanout:
         if failed:
             if any("NOSCRIPT" in str(r) for r in failed):
                 # Redis lost its script cache (a restart): every call of the batch failed the
-                # same way, so loading the script and redoing the batch is safe.
-                self._scripts.feed_append.sha = await self._redis.script_load(feed_append_lua)
+                # same way, so loading the script (same text, same sha) and redoing is safe.
+                await self._redis.script_load(feed_append_lua)
             raise FanoutBatchFailed(f"{len(failed)} feed appends failed: {failed[0]!r}")
         await self._redis.xack(self._keys.events, GROUP, *[e.id for e in events])
         grown = [
@@ -230,11 +232,7 @@ class Fanout:
 
     def _subs_for(self, event: LogEvent) -> list[Subscription]:
         position = stream_id(event.id)
-        return [
-            sub
-            for sub in self._subs
-            if sub.owner in self._owners and stream_id(sub.start_after) < position
-        ]
+        return [sub for sub, start in self._subs if sub.owner in self._owners and start < position]
 
 
 async def _wait(stopping: asyncio.Event, seconds: float) -> None:

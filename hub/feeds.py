@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from redis.asyncio import Redis
 
-from hub.alert_views import ALERT_FIELDS, StoredAlert
+from hub.alert_views import StoredAlert, load_alerts
 from hub.batching import ScriptBatcher
 from hub.errors import HistoryTruncated
 from hub.ids import stream_id, utc_now
@@ -39,10 +39,11 @@ class FeedEntry:
     revision: int
 
     @classmethod
-    def from_stream(cls, entry_id: bytes | str, fields: dict[bytes, bytes]) -> FeedEntry:
-        text = {k.decode(): v.decode() for k, v in fields.items()}
+    def from_stream(cls, entry_id: bytes, fields: list[bytes]) -> FeedEntry:
+        """From a raw XRANGE entry: its id and its flat field/value list."""
+        text = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
         return cls(
-            id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+            id=entry_id.decode(),
             type=text["type"],
             hub_id=text["hub_id"],
             cluster_id=text["cluster_id"],
@@ -131,7 +132,7 @@ def is_event_id(text: str) -> bool:
 
 
 class FeedReader:
-    def __init__(self, redis: Redis, keys: Keys, batcher: ScriptBatcher | None = None) -> None:
+    def __init__(self, redis: Redis, keys: Keys, batcher: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
         self._batcher = batcher
@@ -215,16 +216,10 @@ class FeedReader:
     async def entries(self, sub_id: str, after: str | None, limit: int) -> list[FeedEntry]:
         """Up to `limit` entries after `after` (from the oldest held when None), oldest first."""
         low = f"({after}" if after else "-"
-        if self._batcher is None:
-            rows = await self._redis.xrange(self._keys.feed(sub_id), min=low, max="+", count=limit)
-            return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in rows]
         raw = await self._batcher.command(
             "XRANGE", self._keys.feed(sub_id), low, "+", "COUNT", limit
         )
-        return [
-            FeedEntry.from_stream(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
-            for entry_id, fields in raw
-        ]
+        return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
 
     async def events(
         self, entries: list[FeedEntry], readers: tuple[Node, ...]
@@ -239,14 +234,5 @@ class FeedReader:
         return out
 
     async def alerts(self, hub_ids: list[str]) -> dict[str, StoredAlert]:
-        unique = sorted(set(hub_ids))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for hub_id in unique:
-                pipe.hmget(self._keys.alert(hub_id), list(ALERT_FIELDS))
-            rows = await pipe.execute()
-        found = {}
-        for hub_id, row in zip(unique, rows, strict=True):
-            alert = StoredAlert.from_row(hub_id, row)
-            if alert is not None:
-                found[hub_id] = alert
-        return found
+        loaded = await load_alerts(self._redis, self._keys, sorted(set(hub_ids)))
+        return {alert.hub_id: alert for alert in loaded if alert is not None}
