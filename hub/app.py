@@ -14,7 +14,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hub import api_alerts, api_meta, api_nodes, api_subscriptions
+from hub import api_alerts, api_meta, api_nodes, api_reports, api_subscriptions
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator
 from hub.batching import ScriptBatcher
@@ -273,6 +273,10 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
     app.cleanup_ctx.append(_redis_and_services)
     app.on_shutdown.append(_stop_streams)
     app.add_routes(
-        api_meta.routes() + api_nodes.routes() + api_alerts.routes() + api_subscriptions.routes()
+        api_meta.routes()
+        + api_nodes.routes()
+        + api_reports.routes()
+        + api_alerts.routes()
+        + api_subscriptions.routes()
     )
     return app

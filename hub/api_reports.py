@@ -1,0 +1,136 @@
+"""HTTP handler for the operators' regional sharing report (reports.py holds the definitions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hub.context import caller
+from hub.errors import ProblemDetail, ValidationFailed
+from hub.keys import Keys
+from hub.policy import Sharing
+from hub.reports import REPORT_TYPES, LogEntry, render_csv, sharing_report
+from hub.web_io import json_response
+
+DEFAULT_WINDOW = timedelta(days=30)
+MAX_WINDOW = timedelta(days=366)
+PAGE = 1000
+# A window's log entries are held in memory while counted; past this the caller narrows it.
+MAX_ENTRIES = 500_000
+FORMATS = ("json", "csv")
+KNOWN = frozenset({"since", "until", "format"})
+
+
+def _time(text: str, name: str, problems: list[ProblemDetail]) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None or moment.timestamp() < 0:
+            raise ValueError
+    except (ValueError, OverflowError):
+        message = "must be an RFC 3339 time with a zone, 1970 or later"
+        problems.append(ProblemDetail(f"/{name}", "format", message))
+        return None
+    return moment.astimezone(UTC)
+
+
+def _query(request: web.Request, now: datetime) -> tuple[datetime, datetime, str]:
+    """(since, until, format), each checked; 422 names every bad parameter."""
+    query = request.query
+    problems = [
+        ProblemDetail(f"/{name}", "query", "is not a known parameter")
+        for name in query
+        if name not in KNOWN
+    ]
+    until = _time(query["until"], "until", problems) if query.get("until") else now
+    if query.get("since"):
+        since = _time(query["since"], "since", problems)
+    else:
+        since = until - DEFAULT_WINDOW if until is not None else None
+    fmt = query.get("format") or _format_accepted(request.headers.get("Accept", ""))
+    if fmt not in FORMATS:
+        problems.append(ProblemDetail("/format", "enum", "must be json or csv"))
+    if since is not None and until is not None:
+        if since >= until:
+            problems.append(ProblemDetail("/since", "range", "must be before until"))
+        elif until - since > MAX_WINDOW:
+            problems.append(
+                ProblemDetail("/since", "range", "the window may span 366 days at most")
+            )
+    if problems or since is None or until is None:
+        raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
+    return since, until, fmt
+
+
+def _format_accepted(accept: str) -> str:
+    """csv when Accept names text/csv ahead of any JSON type, else json."""
+    csv_at = accept.find("text/csv")
+    json_at = accept.find("application/json")
+    return "csv" if csv_at >= 0 and (json_at < 0 or csv_at < json_at) else "json"
+
+
+def _text(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in fields.items()}
+
+
+async def _window(
+    redis: Redis, keys: Keys, since: datetime, until: datetime
+) -> tuple[list[LogEntry], dict[str, Sharing]]:
+    """The log entries from `since` to `until` (stream ids are ms timestamps), read a page at a
+    time, and the stored sharing of each report among them, read a page at a time too."""
+    entries: list[LogEntry] = []
+    sharing: dict[str, Sharing] = {}
+    start = str(max(0, int(since.timestamp() * 1000)))
+    end = str(max(0, int(until.timestamp() * 1000)))
+    while True:
+        page = await redis.xrange(keys.events, start, end, count=PAGE)
+        if not page:
+            break
+        batch = [LogEntry.from_stream(i.decode(), _text(f)) for i, f in page]
+        entries.extend(batch)
+        if len(entries) > MAX_ENTRIES:
+            raise ValidationFailed(
+                "the window holds too many events",
+                [ProblemDetail("/since", "range", f"over {MAX_ENTRIES} events; narrow the window")],
+            )
+        reports = [e.hub_id for e in batch if e.type in REPORT_TYPES]
+        async with redis.pipeline(transaction=False) as pipe:
+            for hub_id in reports:
+                pipe.hmget(keys.alert(hub_id), ["meta"])
+            rows = await pipe.execute() if reports else []
+        for hub_id, (meta,) in zip(reports, rows, strict=True):
+            if meta is not None:
+                sharing[hub_id] = Sharing.from_json(orjson.loads(meta))
+        if len(page) < PAGE:
+            break
+        start = "(" + page[-1][0].decode()
+    return entries, sharing
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def get_sharing_report(request: web.Request) -> web.Response:
+    hub, _ = await caller(request, "operator")
+    since, until, fmt = _query(request, datetime.now(UTC))
+    entries, sharing = await _window(hub.redis, hub.keys, since, until)
+    nodes = await hub.nodes.list()
+    report = sharing_report(entries, sharing, nodes, _rfc3339(since), _rfc3339(until))
+    structlog.contextvars.bind_contextvars(report_events=len(entries), report_format=fmt)
+    if fmt == "json":
+        return json_response(report.as_json())
+    filename = f"alerthub-sharing-{since.strftime('%Y%m%dT%H%M%SZ')}.csv"
+    return web.Response(
+        text=render_csv(report),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/v1/reports/sharing", get_sharing_report, allow_head=False)]
