@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +26,7 @@ from hub.ids import is_ulid
 from hub.logs import get_logger
 from hub.nodes import Node
 from hub.redis_faults import store_unavailable
+from hub.stats import count_rejections
 from hub.web_io import (
     json_response,
     parse_json_object,
@@ -36,6 +39,7 @@ log = get_logger("hub.alerts")
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 KINDS = ("threat", "disinformation")
+UNKNOWN_KIND = "unknown"  # the kind label of a refused body that names no valid kind
 
 
 def _prepare_one(
@@ -57,15 +61,23 @@ async def post_alert(request: web.Request) -> web.Response:
     script itself refuses a revoked token and counts the rate."""
     hub = request.app[HUB]
     identity = await hub.auth.identify(request.headers.get("Authorization"))
+    kind = UNKNOWN_KIND
     try:
-        require_role(identity.node, "publish")
-        body = await read_json_object(request, hub.settings.max_body_bytes)
-        alert = _prepare_one(hub, body, identity.node)
-    except HubError:
-        # Refused before the store: still counted, and a revoked token is a 401 whatever the body.
-        await hub.auth.confirm(identity)
+        try:
+            require_role(identity.node, "publish")
+            body = await read_json_object(request, hub.settings.max_body_bytes)
+            kind = _kind_of(body)
+            alert = _prepare_one(hub, body, identity.node)
+        except HubError:
+            # Refused before the store: still counted, and a revoked token is a 401 whatever
+            # the body.
+            await hub.auth.confirm(identity)
+            raise
+        outcome = await hub.store.submit(alert, identity.node, hub.auth.store_guard(identity))
+    except HubError as e:
+        await _count_refused(hub, identity.node.id, {e.code: 1}, {kind: 1})
         raise
-    outcome = await hub.store.submit(alert, identity.node, hub.auth.store_guard(identity))
+    hub.metrics.alert(outcome.status, alert.kind)
     structlog.contextvars.bind_contextvars(outcome=outcome.status, hub_id=outcome.hub_id)
     return json_response(outcome.as_json(), status=_outcome_status(outcome))
 
@@ -79,23 +91,28 @@ async def post_batch(request: web.Request) -> web.Response:
         problems = hub.schemas.problems("batch", body)
         if problems:
             raise ValidationFailed.from_problems(problems, "batch")
-    except HubError:
+    except HubError as e:
         await hub.auth.confirm(identity)
+        await _count_refused(hub, identity.node.id, {e.code: 1}, {UNKNOWN_KIND: 1})
         raise
     alerts = body["alerts"]
     await hub.auth.confirm(identity, cost=len(alerts))
     guard = hub.auth.store_guard(identity, counted=True)
     results: list[dict[str, Any]] = []
-    refused = 0
+    refused_by_code: Counter[str] = Counter()
+    refused_by_kind: Counter[str] = Counter()
     for index, alert in enumerate(alerts):
         try:
             # Only the first few refusals get the reference validator's detailed explanation:
             # its cost grows fast with an alert's size, and a batch holds up to 500.
-            prepared = _prepare_one(hub, alert, identity.node, thorough=refused < 10)
+            prepared = _prepare_one(
+                hub, alert, identity.node, thorough=refused_by_code.total() < 10
+            )
             outcome = await hub.store.submit(prepared, identity.node, guard)
         except HubError as e:
             results.append({"index": index, "status": "rejected", "error": e.body()})
-            refused += 1
+            refused_by_code[e.code] += 1
+            refused_by_kind[_kind_of(alert)] += 1
             await asyncio.sleep(0)  # a run of refusals never await Redis: let others in
         except Exception as e:
             # Earlier alerts are stored; say exactly which were not, so a retry is safe.
@@ -104,9 +121,30 @@ async def post_batch(request: web.Request) -> web.Response:
                 raise
             results.append({"index": index, "status": "rejected", "error": unavailable.body()})
         else:
+            hub.metrics.alert(outcome.status, prepared.kind)
             results.append({"index": index, **outcome.as_json()})
+    if refused_by_code:
+        await _count_refused(hub, identity.node.id, refused_by_code, refused_by_kind)
     structlog.contextvars.bind_contextvars(batch_size=len(alerts))
     return json_response({"results": results})
+
+
+def _kind_of(body: Any) -> str:
+    kind = body.get("kind") if isinstance(body, dict) else None
+    return kind if kind in KINDS else UNKNOWN_KIND
+
+
+async def _count_refused(
+    hub: Hub, node_id: str, by_code: Mapping[str, int], by_kind: Mapping[str, int]
+) -> None:
+    """Count refused alerts for the status page and the metrics. A revoked token is not
+    counted: the caller is no longer a node whose sharing anyone reviews."""
+    for code, count in by_code.items():
+        if code != "unauthenticated":
+            await count_rejections(hub.redis, hub.keys, node_id, code, count)
+    if "unauthenticated" not in by_code or len(by_code) > 1:
+        for kind, count in by_kind.items():
+            hub.metrics.alert("rejected", kind, count)
 
 
 async def get_alert(request: web.Request) -> web.Response:

@@ -17,13 +17,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when Redis answers (embedded or not) and this process's fan-out loop runs."""
     hub = request.app[HUB]
     try:
         async with asyncio.timeout(1.0):
             await hub.redis.ping()
     except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
         raise Unavailable("Redis does not answer") from e
-    return json_response({"status": "ready"})
+    if hub.fanout_task is None or hub.fanout_task.done():
+        raise Unavailable("the fan-out loop of this process is not running")
+    return json_response({"status": "ready", "redis": "ok", "fanout": "running"})
 
 
 async def list_schemas(request: web.Request) -> web.Response:

@@ -162,6 +162,8 @@ async def pull_feed(request: web.Request) -> web.Response:
         await hub.feeds.check_not_truncated(sub.id, after)
     entries = await hub.feeds.entries(sub.id, after, limit)
     events = await hub.feeds.events(entries, await _readers(hub, sub, node))
+    if entries:
+        await hub.feeds.note_read(sub.id, entries[-1])
     next_cursor = entries[-1].id if entries else after
     return json_response({"events": events, "next": next_cursor})
 

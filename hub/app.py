@@ -14,7 +14,16 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hub import api_alerts, api_meta, api_nodes, api_reports, api_subscriptions
+from hub import (
+    api_alerts,
+    api_meta,
+    api_metrics,
+    api_nodes,
+    api_page,
+    api_reports,
+    api_status,
+    api_subscriptions,
+)
 from hub.alert_views import AlertViews
 from hub.auth import Authenticator
 from hub.batching import ScriptBatcher
@@ -34,11 +43,13 @@ from hub.ids import new_ulid
 from hub.keys import Keys
 from hub.leases import process_identity
 from hub.logs import get_logger
+from hub.metrics import route_of
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.redis_faults import store_unavailable
 from hub.redis_pipe import PipelinedRedis
 from hub.scripts import Scripts
 from hub.settings import Settings, redact_url
+from hub.stats import LastSeen
 from hub.subscriptions import SubscriptionStore
 from hub.validation import SchemaSet
 from hub.web_io import json_response
@@ -129,12 +140,17 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
                 status=500,
             )
     response.headers["X-Request-ID"] = request_id
+    duration_s = time.perf_counter() - started
+    if HUB in request.app:
+        request.app[HUB].metrics.observe_request(
+            route_of(request), request.method, response.status, duration_s
+        )
     log.info(
         "request_finished",
         method=request.method,
         path=request.path,
         status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        duration_ms=round(duration_s * 1000, 2),
     )
     return response
 
@@ -178,6 +194,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             rate_limit_per_minute=settings.rate_limit_per_minute,
             bootstrap_token=settings.bootstrap_token,
             operator=operator,
+            last_seen=LastSeen(client, keys),
         )
         app[HUB] = Hub(
             settings=settings,
@@ -191,7 +208,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
-            feeds=FeedReader(client, keys, delivery_batcher),
+            feeds=FeedReader(client, keys, scripts, delivery_batcher),
             news=FeedNews(client, keys.feed_news),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
@@ -234,10 +251,12 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         # Renewed every third of it, so an attempt (at most twice the timeout) never outlasts it.
         lease_ttl_ms=int((3 * hub.settings.webhook_timeout_s + 10) * 1000),
         batcher=batcher,
+        metrics=hub.metrics,
     )
     news_task = asyncio.create_task(hub.news.run(), name="feed-news")
+    hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
     workers = [
-        asyncio.create_task(fanout.run(hub.stopping), name="fanout"),
+        hub.fanout_task,
         asyncio.create_task(WebhookSupervisor(delivery).run(hub.stopping), name="webhooks"),
     ]
     try:
@@ -274,9 +293,12 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
     app.on_shutdown.append(_stop_streams)
     app.add_routes(
         api_meta.routes()
+        + api_metrics.routes()
         + api_nodes.routes()
         + api_reports.routes()
         + api_alerts.routes()
         + api_subscriptions.routes()
+        + api_page.routes()
+        + api_status.routes()
     )
     return app

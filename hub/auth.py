@@ -17,6 +17,7 @@ from hub.errors import Forbidden, RateLimited, Unauthenticated
 from hub.keys import Keys
 from hub.nodes import Node, secret_matches, split_token
 from hub.scripts import Scripts
+from hub.stats import LastSeen
 
 _BEARER = "bearer "
 RATE_COUNTER_TTL_S = 120
@@ -47,6 +48,7 @@ class Authenticator:
     rate_limit_per_minute: int
     bootstrap_token: str | None = None
     operator: Node | None = None
+    last_seen: LastSeen | None = None
     _profiles: dict[str, tuple[str, Node]] = field(default_factory=dict)
 
     async def identify(self, authorization: str | None) -> Identity:
@@ -59,6 +61,7 @@ class Authenticator:
             and hmac.compare_digest(token.encode(), self.bootstrap_token.encode())
         ):
             structlog.contextvars.bind_contextvars(node=self.operator.id)
+            await self._saw(self.operator)
             return Identity(self.operator, None)
         parts = split_token(token)
         if parts is None:
@@ -71,7 +74,12 @@ class Authenticator:
         if not secret_matches(secret, secret_hash):
             raise Unauthenticated("unknown or revoked token")
         structlog.contextvars.bind_contextvars(node=node.id)
+        await self._saw(node)
         return Identity(node, key_id)
+
+    async def _saw(self, node: Node) -> None:
+        if self.last_seen is not None:
+            await self.last_seen.saw(node.id)
 
     async def _lookup(self, key_id: str) -> tuple[str, Node]:
         found = await self.scripts.lookup_token(

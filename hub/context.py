@@ -15,6 +15,7 @@ from hub.dedup import AlertStore
 from hub.feed_news import FeedNews
 from hub.feeds import FeedReader
 from hub.keys import Keys
+from hub.metrics import Metrics
 from hub.nodes import Node, NodeRegistry
 from hub.scripts import Scripts
 from hub.settings import Settings
@@ -40,6 +41,10 @@ class Hub:
     # Set when the process begins to stop: SSE streams and background workers end on it.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.monotonic)
+    # This process's fan-out loop (it fans out while it holds the lease, and waits otherwise):
+    # /readyz reports a process whose loop has ended as not ready.
+    fanout_task: asyncio.Task[None] | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 HUB = web.AppKey("hub", Hub)

@@ -4,6 +4,7 @@ atomic Redis step (store_alert_lua). The pure preparation comes first, the Redis
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -18,6 +19,7 @@ from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 from hub.scripts import Scripts
+from hub.stats import NO_COUNTRY
 
 MAX_REVISION = 2**31 - 1
 # How many earlier reports of a cluster are checked for one the sender may see.
@@ -123,6 +125,7 @@ class AlertStore:
         identified, RateLimited over the node's rate, and Conflict for a stale revision, a changed
         body under the same revision, or an update to a retracted alert."""
         meta = {**alert.sharing.as_json(), "kind": alert.kind, "targets": alert.target_countries}
+        now = time.time()
         links_bucket = links_bucket_now(self._window)
         reply = await self._batcher.call(
             self._scripts.store_alert,
@@ -151,6 +154,9 @@ class AlertStore:
                 guard.rate_limit,
                 guard.rate_ttl_s,
                 links_bucket,
+                int(now // 60),
+                int(now // 3600),
+                sender.country or NO_COUNTRY,
             ],
         )
         if reply[0] == b"unauthenticated":

@@ -18,10 +18,11 @@ from redis.asyncio import Redis
 from hub.alert_views import StoredAlert, load_alerts
 from hub.batching import ScriptBatcher
 from hub.errors import HistoryTruncated
-from hub.ids import stream_id, utc_now
+from hub.ids import now_rfc3339, stream_id, utc_now
 from hub.keys import Keys
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
+from hub.scripts import Scripts
 
 T = TypeVar("T")
 STATE_TTL_S = 1.0
@@ -37,6 +38,9 @@ class FeedEntry:
     cluster_id: str
     occurred_at: str
     revision: int
+    # The entry's place in its feed: 1 for the first event ever appended (feed_append_lua).
+    # Not part of the event a subscriber sees; positions and lag are counted with it.
+    seq: int = 0
 
     @classmethod
     def from_stream(cls, entry_id: bytes, fields: list[bytes]) -> FeedEntry:
@@ -49,6 +53,7 @@ class FeedEntry:
             cluster_id=text["cluster_id"],
             occurred_at=text.get("occurred_at", ""),
             revision=int(text.get("revision", "1")),
+            seq=int(text.get("seq", "0")),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -132,9 +137,10 @@ def is_event_id(text: str) -> bool:
 
 
 class FeedReader:
-    def __init__(self, redis: Redis, keys: Keys, batcher: ScriptBatcher) -> None:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, batcher: ScriptBatcher) -> None:
         self._redis = redis
         self._keys = keys
+        self._scripts = scripts
         self._batcher = batcher
         self._bodies: LruCache[Rendered] = LruCache(
             4096, weigh=lambda r: len(r.body), max_weight=BODY_CACHE_BYTES
@@ -211,6 +217,15 @@ class FeedReader:
         if trimmed is not None and stream_id(after) < stream_id(trimmed.decode()):
             raise HistoryTruncated(
                 f"the feed no longer holds events after {after}; it starts after {trimmed.decode()}"
+            )
+
+    async def note_read(self, sub_id: str, entry: FeedEntry) -> None:
+        """Record that a pull or SSE reader of `sub_id` has been handed `entry` (its lag)."""
+        if entry.seq > 0:
+            await self._batcher.call(
+                self._scripts.note_read,
+                keys=[self._keys.feed_state(sub_id)],
+                args=[entry.seq, now_rfc3339()],
             )
 
     async def entries(self, sub_id: str, after: str | None, limit: int) -> list[FeedEntry]:

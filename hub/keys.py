@@ -64,7 +64,23 @@ class Keys:
 
     @property
     def ingest_counts(self) -> str:
+        """Hash: hub-wide totals per outcome (created, corroborated, updated, retracted) and of
+        refusals (`rejected`, `rejected:<error code>`)."""
         return f"{self.core}ingest-counts"
+
+    def ingest_minute(self, minute: int) -> str:
+        """Hash: one minute's counts per outcome (minute = unix time // 60); kept two hours.
+        The store script builds the same name from the tag prefix."""
+        return f"{self.core}ingest-minute:{minute}"
+
+    def sharing_hour(self, hour: int) -> str:
+        """Hash: reports stored per sender country in one hour (hour = unix time // 3600);
+        kept two days. The store script builds the same name from the tag prefix."""
+        return f"{self.core}sharing-hour:{hour}"
+
+    def node_stats(self, node_id: str) -> str:
+        """Hash: a node's `posted` and `rejected` counts and when it was `last_seen`."""
+        return f"{self.core}node-stats:{node_id}"
 
     # -- nodes, tokens, rate counters
     def node(self, node_id: str) -> str:

@@ -16,7 +16,7 @@ local revision, new_hub_id, new_cluster_id, now = tonumber(ARGV[4]), ARGV[5], AR
 local doc, meta, content_hash, fingerprint = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 local window, links_json, max_earlier = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
 local rate_limit, rate_ttl = tonumber(ARGV[15]), tonumber(ARGV[16])
-local links_bucket = ARGV[17]
+local links_bucket, minute, hour, country = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
 
 -- The sender's token is checked here, in the same step as the write, so that a token revoked a
 -- moment ago stores nothing; the request is counted against the sender's rate unless the caller
@@ -64,6 +64,22 @@ local function remove_links(count, bucket, hub_id)
   end
 end
 
+-- What the status page shows (keys.py: node_stats, ingest_minute, sharing_hour). A new hash
+-- gets its expiry when its first field is first counted.
+local function count_stored(outcome)
+  redis.call('HINCRBY', core .. 'node-stats:' .. sender, 'posted', 1)
+  local minute_key = core .. 'ingest-minute:' .. minute
+  if redis.call('HINCRBY', minute_key, outcome, 1) == 1 then
+    redis.call('EXPIRE', minute_key, 7200)
+  end
+  if outcome ~= 'updated' then
+    local hour_key = core .. 'sharing-hour:' .. hour
+    if redis.call('HINCRBY', hour_key, country, 1) == 1 then
+      redis.call('EXPIRE', hour_key, 172800)
+    end
+  end
+end
+
 local existing = redis.call('HGET', sender_ids, sender .. '|' .. alert_id)
 if existing then
   local akey = core .. 'alert:' .. existing
@@ -90,6 +106,7 @@ if existing then
                               'cluster_id', cur[4], 'sender', sender, 'revision', revision,
                               'occurred_at', now)
   redis.call('HINCRBY', counts, 'updated', 1)
+  count_stored('updated')
   return {'updated', existing, cur[4], revision, event_id}
 end
 
@@ -115,6 +132,7 @@ local event_id = redis.call('XADD', events, '*', 'type', outcome, 'hub_id', new_
                             'cluster_id', cluster_id, 'sender', sender, 'revision', revision,
                             'occurred_at', now)
 redis.call('HINCRBY', counts, outcome, 1)
+count_stored(outcome)
 return {outcome, new_hub_id, cluster_id, revision, event_id, earlier}
 """
 
@@ -296,8 +314,10 @@ else
   return 'skipped'
 end
 
+-- `appended` numbers the feed's entries, so that a reader's lag is a subtraction (status.py).
+local seq = redis.call('HINCRBY', state, 'appended', 1)
 redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id, 'cluster_id', cluster_id,
-           'occurred_at', occurred_at, 'revision', revision)
+           'occurred_at', occurred_at, 'revision', revision, 'seq', seq)
 local length = redis.call('XLEN', feed)
 if length > retention then
   local gone = redis.call('XRANGE', feed, '-', '+', 'COUNT', length - retention)
@@ -310,11 +330,11 @@ return feed_type
 delivery_done_lua = """
 local lease, delivery, retries, retry_info, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local owner, event_id, outcome, advance = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-local now_ms, now_text, due_ms, info = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local now_ms, now_text, due_ms, info, seq = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 
 -- Only the worker holding the subscription's delivery lease moves its state.
 if redis.call('GET', lease) ~= owner then return {'lost'} end
-if advance then redis.call('HSET', delivery, 'cursor', event_id) end
+if advance then redis.call('HSET', delivery, 'cursor', event_id, 'cursor_seq', seq) end
 if outcome == 'delivered' or outcome == 'skipped' then
   redis.call('ZREM', retries, event_id)
   redis.call('HDEL', retry_info, event_id)
@@ -365,6 +385,17 @@ end
 return replayed
 """
 
+note_read_lua = """
+local state = KEYS[1]
+local seq, at = ARGV[1], ARGV[2]
+
+-- Where a pull or SSE reader of the feed has read to (status.py counts its lag from it); only
+-- for a feed that still exists, so a stream outliving its deleted subscription leaves no key.
+if redis.call('EXISTS', state) == 0 then return 0 end
+redis.call('HSET', state, 'read_seq', seq, 'read_at', at)
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Scripts:
@@ -382,6 +413,7 @@ class Scripts:
     feed_append: AsyncScript
     delivery_done: AsyncScript
     replay_dead: AsyncScript
+    note_read: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
@@ -400,6 +432,7 @@ class Scripts:
             feed_append=redis.register_script(feed_append_lua),
             delivery_done=redis.register_script(delivery_done_lua),
             replay_dead=redis.register_script(replay_dead_lua),
+            note_read=redis.register_script(note_read_lua),
         )
 
     async def load(self, redis: Redis) -> None:
@@ -419,5 +452,6 @@ class Scripts:
             self.feed_append,
             self.delivery_done,
             self.replay_dead,
+            self.note_read,
         ):
             script.sha = await redis.script_load(script.script)

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from hub.errors import HistoryTruncated
 from hub.feed_news import FeedNews, first_of
-from hub.feeds import FeedReader
+from hub.feeds import FeedEntry, FeedReader
 from hub.logs import get_logger
 from hub.nodes import Node
 from hub.policy import may_see
@@ -21,6 +21,7 @@ from hub.policy import may_see
 log = get_logger("hub.sse")
 
 PAGE = 100
+NOTE_EVERY_S = 1.0  # how often a busy stream notes its read position
 
 
 def frame(data: Any, event: str | None = None, event_id: str | None = None) -> bytes:
@@ -49,6 +50,28 @@ def truncated_frame(after: str, reason: str) -> bytes:
     return frame({"after": after, "message": reason}, event="history-truncated")
 
 
+class ReadPosition:
+    """Where this stream has read to, noted at most every NOTE_EVERY_S while it is busy, and
+    always once it has caught up, so the status page's lag is exact for a quiet feed."""
+
+    def __init__(self, feeds: FeedReader, sub_id: str) -> None:
+        self._feeds = feeds
+        self._sub_id = sub_id
+        self._unnoted: FeedEntry | None = None
+        self._noted_at = 0.0
+
+    async def advanced(self, entry: FeedEntry) -> None:
+        self._unnoted = entry
+        if time.monotonic() - self._noted_at >= NOTE_EVERY_S:
+            await self.settle()
+
+    async def settle(self) -> None:
+        if self._unnoted is not None:
+            entry, self._unnoted = self._unnoted, None
+            self._noted_at = time.monotonic()
+            await self._feeds.note_read(self._sub_id, entry)
+
+
 async def _send_feed(
     response: web.StreamResponse,
     feeds: FeedReader,
@@ -62,6 +85,7 @@ async def _send_feed(
     await response.write(b"retry: 2000\n\n")
     last_write = time.monotonic()
     check_truncation = after is not None
+    position = ReadPosition(feeds, sub_id)
     while not stopping.is_set():
         woken.clear()
         if check_truncation and after is not None:
@@ -87,7 +111,9 @@ async def _send_feed(
                 await response.write(b"".join(frames))
                 last_write = time.monotonic()
             after = entries[-1].id
+            await position.advanced(entries[-1])
             continue
+        await position.settle()
         # News of entries this reader may not see wakes it too: time the heartbeat from the
         # last write, not from the last wake-up.
         quiet_for = time.monotonic() - last_write

@@ -25,6 +25,7 @@ from hub.ids import new_ulid, now_rfc3339
 from hub.keys import Keys
 from hub.leases import Lease
 from hub.logs import get_logger
+from hub.metrics import Metrics
 from hub.nodes import Node, NodeRegistry
 from hub.policy import may_see
 from hub.scripts import Scripts
@@ -67,6 +68,7 @@ class Delivery:
     lease_ttl_ms: int
     batcher: ScriptBatcher
     snapshot: Snapshot = field(default_factory=Snapshot)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def _ms() -> int:
@@ -202,7 +204,7 @@ class WebhookWorker:
             entries = await ctx.feeds.entries(sub.id, self._cursor, BATCH)
             if not entries:
                 return max(0.001, min(IDLE_LOOK_S, (self._retries_due_ms - _ms()) / 1000))
-            records = [{"event": e.as_json(), "attempts": 0} for e in entries]
+            records = [{"event": e.as_json(), "seq": e.seq, "attempts": 0} for e in entries]
             advance = True
         bodies = await ctx.feeds.rendered([FeedEntry.from_json(r["event"]) for r in records])
         for record in records:
@@ -270,6 +272,7 @@ class WebhookWorker:
                 now_rfc3339(),
                 record.get("due_ms", 0),
                 orjson.dumps(record),
+                record.get("seq", 0),
             ],
         )
         if outcome != "delivered":
@@ -281,6 +284,8 @@ class WebhookWorker:
                 status=attempt.status if attempt else None,
                 attempts=record["attempts"],
             )
+        # "lost": the POST went out but another process now holds the lease and will send again.
+        ctx.metrics.delivery("lost" if reply[0] == b"lost" else outcome)
         if reply[0] == b"lost":
             return None
         if advance:

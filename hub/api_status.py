@@ -1,0 +1,44 @@
+"""Operations for operators: the hub's status, and why a subscription did or did not receive
+an alert."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.context import caller
+from hub.errors import NotFound
+from hub.explain import explain
+from hub.status import collect_status
+from hub.web_io import json_response
+
+OPERATOR = "operator"
+
+
+async def get_status(request: web.Request) -> web.Response:
+    hub, _ = await caller(request, OPERATOR)
+    return json_response(await collect_status(hub), headers={"Cache-Control": "no-store"})
+
+
+async def explain_delivery(request: web.Request) -> web.Response:
+    """Operator only, and only for an alert the operator may see: the answer names the alert's
+    sharing decision, which must not reach anyone the sender did not share it with."""
+    hub, operator = await caller(request, OPERATOR)
+    sub_id = request.match_info["subscription_id"]
+    sub = await hub.subscriptions.get(sub_id)
+    if sub is None:
+        raise NotFound(f"no subscription {sub_id}")
+    alert = await hub.views.visible(request.match_info["hub_id"], operator)
+    owner = await hub.nodes.get(sub.owner)
+    received = await hub.redis.hexists(hub.keys.feed_state(sub.id), f"h:{alert.hub_id}")
+    return json_response(explain(sub, owner, alert, bool(received)))
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/v1/status", get_status, allow_head=False),
+        web.get(
+            "/v1/subscriptions/{subscription_id}/explain/{hub_id}",
+            explain_delivery,
+            allow_head=False,
+        ),
+    ]

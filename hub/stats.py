@@ -1,0 +1,61 @@
+"""Counts for operators, kept in Redis so that every hub process reports the same numbers.
+
+Stored reports are counted by the store script itself (scripts.store_alert_lua), in the same
+step as the write; what is refused before the store, and when a node was last seen, is counted
+here. Counting is best effort: a failure to count is logged, and never changes the answer the
+caller gets.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hub.ids import now_rfc3339
+from hub.keys import Keys
+from hub.logs import get_logger
+
+log = get_logger("hub.stats")
+
+NO_COUNTRY = "--"  # the sharing chart's column for nodes with no country (the operator)
+MINUTE_KEY_TTL_S = 7200
+LAST_SEEN_EVERY_S = 5.0  # a node's last_seen is written at most this often by one process
+
+
+async def count_rejections(
+    redis: Redis, keys: Keys, node_id: str | None, reason: str, count: int = 1
+) -> None:
+    """Count `count` refused alerts of `node_id` (None: a caller the hub could not identify)."""
+    minute_key = keys.ingest_minute(int(time.time() // 60))
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(keys.ingest_counts, "rejected", count)
+            pipe.hincrby(keys.ingest_counts, f"rejected:{reason}", count)
+            pipe.hincrby(minute_key, "rejected", count)
+            pipe.expire(minute_key, MINUTE_KEY_TTL_S)
+            if node_id is not None:
+                pipe.hincrby(keys.node_stats(node_id), "rejected", count)
+            await pipe.execute()
+    except (RedisError, OSError) as e:
+        log.warning("count_failed", what="rejection", error=type(e).__name__)
+
+
+class LastSeen:
+    """Writes a node's `last_seen` when it calls, at most every LAST_SEEN_EVERY_S per process."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._written_at: dict[str, float] = {}
+
+    async def saw(self, node_id: str) -> None:
+        now = time.monotonic()
+        if now - self._written_at.get(node_id, -LAST_SEEN_EVERY_S) < LAST_SEEN_EVERY_S:
+            return
+        self._written_at[node_id] = now
+        try:
+            await self._redis.hset(self._keys.node_stats(node_id), "last_seen", now_rfc3339())
+        except (RedisError, OSError) as e:
+            log.warning("count_failed", what="last_seen", error=type(e).__name__)

@@ -1,0 +1,267 @@
+"""`/v1/status`, `/readyz` and `explain`: exact numbers after a known scenario, from Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.app import create_app
+from hub.embedded import RedisServer, free_port, start_redis_server
+from hub.settings import Settings
+from hub.validation import SchemaSet
+from tests.conftest import Api, unique_threat
+from tests.receivers import Receiver
+
+
+async def status_of(api: Api) -> dict[str, Any]:
+    status, body = await api.get("operator", "/v1/status")
+    assert status == 200, body
+    return body
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], within: float = 10.0, what: str = "condition"
+) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def regional_scenario(api: Api) -> dict[str, str]:
+    """AL posts two new alerts and one update, ME corroborates one of them, RS sends one
+    invalid alert, AL resends a stale revision; FC (a fact-checker) never calls."""
+    await api.add_node("al-cert", "AL")
+    await api.add_node("me-cert", "ME")
+    await api.add_node("rs-cert", "RS")
+    await api.add_node("fc", "RS", kind="civil-society", roles=("subscribe",))
+    ids: dict[str, str] = {}
+    status, body = await api.post("al-cert", unique_threat("al-1"))
+    assert status == 201 and body["status"] == "created"
+    ids["al-1"] = body["hub_id"]
+    status, body = await api.post("al-cert", unique_threat("al-2"))
+    assert status == 201
+    ids["al-2"] = body["hub_id"]
+    status, body = await api.post(
+        "me-cert",
+        unique_threat("me-1", indicators=[{"type": "domain", "value": "al-1.phish.example"}]),
+    )
+    assert status == 201 and body["status"] == "corroborated", body
+    ids["me-1"] = body["hub_id"]
+    status, body = await api.post("al-cert", unique_threat("al-2", revision=2, title="Now worse"))
+    assert status == 200 and body["status"] == "updated", body
+    status, body = await api.post("rs-cert", {"id": "rs-bad", "kind": "threat"})
+    assert status == 422
+    status, body = await api.post("al-cert", unique_threat("al-2", revision=1))
+    assert status == 409
+    return ids
+
+
+async def test_status_needs_the_operator(api: Api) -> None:
+    """Status is for operators only: 401 without a token, 403 for a publishing node."""
+    resp = await api.client.get("/v1/status")
+    assert resp.status == 401
+    await api.add_node("al-cert", "AL")
+    status, _ = await api.get("al-cert", "/v1/status")
+    assert status == 403
+
+
+async def test_status_counts_are_exact_after_a_scenario(api: Api) -> None:
+    """Ingest totals, per-minute counts, per-node counts and the 24-hour sharing chart add up
+    to exactly what the scenario did."""
+    await regional_scenario(api)
+    body = await status_of(api)
+
+    ingest = body["ingest"]
+    assert ingest["created"] == 2
+    assert ingest["corroborated"] == 1
+    assert ingest["updated"] == 1
+    assert ingest["accepted"] == 4
+    assert ingest["rejected"] == 2
+    assert ingest["rejected_by_reason"] == {"conflict": 1, "validation_failed": 1}
+    assert len(ingest["per_minute"]) == 60
+    for field in ("accepted", "corroborated", "rejected"):
+        assert sum(m[field] for m in ingest["per_minute"]) == ingest[field]
+    assert ingest["last_minute"] == ingest["per_minute"][-1]
+
+    nodes = {n["id"]: n for n in body["nodes"]}
+    assert (nodes["al-cert"]["posted"], nodes["al-cert"]["rejected"]) == (3, 1)
+    assert (nodes["me-cert"]["posted"], nodes["me-cert"]["rejected"]) == (1, 0)
+    assert (nodes["rs-cert"]["posted"], nodes["rs-cert"]["rejected"]) == (0, 1)
+    assert nodes["al-cert"]["last_seen"] is not None
+    assert nodes["fc"]["last_seen"] is None and nodes["fc"]["posted"] == 0
+
+    sharing = body["sharing_24h"]
+    assert len(sharing["hours"]) == 24
+    assert {c: sum(v) for c, v in sharing["countries"].items()} == {"AL": 2, "ME": 1}
+
+    redis_part = body["redis"]
+    assert redis_part["reachable"] is True and redis_part["latency_ms"] >= 0
+    assert redis_part["used_memory"] > 0
+    assert set(redis_part["persistence"]) >= {"aof_enabled", "appendfsync"}
+    assert body["version"] and body["uptime_s"] >= 0
+
+
+async def test_pull_lag_counts_unread_events_and_fanout_lag_drains(api: Api) -> None:
+    """A pull subscription's lag is the events it has not pulled; pulling them makes it 0. The
+    fan-out lag is 0 once every logged event is fanned out."""
+    await api.add_node("al-cert", "AL")
+    await api.add_node("ba-cert", "BA")
+    sub = await api.subscribe("ba-cert")
+    posted = []
+    for n in range(3):
+        status, body = await api.post("al-cert", unique_threat(f"lag-{n}"))
+        assert status == 201
+        posted.append(body["hub_id"])
+
+    async def fanned_out() -> bool:
+        body = await status_of(api)
+        return body["fanout"]["lag"] == 0 and _sub(body, sub["id"])["lag"] == 3
+
+    await wait_until(fanned_out, what="fan-out to finish")
+    body = await status_of(api)
+    view = _sub(body, sub["id"])
+    assert view["state"] == "active" and view["delivery"] == "pull"
+    assert view["last_delivery_at"] is None and view["lagging"] is False
+
+    events = await api.feed("ba-cert", sub["id"])
+    assert [e["hub_id"] for e in events] == posted
+    view = _sub(await status_of(api), sub["id"])
+    assert view["lag"] == 0 and view["last_delivery_at"] is not None
+
+
+async def test_failing_webhook_is_lagging_with_failures(dapi: Api) -> None:
+    """A verified webhook whose endpoint answers 500 to every try shows its failures and dead
+    letter, is paused, and is flagged as lagging once events wait behind the pause."""
+    api = dapi
+    await api.add_node("al-cert", "AL")
+    await api.add_node("ba-cert", "BA")
+    receiver = await Receiver(answers=[500, 500, 500]).start()
+    try:
+        sub = await api.subscribe("ba-cert", {"type": "webhook", "url": receiver.url})
+
+        async def active() -> bool:
+            return _sub(await status_of(api), sub["id"])["state"] == "active"
+
+        await wait_until(active, what="the webhook to be verified")
+        status, _ = await api.post("al-cert", unique_threat("wh-1"))
+        assert status == 201
+
+        async def paused() -> bool:
+            view = _sub(await status_of(api), sub["id"])
+            return view["dead_letters"] == 1 and view["state"] == "paused"
+
+        await wait_until(paused, what="the event to become a dead letter")
+        view = _sub(await status_of(api), sub["id"])
+        assert view["consecutive_failures"] == 3
+        assert view["lag"] == 0 and view["lagging"] is False  # dead letters are counted apart
+        assert view["last_failure_at"] is not None and view["last_delivery_at"] is None
+
+        for n in range(2):
+            status, _ = await api.post("al-cert", unique_threat(f"wh-next-{n}"))
+            assert status == 201
+
+        async def waiting() -> bool:
+            return _sub(await status_of(api), sub["id"])["lag"] == 2
+
+        await wait_until(waiting, what="the paused subscription's lag")
+        assert _sub(await status_of(api), sub["id"])["lagging"] is True
+    finally:
+        await receiver.stop()
+
+
+async def test_explain_gives_each_reason(api: Api) -> None:
+    """Explain names why: received, withheld by the sender, filtered out, or stored before the
+    subscription began; an alert the operator may not see is 404."""
+    await api.add_node("al-cert", "AL")
+    await api.add_node("rs-cert", "RS")
+    status, early = await api.post("al-cert", unique_threat("early"))
+    assert status == 201
+    sub = await api.subscribe("rs-cert", kinds=["threat"])
+    status, shared = await api.post("al-cert", unique_threat("shared"))
+    status, withheld = await api.post(
+        "al-cert", unique_threat("withheld", share={"withhold_from": ["RS"]})
+    )
+    status, disinfo = await api.post(
+        "al-cert",
+        {
+            "id": "dis-1",
+            "kind": "disinformation",
+            "title": "A fabricated claim",
+            "severity": "high",
+            "tlp": "GREEN",
+            "observed_at": "2026-11-20T08:15:00Z",
+            "narrative": "A narrative nobody else reports",
+        },
+    )
+    assert status == 201, disinfo
+    status, red = await api.post(
+        "al-cert", unique_threat("red", tlp="RED", share={"recipients": ["rs-cert"]})
+    )
+    assert status == 201
+    await api.wait_for_feed("rs-cert", sub["id"], 2, last=red["hub_id"])
+
+    async def explained(hub_id: str) -> dict[str, Any]:
+        status, body = await api.get("operator", f"/v1/subscriptions/{sub['id']}/explain/{hub_id}")
+        assert status == 200, body
+        return body
+
+    body = await explained(shared["hub_id"])
+    assert body["verdict"] == "received" and body["received"] is True
+    assert body["policy"]["deliver"] is True and body["filter"]["matches"] is True
+
+    body = await explained(withheld["hub_id"])
+    assert body["verdict"] == "withheld_by_policy" and body["received"] is False
+    assert "withholds" in body["reason"] and "RS" in body["reason"]
+
+    body = await explained(disinfo["hub_id"])
+    assert body["verdict"] == "filtered_out"
+    assert "disinformation" in body["reason"] and body["policy"]["deliver"] is True
+
+    body = await explained(early["hub_id"])
+    assert body["verdict"] == "before_subscription"
+
+    status, _ = await api.get("operator", f"/v1/subscriptions/{sub['id']}/explain/{red['hub_id']}")
+    assert status == 404
+    status, _ = await api.get(
+        "rs-cert", f"/v1/subscriptions/{sub['id']}/explain/{shared['hub_id']}"
+    )
+    assert status == 403
+
+
+async def test_readyz_reports_redis_and_fanout(api: Api) -> None:
+    """Ready: Redis answers and this process's fan-out loop runs."""
+    resp = await api.client.get("/readyz")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ready", "redis": "ok", "fanout": "running"}
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Any:
+    server: RedisServer = start_redis_server(tmp_path / "redis", port=free_port())
+    yield server
+    server.stop()
+
+
+async def test_status_with_redis_down_says_unreachable(
+    aiohttp_client: Any, settings: Settings, schema_set: SchemaSet, own_redis: RedisServer
+) -> None:
+    """With Redis gone the operator still gets a status: reachable false, no stale numbers."""
+    app_settings = dataclasses.replace(settings, redis_url=own_redis.url)
+    api = Api(await aiohttp_client(create_app(app_settings, schema_set)))
+    assert (await status_of(api))["redis"]["reachable"] is True
+    own_redis.stop()
+    body = await status_of(api)
+    assert body["redis"] == {"reachable": False}
+    assert body["ingest"] is None and body["subscriptions"] is None
+
+
+def _sub(body: dict[str, Any], sub_id: str) -> dict[str, Any]:
+    (view,) = [s for s in body["subscriptions"] if s["id"] == sub_id]
+    return view
