@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +74,7 @@ async def post_alert(request: web.Request) -> web.Response:
             raise
         outcome = await hub.store.submit(alert, identity.node, hub.auth.store_guard(identity))
     except HubError as e:
-        await _count_refused(hub, identity.node.id, {e.code: 1}, {kind: 1})
+        await _count_refused(hub, identity.node.id, Counter({(e.code, kind): 1}))
         raise
     hub.metrics.alert(outcome.status, alert.kind)
     structlog.contextvars.bind_contextvars(outcome=outcome.status, hub_id=outcome.hub_id)
@@ -92,27 +91,31 @@ async def post_batch(request: web.Request) -> web.Response:
         if problems:
             raise ValidationFailed.from_problems(problems, "batch")
     except HubError as e:
+        # A batch refused whole counts as one refusal: its alerts were never looked at.
         await hub.auth.confirm(identity)
-        await _count_refused(hub, identity.node.id, {e.code: 1}, {UNKNOWN_KIND: 1})
+        await _count_refused(hub, identity.node.id, Counter({(e.code, UNKNOWN_KIND): 1}))
         raise
     alerts = body["alerts"]
-    await hub.auth.confirm(identity, cost=len(alerts))
+    try:
+        await hub.auth.confirm(identity, cost=len(alerts))
+    except HubError as e:
+        refused = Counter(_kind_of(alert) for alert in alerts)
+        await _count_refused(
+            hub, identity.node.id, Counter({(e.code, k): n for k, n in refused.items()})
+        )
+        raise
     guard = hub.auth.store_guard(identity, counted=True)
     results: list[dict[str, Any]] = []
-    refused_by_code: Counter[str] = Counter()
-    refused_by_kind: Counter[str] = Counter()
+    refusals: Counter[tuple[str, str]] = Counter()
     for index, alert in enumerate(alerts):
         try:
             # Only the first few refusals get the reference validator's detailed explanation:
             # its cost grows fast with an alert's size, and a batch holds up to 500.
-            prepared = _prepare_one(
-                hub, alert, identity.node, thorough=refused_by_code.total() < 10
-            )
+            prepared = _prepare_one(hub, alert, identity.node, thorough=refusals.total() < 10)
             outcome = await hub.store.submit(prepared, identity.node, guard)
         except HubError as e:
             results.append({"index": index, "status": "rejected", "error": e.body()})
-            refused_by_code[e.code] += 1
-            refused_by_kind[_kind_of(alert)] += 1
+            refusals[e.code, _kind_of(alert)] += 1
             await asyncio.sleep(0)  # a run of refusals never await Redis: let others in
         except Exception as e:
             # Earlier alerts are stored; say exactly which were not, so a retry is safe.
@@ -123,8 +126,8 @@ async def post_batch(request: web.Request) -> web.Response:
         else:
             hub.metrics.alert(outcome.status, prepared.kind)
             results.append({"index": index, **outcome.as_json()})
-    if refused_by_code:
-        await _count_refused(hub, identity.node.id, refused_by_code, refused_by_kind)
+    if refusals:
+        await _count_refused(hub, identity.node.id, refusals)
     structlog.contextvars.bind_contextvars(batch_size=len(alerts))
     return json_response({"results": results})
 
@@ -134,17 +137,16 @@ def _kind_of(body: Any) -> str:
     return kind if kind in KINDS else UNKNOWN_KIND
 
 
-async def _count_refused(
-    hub: Hub, node_id: str, by_code: Mapping[str, int], by_kind: Mapping[str, int]
-) -> None:
-    """Count refused alerts for the status page and the metrics. A revoked token is not
-    counted: the caller is no longer a node whose sharing anyone reviews."""
-    for code, count in by_code.items():
+async def _count_refused(hub: Hub, node_id: str, refusals: Counter[tuple[str, str]]) -> None:
+    """Count refused alerts, by (error code, kind), for the status page and the metrics. A
+    revoked token is not counted: the caller is no longer a node whose sharing anyone reviews."""
+    by_code: Counter[str] = Counter()
+    for (code, kind), count in refusals.items():
         if code != "unauthenticated":
-            await count_rejections(hub.redis, hub.keys, node_id, code, count)
-    if "unauthenticated" not in by_code or len(by_code) > 1:
-        for kind, count in by_kind.items():
+            by_code[code] += count
             hub.metrics.alert("rejected", kind, count)
+    if by_code:
+        await count_rejections(hub.redis, hub.keys, node_id, by_code)
 
 
 async def get_alert(request: web.Request) -> web.Response:

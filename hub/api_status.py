@@ -7,7 +7,7 @@ from aiohttp import web
 
 from hub.context import caller
 from hub.errors import NotFound
-from hub.explain import explain
+from hub.explain import Fanned, WebhookState, explain
 from hub.status import collect_status
 from hub.web_io import json_response
 
@@ -29,8 +29,17 @@ async def explain_delivery(request: web.Request) -> web.Response:
         raise NotFound(f"no subscription {sub_id}")
     alert = await hub.views.visible(request.match_info["hub_id"], operator)
     owner = await hub.nodes.get(sub.owner)
-    received = await hub.redis.hexists(hub.keys.feed_state(sub.id), f"h:{alert.hub_id}")
-    return json_response(explain(sub, owner, alert, bool(received)))
+    logged_as = await hub.redis.hget(hub.keys.alert(alert.hub_id), "logged_as")
+    event_id = logged_as.decode() if logged_as else None
+    async with hub.redis.pipeline(transaction=False) as pipe:
+        pipe.hexists(hub.keys.feed_state(sub.id), f"h:{alert.hub_id}")
+        pipe.hexists(hub.keys.dead_letters(sub.id), event_id or "-")
+        pipe.zscore(hub.keys.retries(sub.id), event_id or "-")
+        received, dead, retry_at = await pipe.execute()
+    delivery = None
+    if sub.is_webhook and received:
+        delivery = WebhookState(dead_letter=bool(dead), retrying=retry_at is not None)
+    return json_response(explain(sub, owner, alert, Fanned(bool(received), event_id, delivery)))
 
 
 def routes() -> list[web.RouteDef]:

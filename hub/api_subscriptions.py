@@ -162,7 +162,7 @@ async def pull_feed(request: web.Request) -> web.Response:
         await hub.feeds.check_not_truncated(sub.id, after)
     entries = await hub.feeds.entries(sub.id, after, limit)
     events = await hub.feeds.events(entries, await _readers(hub, sub, node))
-    if entries:
+    if entries and node.id == sub.owner:  # an operator's look does not move the owner's lag
         await hub.feeds.note_read(sub.id, entries[-1])
     next_cursor = entries[-1].id if entries else after
     return json_response({"events": events, "next": next_cursor})
@@ -188,6 +188,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         after,
         hub.settings.sse_heartbeat_s,
         hub.stopping,
+        owner_reading=node.id == sub.owner,
     )
 
 

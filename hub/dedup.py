@@ -19,7 +19,7 @@ from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 from hub.scripts import Scripts
-from hub.stats import NO_COUNTRY
+from hub.stats import HOUR_KEY_TTL_S, MINUTE_KEY_TTL_S, NO_COUNTRY, count_corroboration
 
 MAX_REVISION = 2**31 - 1
 # How many earlier reports of a cluster are checked for one the sender may see.
@@ -157,6 +157,8 @@ class AlertStore:
                 int(now // 60),
                 int(now // 3600),
                 sender.country or NO_COUNTRY,
+                MINUTE_KEY_TTL_S,
+                HOUR_KEY_TTL_S,
             ],
         )
         if reply[0] == b"unauthenticated":
@@ -183,6 +185,8 @@ class AlertStore:
         if status == "corroborated":
             earlier = [h.decode() for h in reply[5]]
             seen = await self._first_visible(earlier, sender)
+            # Counted as the sender is answered: the counts must not reveal what it may not see.
+            await count_corroboration(self._redis, self._keys, visible=seen is not None)
             if seen is None:
                 # The sender may not see what it duplicates: answer exactly as for new content.
                 return Outcome("created", hub_id, cluster_id, revision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,25 @@ from hub.policy import decide
 from hub.subscriptions import Subscription
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookState:
+    """Where the webhook delivery of the alert's latest event stands."""
+
+    dead_letter: bool
+    retrying: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fanned:
+    """What fan-out did with the alert for one subscription."""
+
+    received: bool  # the subscription's feed holds a report of it
+    logged_as: str | None  # the log id of the alert's latest report or revision
+    webhook: WebhookState | None = None  # for a webhook that received it
+
+
 def explain(
-    sub: Subscription, owner: Node | None, alert: StoredAlert, received: bool
+    sub: Subscription, owner: Node | None, alert: StoredAlert, fanned: Fanned
 ) -> dict[str, Any]:
     """The policy decision and the filter decision for `sub`'s owner and `alert` as they stand
     now, whether the subscription's feed received the report, and one verdict with its reason.
@@ -22,12 +40,12 @@ def explain(
     changed filter can differ from what it saw then)."""
     policy = decide(alert.sharing, owner) if owner is not None else None
     mismatch = sub.filter.mismatch(AlertFacts.from_doc(alert.doc))
-    verdict, reason = _verdict(sub, owner, alert, received, mismatch)
+    verdict, reason = _verdict(sub, owner, alert, fanned, mismatch)
     return {
         "subscription_id": sub.id,
         "hub_id": alert.hub_id,
         "owner": sub.owner,
-        "received": received,
+        "received": fanned.received,
         "verdict": verdict,
         "reason": reason,
         "policy": None if policy is None else {"deliver": policy.deliver, "reason": policy.reason},
@@ -39,21 +57,31 @@ def _verdict(
     sub: Subscription,
     owner: Node | None,
     alert: StoredAlert,
-    received: bool,
+    fanned: Fanned,
     mismatch: str | None,
 ) -> tuple[str, str]:
-    if received:
+    if fanned.received:
         if owner is not None and not decide(alert.sharing, owner).deliver:
             return "received", (
                 "the feed received it, but the sharing has changed since: reads and deliveries "
                 "now leave it out"
             )
+        if fanned.webhook is not None and fanned.webhook.dead_letter:
+            return "received", (
+                "the feed received it, but the webhook delivery of its latest event failed every "
+                "attempt: it is a dead letter (replay it from the dead letters)"
+            )
+        if fanned.webhook is not None and fanned.webhook.retrying:
+            return "received", (
+                "the feed received it; the webhook delivery of its latest event failed and waits "
+                "for another attempt"
+            )
         return "received", "the subscription's feed received this alert"
     if owner is None or owner.revoked_at is not None:
         return "owner_revoked", f"the owner {sub.owner} is revoked or gone"
-    if _stored_before(alert.received_at, sub.start_after):
+    if _logged_before(fanned.logged_as, alert.received_at, sub.start_after):
         return "before_subscription", (
-            f"the alert was stored at {alert.received_at}, before the subscription began "
+            "the alert's latest report or revision was logged before the subscription began "
             f"({sub.created_at}); a subscription gets events logged after it"
         )
     policy = decide(alert.sharing, owner)
@@ -67,10 +95,14 @@ def _verdict(
     )
 
 
-def _stored_before(received_at: str, start_after: str) -> bool:
+def _logged_before(logged_as: str | None, received_at: str, start_after: str) -> bool:
+    """Whether the alert's latest event is at or before the subscription's start, both ids of
+    the one event log (so one clock). An alert stored before `logged_as` was recorded falls
+    back to its storage time, which comes from the hub's clock rather than Redis's."""
+    if logged_as is not None:
+        return stream_id(logged_as) <= stream_id(start_after)
     try:
         stored = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
-        stored_ms = int(stored.timestamp() * 1000)
     except ValueError:
         return False
-    return stored_ms <= stream_id(start_after)[0]
+    return int(stored.timestamp() * 1000) <= stream_id(start_after)[0]

@@ -4,6 +4,7 @@ feed that resumes from Last-Event-ID with no gap and no repeat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -54,9 +55,10 @@ class ReadPosition:
     """Where this stream has read to, noted at most every NOTE_EVERY_S while it is busy, and
     always once it has caught up, so the status page's lag is exact for a quiet feed."""
 
-    def __init__(self, feeds: FeedReader, sub_id: str) -> None:
+    def __init__(self, feeds: FeedReader, sub_id: str, enabled: bool) -> None:
         self._feeds = feeds
         self._sub_id = sub_id
+        self._enabled = enabled  # only the owner's reading moves it (an operator's does not)
         self._unnoted: FeedEntry | None = None
         self._noted_at = 0.0
 
@@ -66,7 +68,7 @@ class ReadPosition:
             await self.settle()
 
     async def settle(self) -> None:
-        if self._unnoted is not None:
+        if self._enabled and self._unnoted is not None:
             entry, self._unnoted = self._unnoted, None
             self._noted_at = time.monotonic()
             await self._feeds.note_read(self._sub_id, entry)
@@ -81,11 +83,11 @@ async def _send_feed(
     after: str | None,
     heartbeat_s: float,
     stopping: asyncio.Event,
+    position: ReadPosition,
 ) -> None:
     await response.write(b"retry: 2000\n\n")
     last_write = time.monotonic()
     check_truncation = after is not None
-    position = ReadPosition(feeds, sub_id)
     while not stopping.is_set():
         woken.clear()
         if check_truncation and after is not None:
@@ -131,6 +133,7 @@ async def stream_feed(
     after: str | None,
     heartbeat_s: float,
     stopping: asyncio.Event,
+    owner_reading: bool,
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -139,13 +142,20 @@ async def stream_feed(
             "X-Accel-Buffering": "no",
         }
     )
+    position = ReadPosition(feeds, sub_id, enabled=owner_reading)
     with news.listening(sub_id) as woken:
         await response.prepare(request)
         try:
-            await _send_feed(response, feeds, woken, sub_id, readers, after, heartbeat_s, stopping)
+            await _send_feed(
+                response, feeds, woken, sub_id, readers, after, heartbeat_s, stopping, position
+            )
         except ConnectionResetError:
             pass  # the client went away; its Last-Event-ID lets it resume
         except RedisError as e:
             # Headers are sent: no error body now. End the stream; the client resumes.
             log.warning("sse_store_unavailable", subscription=sub_id, error=type(e).__name__)
+        finally:
+            # What was sent while the stream was busy is noted even though it ends now.
+            with contextlib.suppress(RedisError, OSError):
+                await position.settle()
     return response

@@ -9,6 +9,7 @@ caller gets.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -20,23 +21,43 @@ from hub.logs import get_logger
 log = get_logger("hub.stats")
 
 NO_COUNTRY = "--"  # the sharing chart's column for nodes with no country (the operator)
-MINUTE_KEY_TTL_S = 7200
+MINUTE_KEY_TTL_S = 7200  # keys.ingest_minute: the status shows the last 60 minutes
+HOUR_KEY_TTL_S = 172_800  # keys.sharing_hour: the chart shows the last 24 hours
 LAST_SEEN_EVERY_S = 5.0  # a node's last_seen is written at most this often by one process
 
 
-async def count_rejections(
-    redis: Redis, keys: Keys, node_id: str | None, reason: str, count: int = 1
-) -> None:
-    """Count `count` refused alerts of `node_id` (None: a caller the hub could not identify)."""
+async def count_corroboration(redis: Redis, keys: Keys, visible: bool) -> None:
+    """Count a report that joined an existing cluster as the sender was answered: corroborated
+    when it may see an earlier report, else created (the store script counted everything else
+    about it in the same step as the write)."""
+    outcome = "corroborated" if visible else "created"
     minute_key = keys.ingest_minute(int(time.time() // 60))
     try:
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(keys.ingest_counts, "rejected", count)
-            pipe.hincrby(keys.ingest_counts, f"rejected:{reason}", count)
-            pipe.hincrby(minute_key, "rejected", count)
+            pipe.hincrby(keys.ingest_counts, outcome, 1)
+            pipe.hincrby(minute_key, outcome, 1)
+            pipe.expire(minute_key, MINUTE_KEY_TTL_S)
+            await pipe.execute()
+    except (RedisError, OSError) as e:
+        log.warning("count_failed", what="corroboration", error=type(e).__name__)
+
+
+async def count_rejections(
+    redis: Redis, keys: Keys, node_id: str | None, by_reason: Mapping[str, int]
+) -> None:
+    """Count refused alerts of `node_id` (None: a caller the hub could not identify), per
+    error code, in one round trip."""
+    total = sum(by_reason.values())
+    minute_key = keys.ingest_minute(int(time.time() // 60))
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.ingest_counts, "rejected", total)
+            for reason, count in by_reason.items():
+                pipe.hincrby(keys.ingest_counts, f"rejected:{reason}", count)
+            pipe.hincrby(minute_key, "rejected", total)
             pipe.expire(minute_key, MINUTE_KEY_TTL_S)
             if node_id is not None:
-                pipe.hincrby(keys.node_stats(node_id), "rejected", count)
+                pipe.hincrby(keys.node_stats(node_id), "rejected", total)
             await pipe.execute()
     except (RedisError, OSError) as e:
         log.warning("count_failed", what="rejection", error=type(e).__name__)

@@ -107,7 +107,7 @@ def ingest_view(totals: Raw, minutes: Sequence[int], per_minute: Sequence[Raw]) 
             for name, n in sorted(counts.items())
             if name.startswith("rejected:")
         },
-        "last_minute": series[-1 if series else 0] if series else None,
+        "last_minute": series[-1] if series else None,
         "per_minute": series,
     }
 
@@ -155,8 +155,9 @@ async def _subscriptions(hub_: Hub) -> list[dict[str, Any]]:
             )
             pipe.hlen(keys.dead_letters(sub.id))
             pipe.zcard(keys.retries(sub.id))
+            pipe.xlen(keys.feed(sub.id))
         rows = await pipe.execute()
-    return [subscription_view(sub, *rows[4 * i : 4 * i + 4]) for i, sub in enumerate(subs)]
+    return [subscription_view(sub, *rows[5 * i : 5 * i + 5]) for i, sub in enumerate(subs)]
 
 
 def subscription_view(
@@ -165,20 +166,22 @@ def subscription_view(
     delivery: Sequence[bytes | None],
     dead_letters: int,
     retrying: int,
+    held: int,
 ) -> dict[str, Any]:
     """Lag counts the events in the feed that the subscriber has not been handed: for a
     webhook, those after its delivery cursor and those waiting for a retry; for a pull or SSE
-    reader, those after the last entry it was sent."""
+    reader of its owner, those after the furthest entry it was sent. Events trimmed from the
+    feed (`held` is what it still holds) before they were handed over are not counted: they
+    can no longer be (the reader gets `history-truncated`)."""
     appended, read_seq, read_at = feed_state
     cursor_seq, last_delivery_at, failures, last_failure_at = delivery
+    position, delivered_at = (
+        (cursor_seq, last_delivery_at) if sub.is_webhook else (read_seq, read_at)
+    )
+    lag = min(_int(appended) - _int(position), held)
     if sub.is_webhook:
-        lag = _int(appended) - _int(cursor_seq) + retrying
-        delivered_at = last_delivery_at
-    else:
-        lag = _int(appended) - _int(read_seq)
-        delivered_at = read_at
+        lag += retrying
     consecutive_failures = _int(failures)
-    lag = max(lag, 0)
     return {
         "id": sub.id,
         "owner": sub.owner,

@@ -265,3 +265,137 @@ async def test_status_with_redis_down_says_unreachable(
 def _sub(body: dict[str, Any], sub_id: str) -> dict[str, Any]:
     (view,) = [s for s in body["subscriptions"] if s["id"] == sub_id]
     return view
+
+
+async def test_counts_do_not_reveal_withheld_content(api: Api) -> None:
+    """A node that posts content it may not see (a RED alert for others) is answered created,
+    and the counts say created too: nothing in the status reveals the withheld report."""
+    await api.add_node("al-cert", "AL")
+    await api.add_node("me-cert", "ME")
+    await api.add_node("rs-cert", "RS")
+    status, _ = await api.post(
+        "al-cert", unique_threat("red-1", tlp="RED", share={"recipients": ["me-cert"]})
+    )
+    assert status == 201
+    status, body = await api.post(
+        "rs-cert",
+        unique_threat("rs-1", indicators=[{"type": "domain", "value": "red-1.phish.example"}]),
+    )
+    assert status == 201 and body["status"] == "created"
+    status, body = await api.post(
+        "me-cert",
+        unique_threat("me-1", indicators=[{"type": "domain", "value": "red-1.phish.example"}]),
+    )
+    assert status == 201 and body["status"] == "corroborated"  # me-cert may see the RED report
+    ingest = (await status_of(api))["ingest"]
+    assert (ingest["created"], ingest["corroborated"], ingest["accepted"]) == (2, 1, 3)
+    assert sum(m["corroborated"] for m in ingest["per_minute"]) == 1
+
+
+async def test_batch_refusals_are_counted_per_alert(api: Api) -> None:
+    """A batch with two invalid alerts of three counts two refusals; one over the rate limit
+    counts each of its alerts."""
+    await api.add_node("al-cert", "AL")
+    batch = {"alerts": [unique_threat("b-1"), {"id": "b-2", "kind": "threat"}, {"id": "b-3"}]}
+    resp = await api.client.post("/v1/alerts/batch", json=batch, headers=api.auth("al-cert"))
+    assert resp.status == 200
+    body = await status_of(api)
+    assert body["ingest"]["rejected_by_reason"] == {"validation_failed": 2}
+    node = next(n for n in body["nodes"] if n["id"] == "al-cert")
+    assert (node["posted"], node["rejected"]) == (1, 2)
+
+
+async def test_operator_reads_and_rewinds_do_not_move_lag(api: Api) -> None:
+    """Only the owner's reading moves a pull subscription's lag, and going back over old
+    events does not make it look behind."""
+    await api.add_node("al-cert", "AL")
+    await api.add_node("ba-cert", "BA")
+    sub = await api.subscribe("ba-cert")
+    for n in range(3):
+        status, _ = await api.post("al-cert", unique_threat(f"op-{n}"))
+        assert status == 201
+    events = await api.wait_for_feed("ba-cert", sub["id"], 3)
+    assert len(events) == 3
+    # The owner has read all three (wait_for_feed pulled them).
+    assert _sub(await status_of(api), sub["id"])["lag"] == 0
+    status, _ = await api.post("al-cert", unique_threat("op-3"))
+
+    async def one_behind() -> bool:
+        return _sub(await status_of(api), sub["id"])["lag"] == 1
+
+    await wait_until(one_behind, what="the fourth event to reach the feed")
+    events = await api.feed("operator", sub["id"])
+    assert len(events) == 4
+    assert _sub(await status_of(api), sub["id"])["lag"] == 1  # the operator's look
+    status, body = await api.get("ba-cert", f"/v1/subscriptions/{sub['id']}/feed?limit=1")
+    assert status == 200 and len(body["events"]) == 1
+    assert _sub(await status_of(api), sub["id"])["lag"] == 1  # a rewind
+    await api.feed("ba-cert", sub["id"], after=events[2]["id"])
+    assert _sub(await status_of(api), sub["id"])["lag"] == 0
+
+
+async def test_explain_after_a_filter_change_and_a_revocation(api: Api) -> None:
+    """An alert that matches only the changed filter was not received (and explain says so); a
+    revoked owner's subscription gets nothing."""
+    await api.add_node("al-cert", "AL")
+    await api.add_node("rs-cert", "RS")
+    sub = await api.subscribe("rs-cert", kinds=["disinformation"])
+    status, alert = await api.post("al-cert", unique_threat("later-match"))
+    assert status == 201
+    status, marker = await api.post(
+        "al-cert",
+        {
+            "id": "marker",
+            "kind": "disinformation",
+            "title": "A marker claim",
+            "severity": "high",
+            "tlp": "GREEN",
+            "observed_at": "2026-11-20T08:15:00Z",
+            "narrative": "A narrative that marks the end of fan-out",
+        },
+    )
+    await api.wait_for_feed("rs-cert", sub["id"], 1, last=marker["hub_id"])
+    resp = await api.client.patch(
+        f"/v1/subscriptions/{sub['id']}",
+        json={"filter": {"kinds": ["threat"]}},
+        headers=api.auth("rs-cert"),
+    )
+    assert resp.status == 200, await resp.text()
+    path = f"/v1/subscriptions/{sub['id']}/explain/{alert['hub_id']}"
+    status, body = await api.get("operator", path)
+    assert status == 200 and body["verdict"] == "not_received"
+    assert body["filter"]["matches"] is True and body["received"] is False
+
+    resp = await api.client.delete("/v1/nodes/rs-cert", headers=api.auth("operator"))
+    assert resp.status in (200, 204), await resp.text()
+    status, body = await api.get("operator", path)
+    assert status == 200 and body["verdict"] == "owner_revoked"
+
+
+async def test_explain_names_a_dead_letter(dapi: Api) -> None:
+    """A webhook whose delivery of the alert failed every attempt: explain says received, and
+    that it is a dead letter."""
+    api = dapi
+    await api.add_node("al-cert", "AL")
+    await api.add_node("ba-cert", "BA")
+    receiver = await Receiver(answers=[500, 500, 500]).start()
+    try:
+        sub = await api.subscribe("ba-cert", {"type": "webhook", "url": receiver.url})
+
+        async def active() -> bool:
+            return _sub(await status_of(api), sub["id"])["state"] == "active"
+
+        await wait_until(active, what="the webhook to be verified")
+        status, alert = await api.post("al-cert", unique_threat("dl-1"))
+
+        async def dead() -> bool:
+            return _sub(await status_of(api), sub["id"])["dead_letters"] == 1
+
+        await wait_until(dead, what="the dead letter")
+        status, body = await api.get(
+            "operator", f"/v1/subscriptions/{sub['id']}/explain/{alert['hub_id']}"
+        )
+        assert status == 200 and body["verdict"] == "received"
+        assert "dead letter" in body["reason"]
+    finally:
+        await receiver.stop()

@@ -1,0 +1,192 @@
+"""The Lua scripts of subscriptions, fan-out and delivery (scripts.py registers them): each
+checks everything before its first write, because Redis does not roll a script back when it
+fails half-way."""
+
+from __future__ import annotations
+
+create_subscription_lua = """
+local subscriptions, version, events = KEYS[1], KEYS[2], KEYS[3]
+local sub_id, record = ARGV[1], ARGV[2]
+
+-- The subscription gets every event logged after this step: its start is read, and the
+-- version bumped, atomically with the write (fanout_read_lua reads both together too).
+local newest = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)
+local start_after = '0-0'
+if newest[1] then start_after = newest[1][1] end
+-- Appended last, so it wins over the record's own placeholder when the JSON is read.
+local stored = string.sub(record, 1, -2) .. ',"start_after":"' .. start_after .. '"}'
+redis.call('HSET', subscriptions, sub_id, stored)
+redis.call('INCR', version)
+return start_after
+"""
+
+lease_lua = """
+local lease = KEYS[1]
+local owner, ttl_ms = ARGV[1], tonumber(ARGV[2])
+
+-- Take the lease when free, keep it when ours: 1 if the caller holds it now, else 0.
+local holder = redis.call('GET', lease)
+if not holder then
+  redis.call('SET', lease, owner, 'PX', ttl_ms)
+  return 1
+end
+if holder == owner then
+  redis.call('PEXPIRE', lease, ttl_ms)
+  return 1
+end
+return 0
+"""
+
+release_lua = """
+local lease = KEYS[1]
+local owner = ARGV[1]
+
+if redis.call('GET', lease) == owner then return redis.call('DEL', lease) end
+return 0
+"""
+
+fanout_read_lua = """
+local lease, events, version_key = KEYS[1], KEYS[2], KEYS[3]
+local owner, group, consumer, from_id, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ttl_ms = ARGV[6]
+
+-- Reading is fenced by the lease, so a process that lost it cannot take new events; and the
+-- subscriptions' version is read in the same step, so every event read was logged after any
+-- subscription the caller's cache (at that version) lacks.
+if redis.call('GET', lease) ~= owner then return {'lost'} end
+-- Each read renews the lease, so working through a long backlog never lets it lapse.
+redis.call('PEXPIRE', lease, ttl_ms)
+local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
+                        'STREAMS', events, from_id)
+local entries = {}
+if read and read[1] then entries = read[1][2] end
+local version = redis.call('GET', version_key) or '0'
+local newest = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)
+local newest_id = '0-0'
+if newest[1] then newest_id = newest[1][1] end
+return {'ok', version, newest_id, entries}
+"""
+
+feed_append_lua = """
+local feed, state = KEYS[1], KEYS[2]
+local event_id, log_type, hub_id, cluster_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local occurred_at, revision, retention = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local matches = ARGV[8] == '1'
+
+-- Stream ids compare as (milliseconds, sequence) pairs.
+local function newer(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  if tonumber(ams) ~= tonumber(bms) then return tonumber(ams) > tonumber(bms) end
+  return tonumber(aseq) > tonumber(bseq)
+end
+
+-- Events reach a feed in log order; one at or before `last` was fanned in already (by this
+-- process before a crash, or by another that held the lease), so it is never added twice.
+local last = redis.call('HGET', state, 'last')
+if last and not newer(event_id, last) then return 'duplicate' end
+redis.call('HSET', state, 'last', event_id)
+
+local received = redis.call('HEXISTS', state, 'h:' .. hub_id) == 1
+local feed_type
+if log_type == 'retracted' then
+  if not received then return 'skipped' end
+  feed_type = 'alert.retracted'
+elseif log_type == 'updated' and received then
+  feed_type = 'alert.updated'
+elseif matches then
+  -- A first report, a corroboration, or an update that now matches a subscription that never
+  -- had the report: new to this subscriber unless it already has the incident.
+  if redis.call('HEXISTS', state, 'c:' .. cluster_id) == 1 then
+    feed_type = 'alert.corroborated'
+  else
+    feed_type = 'alert.created'
+  end
+  redis.call('HSET', state, 'c:' .. cluster_id, 1, 'h:' .. hub_id, 1)
+else
+  return 'skipped'
+end
+
+-- `appended` numbers the feed's entries, so that a reader's lag is a subtraction (status.py).
+local seq = redis.call('HINCRBY', state, 'appended', 1)
+redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id, 'cluster_id', cluster_id,
+           'occurred_at', occurred_at, 'revision', revision, 'seq', seq)
+local length = redis.call('XLEN', feed)
+if length > retention then
+  local gone = redis.call('XRANGE', feed, '-', '+', 'COUNT', length - retention)
+  redis.call('HSET', state, 'trimmed_upto', gone[#gone][1])
+  redis.call('XTRIM', feed, 'MAXLEN', retention)
+end
+return feed_type
+"""
+
+delivery_done_lua = """
+local lease, delivery, retries, retry_info, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local owner, event_id, outcome, advance = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local now_ms, now_text, due_ms, info, seq = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+
+-- Only the worker holding the subscription's delivery lease moves its state.
+if redis.call('GET', lease) ~= owner then return {'lost'} end
+if advance then redis.call('HSET', delivery, 'cursor', event_id, 'cursor_seq', seq) end
+if outcome == 'delivered' or outcome == 'skipped' then
+  redis.call('ZREM', retries, event_id)
+  redis.call('HDEL', retry_info, event_id)
+  if outcome == 'delivered' then
+    redis.call('HSET', delivery, 'last_delivery_at', now_text, 'consecutive_failures', 0)
+    redis.call('HDEL', delivery, 'failing_since')
+  end
+  return {'ok'}
+end
+redis.call('HINCRBY', delivery, 'consecutive_failures', 1)
+redis.call('HSETNX', delivery, 'failing_since', now_ms)
+redis.call('HSET', delivery, 'last_failure_at', now_text)
+if outcome == 'retry' then
+  redis.call('ZADD', retries, due_ms, event_id)
+  redis.call('HSET', retry_info, event_id, info)
+  return {'ok'}
+end
+redis.call('ZREM', retries, event_id)
+redis.call('HDEL', retry_info, event_id)
+redis.call('HSET', dead, event_id, info)
+return {'dead', redis.call('HGET', delivery, 'failing_since')}
+"""
+
+replay_dead_lua = """
+local retries, retry_info, dead = KEYS[1], KEYS[2], KEYS[3]
+local now_ms = ARGV[1]
+
+-- ARGV[2..] are the event ids to replay; none means every dead letter.
+local ids = {}
+if #ARGV > 1 then
+  for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+else
+  ids = redis.call('HKEYS', dead)
+end
+local replayed = 0
+for _, event_id in ipairs(ids) do
+  local info = redis.call('HGET', dead, event_id)
+  if info then
+    local record = cjson.decode(info)
+    record['attempts'] = 0
+    record['first_failure_ms'] = nil
+    redis.call('HSET', retry_info, event_id, cjson.encode(record))
+    redis.call('ZADD', retries, now_ms, event_id)
+    redis.call('HDEL', dead, event_id)
+    replayed = replayed + 1
+  end
+end
+return replayed
+"""
+
+note_read_lua = """
+local state = KEYS[1]
+local seq, at = ARGV[1], ARGV[2]
+
+-- How far the owner's pull or SSE readers have been sent (status.py counts lag from it): the
+-- furthest, so a reader going back over old events does not make the subscription look behind.
+-- Only for a feed that still exists, so a stream outliving its subscription leaves no key.
+if redis.call('EXISTS', state) == 0 then return 0 end
+if tonumber(redis.call('HGET', state, 'read_seq') or '0') >= tonumber(seq) then return 0 end
+redis.call('HSET', state, 'read_seq', seq, 'read_at', at)
+return 1
+"""
