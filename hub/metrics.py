@@ -1,10 +1,13 @@
 """Prometheus metrics: process counters kept as requests, alerts and deliveries happen, and
-gauges computed from Redis (through `hub.status`) at each scrape. Each `Metrics` owns its own
-registry, so several apps in one process (the tests) never share or collide."""
+gauges computed from Redis (through `hub.status`), from a status document each process reads at
+most every SNAPSHOT_TTL_S and shares between the scrapes that come meanwhile. Each `Metrics` owns
+its own registry, so several apps in one process (the tests) never share or collide."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +20,12 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Summing over `outcome` should count each post once, so the sum `accepted` is left out.
 INGEST_OUTCOMES = ("created", "corroborated", "updated", "retracted", "rejected")
+# The status document costs dozens of Redis commands and an XRANGE of up to 10,000 events: one
+# read serves every scrape of the next few seconds. A read that failed is retried sooner.
+SNAPSHOT_TTL_S = 5.0
+FAILED_SNAPSHOT_TTL_S = 1.0
+
+Status = dict[str, Any]
 
 
 def route_of(request: web.Request) -> str:
@@ -61,15 +70,26 @@ class Metrics:
             buckets=REDIS_BUCKETS,
             registry=self.registry,
         )
+        self.status_reads = Counter(
+            "alerthub_metrics_status_reads",
+            "Status documents this process read from Redis to answer scrapes (at most one per "
+            "snapshot period, shared by the scrapes that come meanwhile).",
+            registry=self.registry,
+        )
+        self.snapshots = SnapshotCache()
         # labels() takes a lock and builds a key on every call; a dict hit is half the cost
-        # on the ingest path. Bounded: routes x methods x statuses the hub answers.
+        # on the ingest path. Keyed by the label values, never by what a client sent, so they
+        # stay bounded: routes x METHODS + "other" x statuses the hub answers; outcomes x kinds;
+        # delivery outcomes.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._alert_children: dict[tuple[str, str], Any] = {}
+        self._delivery_children: dict[str, Any] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
+        label = method if method in METHODS else "other"
+        key = (route, label, status)
         children = self._request_children.get(key)
         if children is None:
-            label = method if method in METHODS else "other"
             children = (
                 self._requests.labels(route, label, str(status)),
                 self._duration.labels(route, label),
@@ -80,33 +100,107 @@ class Metrics:
 
     def alert(self, outcome: str, kind: str, count: int = 1) -> None:
         """Count alert posts: created, corroborated, updated, unchanged, retracted, rejected."""
-        self._alerts.labels(outcome, kind).inc(count)
+        key = (outcome, kind)
+        child = self._alert_children.get(key)
+        if child is None:
+            child = self._alert_children[key] = self._alerts.labels(outcome, kind)
+        child.inc(count)
 
     def delivery(self, outcome: str) -> None:
         """Count one webhook delivery attempt: delivered, retry, dead, skipped, lost."""
-        self._deliveries.labels(outcome).inc()
+        child = self._delivery_children.get(outcome)
+        if child is None:
+            child = self._delivery_children[outcome] = self._deliveries.labels(outcome)
+        child.inc()
 
-    def render(self, status: dict[str, Any] | None) -> bytes:
+    def render(self, status: Status | None, age_s: float | None = None) -> bytes:
         """The exposition text: this process's metrics, then the gauges of `status` (the
-        `hub.status.collect_status` document, None when it could not be read)."""
-        return generate_latest(self.registry) + generate_latest(ScrapeSnapshot(status))
+        `hub.status.collect_status` document, None when Redis did not answer), read `age_s`
+        seconds ago."""
+        return generate_latest(self.registry) + generate_latest(ScrapeSnapshot(status, age_s))
+
+
+class SnapshotCache:
+    """The status document of the last read, kept for `ttl_s` (`failed_ttl_s` when Redis did not
+    answer), and single flight: scrapes that come while a read runs wait for that read rather
+    than start their own. The read runs as a task of its own, so a scraper that hangs up does not
+    cancel it for the others; a read that raised is not kept at all."""
+
+    def __init__(
+        self,
+        ttl_s: float = SNAPSHOT_TTL_S,
+        failed_ttl_s: float = FAILED_SNAPSHOT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.failed_ttl_s = failed_ttl_s
+        self._clock = clock
+        self._status: Status | None = None
+        self._read_at: float | None = None
+        self._failed = False
+        self._pending: asyncio.Task[None] | None = None
+
+    async def get(
+        self, read: Callable[[], Awaitable[Status | None]]
+    ) -> tuple[Status | None, float]:
+        """The kept document and its age in seconds, after `read()` (a document, or None when
+        Redis did not answer) if there is none or it is older than its time to live."""
+        if not self._fresh():
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._read(read))
+                self._pending.add_done_callback(_retrieve)
+            await asyncio.shield(self._pending)
+        assert self._read_at is not None  # the read above set it, or raised
+        return self._status, max(0.0, self._clock() - self._read_at)
+
+    def _fresh(self) -> bool:
+        if self._read_at is None:
+            return False
+        ttl = self.failed_ttl_s if self._failed else self.ttl_s
+        return self._clock() - self._read_at < ttl
+
+    async def _read(self, read: Callable[[], Awaitable[Status | None]]) -> None:
+        try:
+            started = self._clock()
+            status = await read()
+            self._status, self._read_at = status, started
+            self._failed = status is None or not (status.get("redis") or {}).get("reachable")
+        finally:
+            self._pending = None
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a read's exception as seen: every waiter got it already, or none was left."""
+    if not task.cancelled():
+        task.exception()
 
 
 class ScrapeSnapshot:
-    """A collector over one status document. Built afresh for each scrape, so a subscription
-    deleted since the last scrape simply is not there, and concurrent scrapes cannot mix."""
+    """A collector over one status document. Built afresh for each scrape from the document it
+    is given, so a subscription deleted before that document was read simply is not there, and
+    concurrent scrapes cannot mix."""
 
-    def __init__(self, status: dict[str, Any] | None) -> None:
+    def __init__(self, status: Status | None, age_s: float | None = None) -> None:
         self._status = status
+        self._age_s = age_s
 
     def collect(self) -> Iterator[Metric]:
         status = self._status or {}
         redis = status.get("redis") or {}
-        up = GaugeMetricFamily("alerthub_redis_up", "1 when Redis answered at this scrape.")
+        up = GaugeMetricFamily(
+            "alerthub_redis_up",
+            "1 when Redis answered this scrape's PING and the status document's read.",
+        )
         up.add_metric([], 1.0 if redis.get("reachable") else 0.0)
         yield up
         if not redis.get("reachable"):
             return
+        if self._age_s is not None:
+            yield GaugeMetricFamily(
+                "alerthub_metrics_snapshot_age_seconds",
+                "How long ago the status document behind the Redis-derived gauges was read.",
+                value=self._age_s,
+            )
         if redis.get("used_memory") is not None:
             yield GaugeMetricFamily(
                 "alerthub_redis_used_memory_bytes",
