@@ -13,7 +13,7 @@ from hub.context import caller
 from hub.errors import ProblemDetail, ValidationFailed
 from hub.keys import Keys
 from hub.policy import Sharing
-from hub.reports import REPORT_TYPES, LogEntry, render_csv, sharing_report
+from hub.reports import REPORT_TYPES, LogEntry, epoch_ms, render_csv, sharing_report
 from hub.web_io import json_response
 
 DEFAULT_WINDOW = timedelta(days=30)
@@ -34,7 +34,14 @@ def _time(text: str, name: str, problems: list[ProblemDetail]) -> datetime | Non
         message = "must be an RFC 3339 time with a zone, 1970 or later"
         problems.append(ProblemDetail(f"/{name}", "format", message))
         return None
-    return moment.astimezone(UTC)
+    return _whole_ms(moment)
+
+
+def _whole_ms(moment: datetime) -> datetime:
+    """`moment` in UTC, cut to the millisecond: stream ids count milliseconds, and the report
+    shows since and until to the millisecond, so the window is exactly what it shows."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _query(request: web.Request, now: datetime) -> tuple[datetime, datetime, str]:
@@ -45,7 +52,7 @@ def _query(request: web.Request, now: datetime) -> tuple[datetime, datetime, str
         for name in query
         if name not in KNOWN
     ]
-    until = _time(query["until"], "until", problems) if query.get("until") else now
+    until = _time(query["until"], "until", problems) if query.get("until") else _whole_ms(now)
     if query.get("since"):
         since = _time(query["since"], "since", problems)
     else:
@@ -79,12 +86,15 @@ def _text(fields: dict[bytes, bytes]) -> dict[str, str]:
 async def _window(
     redis: Redis, keys: Keys, since: datetime, until: datetime
 ) -> tuple[list[LogEntry], dict[str, Sharing]]:
-    """The log entries from `since` to `until` (stream ids are ms timestamps), read a page at a
-    time, and the stored sharing of each report among them, read a page at a time too."""
+    """The log entries in [since, until) (stream ids are ms timestamps; the end is exclusive,
+    so an entry at exactly `until` belongs to the next window), read a page at a time, and the
+    stored sharing of each report among them, read a page at a time too."""
     entries: list[LogEntry] = []
     sharing: dict[str, Sharing] = {}
-    start = str(max(0, int(since.timestamp() * 1000)))
-    end = str(max(0, int(until.timestamp() * 1000)))
+    start = str(epoch_ms(since))
+    # XRANGE's end is inclusive, and "<ms>" as an end takes every sequence number of that ms:
+    # the last millisecond before `until` (since < until, so until's ms is at least 1).
+    end = str(epoch_ms(until) - 1)
     while True:
         page = await redis.xrange(keys.events, start, end, count=PAGE)
         if not page:
@@ -115,11 +125,15 @@ def _rfc3339(moment: datetime) -> str:
 
 
 async def get_sharing_report(request: web.Request) -> web.Response:
-    hub, _ = await caller(request, "operator")
+    hub, operator = await caller(request, "operator")
     since, until, fmt = _query(request, datetime.now(UTC))
     entries, sharing = await _window(hub.redis, hub.keys, since, until)
     nodes = await hub.nodes.list()
-    report = sharing_report(entries, sharing, nodes, _rfc3339(since), _rfc3339(until))
+    # The operator sees the figures of what it may see, like on every other read path; the rest
+    # is only counted per sender (`restricted`).
+    report = sharing_report(
+        entries, sharing, nodes, _rfc3339(since), _rfc3339(until), viewer=operator
+    )
     structlog.contextvars.bind_contextvars(report_events=len(entries), report_format=fmt)
     if fmt == "json":
         return json_response(report.as_json())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,14 @@ from hub.settings import Settings
 from tests.conftest import Api, disinfo_alert, threat_alert, unique_threat
 
 PATH = "/v1/reports/sharing"
+COLUMNS = (
+    "shared",
+    "received",
+    "corroborated_by_others",
+    "corroborations_given",
+    "retracted",
+    "restricted",
+)
 
 
 async def add_region(api: Api) -> None:
@@ -107,30 +114,35 @@ async def test_regional_scenario_gives_exact_figures(api: Api, settings: Setting
     def gap(first: str, then: str) -> float:
         return (ms[ids[then]] - ms[ids[first]]) / 1000
 
+    # The operator sees the GREEN reports only: AMBER al-t1 and me-t1 and RED rs-u1 count in
+    # their senders' `restricted` and nowhere else.
     expected = {
-        # node: shared, received, corroborated_by_others, corroborations_given, retracted
-        "rs-cert": (2, 5, 1, 0, 0),
-        "al-cert": (2, 4, 2, 1, 0),
-        "xk-cert": (1, 5, 0, 1, 0),
-        "me-cert": (2, 5, 0, 1, 1),
-        "fc-ba": (0, 4, 0, 0, 0),
+        # node: shared, received, corroborated_by_others, corroborations_given, retracted,
+        # restricted
+        "rs-cert": (1, 3, 1, 0, 0, 1),
+        "al-cert": (1, 3, 1, 1, 0, 1),
+        "xk-cert": (1, 3, 0, 1, 0, 0),
+        "me-cert": (1, 3, 0, 0, 1, 1),
+        "fc-ba": (0, 4, 0, 0, 0, 0),
     }
-    columns = ("shared", "received", "corroborated_by_others", "corroborations_given", "retracted")
     for node, figures in expected.items():
-        assert tuple(by_node[node][c] for c in columns) == figures, node
+        assert tuple(by_node[node][c] for c in COLUMNS) == figures, node
     assert by_node["rs-cert"]["median_time_to_corroboration_s"] == gap("rs-d1", "al-d1")
-    al_delays = [gap("al-d1", "xk-d1"), gap("al-t1", "me-t1")]
-    assert by_node["al-cert"]["median_time_to_corroboration_s"] == round(
-        statistics.median(al_delays), 3
-    )
+    assert by_node["al-cert"]["median_time_to_corroboration_s"] == gap("al-d1", "xk-d1")
     assert by_node["xk-cert"]["median_time_to_corroboration_s"] is None
     assert by_node["fc-ba"]["country"] == "BA"
-    totals = body["totals"]
-    assert totals["shared"] == 7  # rs-old is before `since`
-    assert totals["received"] == 23
-    assert (totals["clusters"], totals["corroborated_clusters"]) == (4, 2)
-    region = [gap("rs-d1", "al-d1"), gap("al-t1", "me-t1")]
-    assert totals["median_time_to_corroboration_s"] == round(statistics.median(region), 3)
+    assert body["totals"] == {
+        "nodes": 5,
+        "shared": 4,  # rs-old is before `since`
+        "received": 16,
+        "corroborated_by_others": 2,
+        "corroborations_given": 2,
+        "retracted": 1,
+        "restricted": 3,
+        "clusters": 2,
+        "corroborated_clusters": 1,
+        "median_time_to_corroboration_s": gap("rs-d1", "al-d1"),
+    }
     assert body["since"] == rfc3339(since)
 
 
@@ -155,6 +167,75 @@ async def test_until_ends_the_window(api: Api, settings: Settings) -> None:
     query = f"?since={rfc3339(since)}&until={rfc3339(until)}"
     body = await (await report(api, query)).json()
     assert body["totals"]["shared"] == 1
+
+
+async def test_red_and_amber_alerts_show_only_as_restricted(api: Api) -> None:
+    """al-cert's RED alert for me-cert alone and rs-cert's AMBER alert corroborated by xk-cert
+    (AMBER too), which the operator gets 404 for, appear in no figure: not as shared, not in
+    me-cert's or anyone's received, not as a corroboration or a cluster; only as one
+    `restricted` count per sender."""
+    await add_region(api)
+    red = unique_threat("al-r1", tlp="RED", share={"recipients": ["me-cert"]})
+    red_id = await post(api, "al-cert", red, "created")
+    status, _ = await api.get("operator", f"/v1/alerts/{red_id}")
+    assert status == 404
+    await post(api, "rs-cert", threat_alert("rs-a1", tlp="AMBER"), "created")
+    await post(api, "xk-cert", threat_alert("xk-a1", tlp="AMBER"), "corroborated")
+    body = await (await report(api)).json()
+    restricted = {"al-cert": 1, "rs-cert": 1, "xk-cert": 1}
+    for row in body["nodes"]:
+        assert tuple(row[c] for c in COLUMNS) == (0, 0, 0, 0, 0, restricted.get(row["node"], 0))
+        assert row["median_time_to_corroboration_s"] is None
+    assert len(body["nodes"]) == 5
+    assert body["totals"] == {
+        "nodes": 5,
+        "shared": 0,
+        "received": 0,
+        "corroborated_by_others": 0,
+        "corroborations_given": 0,
+        "retracted": 0,
+        "restricted": 3,
+        "clusters": 0,
+        "corroborated_clusters": 0,
+        "median_time_to_corroboration_s": None,
+    }
+
+
+async def test_a_report_the_hub_called_created_is_no_corroboration(api: Api) -> None:
+    """rs-cert withholds its GREEN alert from XK, so xk-cert's report of the same content was
+    answered `created` (dedup: it may not see the earlier one) and corroborates nothing; al-cert's
+    later one corroborates both."""
+    await add_region(api)
+    alert = disinfo_alert("rs-w1", share={"withhold_from": ["XK"]})
+    await post(api, "rs-cert", alert, "created")
+    await post(api, "xk-cert", disinfo_alert("xk-w1"), "created")
+    await post(api, "al-cert", disinfo_alert("al-w1"), "corroborated")
+    body = await (await report(api)).json()
+    by_node = {row["node"]: row for row in body["nodes"]}
+    assert tuple(by_node["xk-cert"][c] for c in COLUMNS) == (1, 1, 1, 0, 0, 0)  # not rs-w1
+    assert tuple(by_node["rs-cert"][c] for c in COLUMNS) == (1, 2, 1, 0, 0, 0)
+    assert tuple(by_node["al-cert"][c] for c in COLUMNS) == (1, 2, 0, 1, 0, 0)
+    assert (body["totals"]["clusters"], body["totals"]["corroborated_clusters"]) == (1, 1)
+
+
+async def test_an_entry_at_until_is_in_the_next_window_only(api: Api, settings: Settings) -> None:
+    """The window is [since, until): a report whose stream id ms equals `until` is not in the
+    window ending there but is in the one starting there, and in one ending a millisecond later."""
+    await add_region(api)
+    hub_id = await post(api, "rs-cert", unique_threat("rs-edge"), "created")
+    at = datetime.fromtimestamp((await logged_ms(settings))[hub_id] / 1000, UTC)
+    hour, ms = timedelta(hours=1), timedelta(milliseconds=1)
+
+    async def shared(since: datetime, until: datetime) -> int:
+        query = f"?since={rfc3339(since)}&until={rfc3339(until)}"
+        body = await (await report(api, query)).json()
+        assert (body["since"], body["until"]) == (rfc3339(since), rfc3339(until))
+        return body["totals"]["shared"]
+
+    assert await shared(at - hour, at) == 0
+    assert await shared(at, at + hour) == 1
+    assert await shared(at - hour, at + ms) == 1
+    assert await shared(at + ms, at + hour) == 0
 
 
 async def test_csv_matches_json(api: Api) -> None:
@@ -232,7 +313,7 @@ async def test_reading_the_log_in_small_pages_gives_the_same_report(
     monkeypatch.setattr(api_reports, "PAGE", 2)
     paged = await (await report(api, query)).json()
     assert paged == whole
-    assert paged["totals"]["shared"] == 7
+    assert (paged["totals"]["shared"], paged["totals"]["restricted"]) == (4, 3)
 
 
 async def test_a_window_with_too_many_events_is_422(
