@@ -17,6 +17,7 @@ from hub.app import create_app
 from hub.embedded import RedisServer, free_port, start_redis_server
 from hub.settings import Settings
 from hub.validation import SchemaSet
+from tests.receivers import Receiver
 
 OPERATOR_TOKEN = "test-operator-token-0123456789"
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
@@ -146,6 +147,15 @@ async def dapi(
     """An Api on a hub with delivery_settings."""
     client = await aiohttp_client(create_app(delivery_settings, schema_set))
     yield Api(client)
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[list[Receiver]]:
+    """Webhook receivers a test starts and appends here; all stopped when it ends."""
+    started: list[Receiver] = []
+    yield started
+    for receiver in started:
+        await receiver.stop()
 
 
 def load_example(name: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +78,6 @@ async def scrape_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"metrics condition not met within {within} s")
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        await receiver.stop()
 
 
 @pytest.fixture

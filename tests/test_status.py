@@ -136,44 +136,51 @@ async def test_pull_lag_counts_unread_events_and_fanout_lag_drains(api: Api) -> 
     assert view["lag"] == 0 and view["last_delivery_at"] is not None
 
 
-async def test_failing_webhook_is_lagging_with_failures(dapi: Api) -> None:
+async def test_failing_webhook_is_lagging_with_failures(
+    dapi: Api, receivers: list[Receiver]
+) -> None:
     """A verified webhook whose endpoint answers 500 to every try shows its failures and dead
     letter, is paused, and is flagged as lagging once events wait behind the pause."""
     api = dapi
+    sub = await failing_webhook(api, receivers)
+    status, _ = await api.post("al-cert", unique_threat("wh-1"))
+    assert status == 201
+
+    async def paused() -> bool:
+        view = _sub(await status_of(api), sub["id"])
+        return view["dead_letters"] == 1 and view["state"] == "paused"
+
+    await wait_until(paused, what="the event to become a dead letter")
+    view = _sub(await status_of(api), sub["id"])
+    assert view["consecutive_failures"] == 3
+    assert view["lag"] == 0 and view["lagging"] is False  # dead letters are counted apart
+    assert view["last_failure_at"] is not None and view["last_delivery_at"] is None
+
+    for n in range(2):
+        status, _ = await api.post("al-cert", unique_threat(f"wh-next-{n}"))
+        assert status == 201
+
+    async def waiting() -> bool:
+        return _sub(await status_of(api), sub["id"])["lag"] == 2
+
+    await wait_until(waiting, what="the paused subscription's lag")
+    assert _sub(await status_of(api), sub["id"])["lagging"] is True
+
+
+async def failing_webhook(api: Api, receivers: list[Receiver]) -> dict[str, Any]:
+    """al-cert and ba-cert, and ba-cert's verified webhook whose endpoint then answers 500 to
+    the next three deliveries (a whole retry schedule of delivery_settings)."""
     await api.add_node("al-cert", "AL")
     await api.add_node("ba-cert", "BA")
     receiver = await Receiver(answers=[500, 500, 500]).start()
-    try:
-        sub = await api.subscribe("ba-cert", {"type": "webhook", "url": receiver.url})
+    receivers.append(receiver)
+    sub = await api.subscribe("ba-cert", {"type": "webhook", "url": receiver.url})
 
-        async def active() -> bool:
-            return _sub(await status_of(api), sub["id"])["state"] == "active"
+    async def active() -> bool:
+        return _sub(await status_of(api), sub["id"])["state"] == "active"
 
-        await wait_until(active, what="the webhook to be verified")
-        status, _ = await api.post("al-cert", unique_threat("wh-1"))
-        assert status == 201
-
-        async def paused() -> bool:
-            view = _sub(await status_of(api), sub["id"])
-            return view["dead_letters"] == 1 and view["state"] == "paused"
-
-        await wait_until(paused, what="the event to become a dead letter")
-        view = _sub(await status_of(api), sub["id"])
-        assert view["consecutive_failures"] == 3
-        assert view["lag"] == 0 and view["lagging"] is False  # dead letters are counted apart
-        assert view["last_failure_at"] is not None and view["last_delivery_at"] is None
-
-        for n in range(2):
-            status, _ = await api.post("al-cert", unique_threat(f"wh-next-{n}"))
-            assert status == 201
-
-        async def waiting() -> bool:
-            return _sub(await status_of(api), sub["id"])["lag"] == 2
-
-        await wait_until(waiting, what="the paused subscription's lag")
-        assert _sub(await status_of(api), sub["id"])["lagging"] is True
-    finally:
-        await receiver.stop()
+    await wait_until(active, what="the webhook to be verified")
+    return sub
 
 
 async def test_explain_gives_each_reason(api: Api) -> None:
@@ -372,30 +379,20 @@ async def test_explain_after_a_filter_change_and_a_revocation(api: Api) -> None:
     assert status == 200 and body["verdict"] == "owner_revoked"
 
 
-async def test_explain_names_a_dead_letter(dapi: Api) -> None:
+async def test_explain_names_a_dead_letter(dapi: Api, receivers: list[Receiver]) -> None:
     """A webhook whose delivery of the alert failed every attempt: explain says received, and
     that it is a dead letter."""
     api = dapi
-    await api.add_node("al-cert", "AL")
-    await api.add_node("ba-cert", "BA")
-    receiver = await Receiver(answers=[500, 500, 500]).start()
-    try:
-        sub = await api.subscribe("ba-cert", {"type": "webhook", "url": receiver.url})
+    sub = await failing_webhook(api, receivers)
+    status, alert = await api.post("al-cert", unique_threat("dl-1"))
+    assert status == 201
 
-        async def active() -> bool:
-            return _sub(await status_of(api), sub["id"])["state"] == "active"
+    async def dead() -> bool:
+        return _sub(await status_of(api), sub["id"])["dead_letters"] == 1
 
-        await wait_until(active, what="the webhook to be verified")
-        status, alert = await api.post("al-cert", unique_threat("dl-1"))
-
-        async def dead() -> bool:
-            return _sub(await status_of(api), sub["id"])["dead_letters"] == 1
-
-        await wait_until(dead, what="the dead letter")
-        status, body = await api.get(
-            "operator", f"/v1/subscriptions/{sub['id']}/explain/{alert['hub_id']}"
-        )
-        assert status == 200 and body["verdict"] == "received"
-        assert "dead letter" in body["reason"]
-    finally:
-        await receiver.stop()
+    await wait_until(dead, what="the dead letter")
+    status, body = await api.get(
+        "operator", f"/v1/subscriptions/{sub['id']}/explain/{alert['hub_id']}"
+    )
+    assert status == 200 and body["verdict"] == "received"
+    assert "dead letter" in body["reason"]

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from hub.signing import SignatureError, verify
 from tests.conftest import Api, threat_alert
 from tests.receivers import Receiver
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[list[Receiver]]:
-    started: list[Receiver] = []
-    yield started
-    for receiver in started:
-        await receiver.stop()
 
 
 async def webhook(api: Api, node: str, receiver: Receiver, **filter_) -> dict:
