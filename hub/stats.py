@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from hub.ids import now_rfc3339
@@ -31,12 +32,9 @@ async def count_corroboration(redis: Redis, keys: Keys, visible: bool) -> None:
     when it may see an earlier report, else created (the store script counted everything else
     about it in the same step as the write)."""
     outcome = "corroborated" if visible else "created"
-    minute_key = keys.ingest_minute(int(time.time() // 60))
     try:
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(keys.ingest_counts, outcome, 1)
-            pipe.hincrby(minute_key, outcome, 1)
-            pipe.expire(minute_key, MINUTE_KEY_TTL_S)
+            _count_outcome(pipe, keys, outcome, 1)
             await pipe.execute()
     except (RedisError, OSError) as e:
         log.warning("count_failed", what="corroboration", error=type(e).__name__)
@@ -48,19 +46,24 @@ async def count_rejections(
     """Count refused alerts of `node_id` (None: a caller the hub could not identify), per
     error code, in one round trip."""
     total = sum(by_reason.values())
-    minute_key = keys.ingest_minute(int(time.time() // 60))
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(keys.ingest_counts, "rejected", total)
+            _count_outcome(pipe, keys, "rejected", total)
             for reason, count in by_reason.items():
                 pipe.hincrby(keys.ingest_counts, f"rejected:{reason}", count)
-            pipe.hincrby(minute_key, "rejected", total)
-            pipe.expire(minute_key, MINUTE_KEY_TTL_S)
             if node_id is not None:
                 pipe.hincrby(keys.node_stats(node_id), "rejected", total)
             await pipe.execute()
     except (RedisError, OSError) as e:
         log.warning("count_failed", what="rejection", error=type(e).__name__)
+
+
+def _count_outcome(pipe: Pipeline, keys: Keys, outcome: str, count: int) -> None:
+    """Queue `count` more of `outcome` in the hub-wide totals and in this minute's counts."""
+    minute_key = keys.ingest_minute(int(time.time() // 60))
+    pipe.hincrby(keys.ingest_counts, outcome, count)
+    pipe.hincrby(minute_key, outcome, count)
+    pipe.expire(minute_key, MINUTE_KEY_TTL_S)
 
 
 class LastSeen:
