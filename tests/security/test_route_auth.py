@@ -25,6 +25,7 @@ from hub.app import create_app
 from hub.settings import Settings
 from hub.validation import SchemaSet
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
+from tests.security.routes import served_routes
 from tests.security.tally import refused
 
 # -- the callers ------------------------------------------------------------------------------
@@ -243,12 +244,6 @@ ACCESS: dict[tuple[str, str], tuple[Rule, Maker]] = {
         a_subscription_and_alert,
     ),
 }
-
-
-def served_routes() -> list[tuple[str, str]]:
-    """(method, path pattern) of every route the app serves, as aiohttp's router lists them."""
-    app = create_app(Settings(redis_url="redis://unused"), SchemaSet())
-    return sorted({(r.method, r.resource.canonical) for r in app.router.routes()})
 
 
 ROUTES = served_routes()
