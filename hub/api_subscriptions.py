@@ -17,6 +17,7 @@ from hub.feeds import is_event_id
 from hub.filters import SubscriptionFilter
 from hub.ids import is_ulid
 from hub.nodes import Node
+from hub.sse_slots import SseSlots
 from hub.subscriptions import Subscription, new_subscription
 from hub.web_io import (
     json_response,
@@ -179,17 +180,25 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
                 [ProblemDetail("/Last-Event-ID", "format", "must be an event id from this feed")],
             )
         after = last_event_id
-    return await sse.stream_feed(
-        request,
-        hub.feeds,
-        hub.news,
-        sub.id,
-        await _readers(hub, sub, node),
-        after,
-        hub.settings.sse_heartbeat_s,
-        hub.stopping,
-        owner_reading=node.id == sub.owner,
+    readers = await _readers(hub, sub, node)
+    settings = hub.settings
+    slots = SseSlots(
+        hub.redis, hub.keys, hub.scripts, settings.max_sse_per_node, settings.sse_heartbeat_s
     )
+    # Counted against the caller: an operator watching a partner's feed uses its own slots.
+    async with slots.held(node.id) as lease:
+        return await sse.stream_feed(
+            request,
+            hub.feeds,
+            hub.news,
+            sub.id,
+            readers,
+            after,
+            settings.sse_heartbeat_s,
+            hub.stopping,
+            owner_reading=node.id == sub.owner,
+            lease=lease,
+        )
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:

@@ -96,6 +96,11 @@ class Keys:
     def rate(self, node_id: str, minute: int) -> str:
         return f"{self.core}rate:{node_id}:{minute}"
 
+    def sse_streams(self, node_id: str) -> str:
+        """Sorted set: one member per SSE stream the node has open (in any hub process), scored
+        by the Redis time in ms when its lease lapses (sse_slots.py)."""
+        return f"{self.prefix}:{{sse:{node_id}}}:streams"
+
     # -- {core}: subscriptions and the fan-out's lease
     @property
     def subscriptions(self) -> str:

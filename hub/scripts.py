@@ -18,6 +18,7 @@ from hub.scripts_delivery import (
     note_read_lua,
     release_lua,
     replay_dead_lua,
+    sse_slot_lua,
 )
 
 store_alert_lua = """
@@ -247,6 +248,7 @@ class Scripts:
     delivery_done: AsyncScript
     replay_dead: AsyncScript
     note_read: AsyncScript
+    sse_slot: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
@@ -266,6 +268,7 @@ class Scripts:
             delivery_done=redis.register_script(delivery_done_lua),
             replay_dead=redis.register_script(replay_dead_lua),
             note_read=redis.register_script(note_read_lua),
+            sse_slot=redis.register_script(sse_slot_lua),
         )
 
     async def load(self, redis: Redis) -> None:
@@ -286,5 +289,6 @@ class Scripts:
             self.delivery_done,
             self.replay_dead,
             self.note_read,
+            self.sse_slot,
         ):
             script.sha = await redis.script_load(script.script)

@@ -45,6 +45,24 @@ if redis.call('GET', lease) == owner then return redis.call('DEL', lease) end
 return 0
 """
 
+sse_slot_lua = """
+local streams = KEYS[1]
+local stream_id, ttl_ms, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+
+-- Take or renew one SSE stream's slot among a node's open streams: 1 when the stream holds it,
+-- 0 when the node is at its limit. Redis's clock, so hub processes' clocks need not agree; a
+-- stream whose process died lapses after ttl_ms.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', streams, '-inf', now_ms)
+if not redis.call('ZSCORE', streams, stream_id) and redis.call('ZCARD', streams) >= limit then
+  return 0
+end
+redis.call('ZADD', streams, now_ms + ttl_ms, stream_id)
+redis.call('PEXPIRE', streams, ttl_ms)
+return 1
+"""
+
 fanout_read_lua = """
 local lease, events, version_key = KEYS[1], KEYS[2], KEYS[3]
 local owner, group, consumer, from_id, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]

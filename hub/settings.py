@@ -41,6 +41,7 @@ class Settings:
     feed_retention: int = 100_000
     webhook_timeout_s: float = 10.0
     sse_heartbeat_s: float = 15.0
+    max_sse_per_node: int = 20
     log_level: str = "info"
     key_prefix: str = "alerthub"
 
@@ -81,6 +82,7 @@ class Settings:
             feed_retention=_int("ALERTHUB_FEED_RETENTION", get, 100_000, minimum=1),
             webhook_timeout_s=_seconds("ALERTHUB_WEBHOOK_TIMEOUT_S", get, 10.0),
             sse_heartbeat_s=_seconds("ALERTHUB_SSE_HEARTBEAT_S", get, 15.0),
+            max_sse_per_node=_int("ALERTHUB_MAX_SSE_PER_NODE", get, 20, minimum=1),
             log_level=_log_level(get("ALERTHUB_LOG_LEVEL")),
             key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
         )

@@ -18,6 +18,7 @@ from hub.feeds import FeedEntry, FeedReader
 from hub.logs import get_logger
 from hub.nodes import Node
 from hub.policy import may_see
+from hub.sse_slots import StreamLease
 
 log = get_logger("hub.sse")
 
@@ -84,11 +85,15 @@ async def _send_feed(
     heartbeat_s: float,
     stopping: asyncio.Event,
     position: ReadPosition,
+    lease: StreamLease | None,
 ) -> None:
     await response.write(b"retry: 2000\n\n")
     last_write = time.monotonic()
     check_truncation = after is not None
     while not stopping.is_set():
+        if lease is not None and not await lease.keep():
+            log.warning("sse_slot_lost", subscription=sub_id)
+            return  # the client reconnects, and is counted again
         woken.clear()
         if check_truncation and after is not None:
             try:
@@ -134,6 +139,7 @@ async def stream_feed(
     heartbeat_s: float,
     stopping: asyncio.Event,
     owner_reading: bool,
+    lease: StreamLease | None = None,
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -147,7 +153,16 @@ async def stream_feed(
         await response.prepare(request)
         try:
             await _send_feed(
-                response, feeds, woken, sub_id, readers, after, heartbeat_s, stopping, position
+                response,
+                feeds,
+                woken,
+                sub_id,
+                readers,
+                after,
+                heartbeat_s,
+                stopping,
+                position,
+                lease,
             )
         except ConnectionResetError:
             pass  # the client went away; its Last-Event-ID lets it resume
