@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.asyncio.retry import Retry
 
 from hub import (
     api_alerts,
