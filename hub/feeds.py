@@ -28,6 +28,7 @@ T = TypeVar("T")
 STATE_TTL_S = 1.0
 BODY_CACHE_BYTES = 64 * 1024 * 1024
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+MAX_STREAM_ID_PART = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,9 @@ def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
 
 
 def is_event_id(text: str) -> bool:
-    return bool(EVENT_ID.match(text))
+    """Whether `text` is an id Redis takes as a stream id: two decimal parts, each of which
+    fits in 64 bits (the pattern alone lets 20 digits through, and Redis refuses the rest)."""
+    return bool(EVENT_ID.match(text)) and all(int(p) <= MAX_STREAM_ID_PART for p in text.split("-"))
 
 
 class FeedReader:
