@@ -21,7 +21,7 @@ from hub.context import HUB
 from hub.demo import register_demo_nodes
 from hub.embedded import EmbeddedRedis, EmbeddedRedisError, answers, shared_url
 from hub.keys import Keys
-from hub.logs import configure_logging
+from hub.logs import configure_logging, hide_literal
 from hub.nodes import NodeRegistry
 from hub.scripts import Scripts
 from hub.settings import Settings, SettingsError
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as e:
         print(f"alerthub: {e}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=[settings.bootstrap_token])
     try:
         if args.command == "serve":
             return serve(settings, args.host, args.port, args.demo)
@@ -96,9 +96,9 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
             f"alerthub: embedded Redis at {embedded.url} (data in {embedded.data_dir})", flush=True
         )
     if demo and settings.bootstrap_token is None:
-        settings = dataclasses.replace(
-            settings, bootstrap_token="ah_op_" + secrets.token_urlsafe(24)
-        )
+        token = "ah_op_" + secrets.token_urlsafe(24)
+        settings = dataclasses.replace(settings, bootstrap_token=token)
+        hide_literal(token)
     try:
         app = create_app(settings)
         # Everything built so far lives as long as the process: keep it out of the collector's
