@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from hub.redis_pipe import Arg, Connection, PipelinedRedis, pack_args, pack_command
+from hub.redis_pipe import Arg, Connection, PipelinedRedis, ReplyLost, pack_args, pack_command
 
 # Calls queued in one loop turn leave together at its end, or as soon as this many are queued, so
 # that Redis, on a core of its own, starts on the first ones while the hub still prepares the
@@ -43,11 +43,16 @@ class ScriptBatcher:
         command = pack_command([*keys, *args], head, 3)
         try:
             reply = await self._queue(command)
-        except RedisConnectionError:
+        except RedisConnectionError as first:
             # A connection that died with a Redis restart fails its first write. Once more on a
             # fresh one: a script that did run answers the same call idempotently (a resend is
             # `unchanged`), so at worst a caller sees that instead of `created`.
-            reply = await self._queue(command)
+            try:
+                reply = await self._queue(command)
+            except RedisConnectionError as e:
+                if isinstance(first, ReplyLost):
+                    raise first from e  # the first try may have run: say so, not "refused"
+                raise
         if isinstance(reply, ResponseError):
             if str(reply).startswith("NOSCRIPT"):
                 # The server lost its script cache (a restart or SCRIPT FLUSH): the script did

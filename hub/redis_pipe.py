@@ -77,6 +77,11 @@ def _other_arg(arg: object) -> bytes:
     raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
 
 
+class ReplyLost(RedisConnectionError):
+    """The connection ended after a command was written and before its reply came: the command
+    may have run. (A ConnectionError, so callers that only care about an outage need not look.)"""
+
+
 class Connection(asyncio.Protocol):
     """Replies matched to waiting futures in the order the commands were written."""
 
@@ -121,9 +126,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self._fail_all(
-            RedisConnectionError(f"Redis closed the connection ({exc or 'end of stream'})")
-        )
+        self._fail_all(ReplyLost(f"Redis closed the connection ({exc or 'end of stream'})"))
 
     def abort(self, error: Exception) -> None:
         """Drop the connection: every caller still waiting gets `error`."""
@@ -235,4 +238,4 @@ class PipelinedRedis:
             self._connecting.cancel()
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
-            protocol.abort(RedisConnectionError("the hub closed its connection to Redis"))
+            protocol.abort(ReplyLost("the hub closed its connection to Redis"))
