@@ -1,0 +1,365 @@
+"""Redis SIGKILLed under load, then restarted on the same files and port, under a real hub
+process: every alert that got a 2xx is there with its event and feed entries; posts during the
+outage get 503 with the API's error body; a retry of an unanswered post stores it exactly once;
+the hub recovers without a restart.
+
+What the append-only file promises (Redis 6.2, aof.c flushAppendOnlyFile): the commands of one
+event-loop turn are written to the file with one write(2) before the replies go out, so a killed
+*process* loses nothing it acknowledged, with one exception under `everysec`: while a background
+fsync is still running, the write may be postponed for up to 2 s and the replies sent meanwhile.
+Under `always` the write and an fsync come before any reply. An OS crash or power loss can lose
+what was written but not yet fsynced: up to about a second (2 s when fsyncs are slow) under
+`everysec`, nothing acknowledged under `always` (on a disk that honours fsync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from tests.conftest import unique_threat
+from tests.faults.redis_harness import (
+    KEYS,
+    Answer,
+    Attempt,
+    HubClient,
+    Load,
+    OwnRedis,
+    log_entries,
+    start_hub,
+    wait_for,
+)
+from tests.hubproc import HubProcess
+from tests.receivers import Receiver
+
+CONCURRENCY = 24
+PUBLISHERS = ("al-cert", "rs-cert")
+OUTAGE_S = 1.5  # long enough for the fan-out and delivery loops to meet the outage, not just posts
+OUTAGE_ANSWER_S = 2.0  # a post while Redis is down is refused at once, not after a timeout
+RECOVERY_S = 20.0
+FAN_OUT_S = 30.0
+
+
+@pytest.fixture
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[OwnRedis]:
+    own = OwnRedis(tmp_path / "redis", fsync=getattr(request, "param", "everysec")).start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture
+async def hub(store: OwnRedis, tmp_path: Path) -> AsyncIterator[HubProcess]:
+    proc = await start_hub(store.url, tmp_path)
+    yield proc
+    await asyncio.to_thread(proc.stop)
+
+
+@pytest.fixture
+async def client(hub: HubProcess) -> AsyncIterator[HubClient]:
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield HubClient(session, hub.base_url)
+
+
+@pytest.fixture
+async def redis(store: OwnRedis) -> AsyncIterator[Redis]:
+    """A client for the checks; it reconnects by itself after the restart."""
+    client = store.client()
+    yield client
+    await client.aclose()
+
+
+def make_alert(n: int) -> tuple[str, dict[str, Any]]:
+    """The n-th alert of a load: new content, every third one critical."""
+    severity = "critical" if n % 3 == 0 else "low"
+    return PUBLISHERS[n % 2], unique_threat(f"k-{n}", severity=severity)
+
+
+class SlowReceiver(Receiver):
+    """A webhook endpoint that takes a few milliseconds per event, so delivery is still busy
+    when Redis dies."""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(0.003)
+        return await super()._handle(request)
+
+
+class Setup:
+    """Two publishing nodes; a pull subscription to everything, a narrower pull subscription
+    (critical only) and a webhook subscription to everything, each verified before any alert."""
+
+    def __init__(self, client: HubClient, receiver: Receiver) -> None:
+        self.client = client
+        self.receiver = receiver
+        self.everything = self.critical = self.hook = ""
+
+    async def create(self) -> Setup:
+        await self.client.add_node("al-cert", "AL")
+        await self.client.add_node("rs-cert", "RS")
+        self.everything = await self.client.subscribe("al-cert", {})
+        self.critical = await self.client.subscribe("rs-cert", {"min_severity": "critical"})
+        self.hook = await self.client.subscribe(
+            "rs-cert", {}, {"type": "webhook", "url": self.receiver.url}
+        )
+
+        async def active() -> bool:
+            sub = await self.client.ok("GET", f"/v1/subscriptions/{self.hook}", "rs-cert")
+            return sub["status"] == "active"
+
+        await wait_for(active, 10.0, "the webhook's verification")
+        return self
+
+
+async def outage_check(client: HubClient) -> None:
+    """While Redis is down: readyz 503 with the error body, healthz still 200."""
+    ready = await client.request("GET", "/readyz")
+    assert ready.status == 503 and ready.body["error"] == "unavailable", ready
+    assert (await client.request("GET", "/healthz")).status == 200
+
+
+def check_answers(
+    attempts: list[Attempt], killed: float, restarting: float, recovered: float
+) -> list[Attempt]:
+    """Every post got an HTTP answer, 201 or 503, never 500 and never a hang; those sent and
+    answered wholly inside the outage got 503 `unavailable`, at once; every one sent once
+    readyz said 200 again was stored. Returns the posts whose outcome the client does not know
+    (every non-2xx)."""
+    statuses = Counter(a.answer.status for a in attempts)
+    assert set(statuses) <= {201, 503}, statuses
+    for attempt in attempts:
+        if attempt.answer.status == 503:
+            body = attempt.answer.body
+            assert body["error"] == "unavailable" and isinstance(body["message"], str), body
+    during = [a for a in attempts if a.answer.started >= killed and a.answer.ended <= restarting]
+    assert during, "no post was made during the outage"
+    assert all(a.answer.status == 503 for a in during), Counter(a.answer.status for a in during)
+    slowest = max(a.answer.seconds for a in during)
+    assert slowest < OUTAGE_ANSWER_S, f"a post during the outage took {slowest:.2f} s"
+    late = Counter(a.answer.status for a in attempts if a.answer.started >= recovered)
+    assert set(late) == {201}, f"answers after readyz said 200 again: {late}"
+    return [a for a in attempts if not a.answer.ok]
+
+
+async def post_each(
+    client: HubClient, posts: list[tuple[str, dict[str, Any]]], concurrency: int = CONCURRENCY
+) -> list[Answer]:
+    """Post each (sender, alert), `concurrency` at a time; the answers in the same order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(node: str, alert: dict[str, Any]) -> Answer:
+        async with gate:
+            return await client.post(node, alert)
+
+    return await asyncio.gather(*(one(node, alert) for node, alert in posts))
+
+
+async def repeat_all(client: HubClient, attempts: list[Attempt]) -> list[Answer]:
+    """Post each attempt's alert again, as its sender (same id, same revision)."""
+    return await post_each(client, [(a.node, a.alert) for a in attempts])
+
+
+async def settle_unknowns(
+    client: HubClient, unknown: list[Attempt]
+) -> tuple[dict[str, str], Counter[str]]:
+    """Retry every post whose outcome was unknown: the answer is `created` (201) if the first
+    try stored nothing, or `unchanged` (200) if it did (API.md: the same id and revision again);
+    a second retry is `unchanged` with the same hub id. Returns alert id -> hub id, and how
+    many first retries were created and unchanged."""
+    first = await repeat_all(client, unknown)
+    outcomes = Counter((a.status, a.body.get("status")) for a in first)
+    assert set(outcomes) <= {(201, "created"), (200, "unchanged")}, outcomes
+    for attempt, retry in zip(unknown, first, strict=True):
+        if retry.body["status"] == "unchanged":
+            # The first try was stored although its answer was a 503: that answer must not
+            # have said that nothing was stored.
+            assert "nothing was stored" not in attempt.answer.body["message"], attempt.answer
+    second = await repeat_all(client, unknown)
+    for before, after in zip(first, second, strict=True):
+        assert (after.status, after.body["status"]) == (200, "unchanged"), after
+        assert after.body["hub_id"] == before.body["hub_id"]
+    hub_ids = {a.alert["id"]: r.body["hub_id"] for a, r in zip(unknown, first, strict=True)}
+    return hub_ids, Counter(status for _, status in outcomes.elements())
+
+
+async def check_acknowledged_kept(client: HubClient, acknowledged: list[Attempt]) -> None:
+    """Each 2xx before, during or after the outage is still known: the same post again is
+    `unchanged` with the hub id it was given."""
+    repeats = await repeat_all(client, acknowledged)
+    for attempt, repeat in zip(acknowledged, repeats, strict=True):
+        assert (repeat.status, repeat.body["status"]) == (200, "unchanged"), (attempt, repeat)
+        assert repeat.body["hub_id"] == attempt.answer.body["hub_id"]
+
+
+async def check_readable(client: HubClient, stored: dict[str, tuple[str, str]]) -> None:
+    """GET /v1/alerts/{hub_id} answers each stored alert, as its sender sent it."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def read(alert_id: str, node: str, hub_id: str) -> None:
+        async with gate:
+            alert = await client.ok("GET", f"/v1/alerts/{hub_id}", node)
+        assert (alert["id"], alert["sender"], alert["hub_id"]) == (alert_id, node, hub_id)
+
+    await asyncio.gather(*(read(a, n, h) for a, (n, h) in stored.items()))
+
+
+async def check_log(redis: Redis, hub_ids: set[str]) -> None:
+    """One `created` event per stored alert and nothing else; one record and one sender-id
+    entry each."""
+    entries = await log_entries(redis)
+    logged = Counter((f["type"], f["hub_id"]) for _, f in entries)
+    assert logged == Counter({("created", h): 1 for h in hub_ids})
+    assert await redis.zcard(KEYS.recent) == len(hub_ids)
+    assert await redis.hlen(KEYS.sender_ids) == len(hub_ids)
+
+
+async def check_feed_once(
+    client: HubClient, owner: str, sub_id: str, expected: set[str]
+) -> list[dict[str, Any]]:
+    """Once fan-out has caught up, the pull feed holds each expected alert exactly once, as
+    `alert.created`, and nothing else."""
+    events: list[dict[str, Any]] = []
+
+    async def caught_up() -> bool:
+        nonlocal events
+        events = await client.feed(owner, sub_id)
+        return len(events) >= len(expected)
+
+    await wait_for(caught_up, FAN_OUT_S, f"fan-out into {sub_id}", interval=0.2)
+    assert Counter(e["hub_id"] for e in events) == Counter(expected)
+    assert {e["type"] for e in events} == {"alert.created"}
+    return events
+
+
+async def check_webhook(redis: Redis, receiver: Receiver, sub_id: str, expected: set[str]) -> int:
+    """Every alert reached the endpoint at least once and sits in its feed exactly once.
+    Returns how many deliveries were repeats (at-least-once, dropped by webhook-id)."""
+
+    async def all_delivered() -> bool:
+        return expected <= {d.event["hub_id"] for d in receiver.deliveries}
+
+    await wait_for(all_delivered, FAN_OUT_S, "webhook deliveries", interval=0.2)
+    feed = await redis.xrange(KEYS.feed(sub_id))
+    assert Counter(f[b"hub_id"].decode() for _, f in feed) == Counter(expected)
+    ids = [d.headers["webhook-id"] for d in receiver.deliveries]
+    return len(ids) - len(set(ids))
+
+
+async def check_everything(
+    client: HubClient,
+    redis: Redis,
+    setup: Setup,
+    stored: dict[str, tuple[str, str]],
+    critical: set[str],
+) -> int:
+    """What every fault test here ends with; returns the webhook's repeated deliveries."""
+    hub_ids = {h for _, h in stored.values()}
+    assert len(hub_ids) == len(stored), "two alerts share a hub id"
+    await check_readable(client, stored)
+    await check_log(redis, hub_ids)
+    await check_feed_once(client, "al-cert", setup.everything, hub_ids)
+    await check_feed_once(client, "rs-cert", setup.critical, critical)
+    return await check_webhook(redis, setup.receiver, setup.hook, hub_ids)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("store", ["everysec", "always"], indirect=True)
+async def test_sigkill_redis_under_post_load(
+    store: OwnRedis, client: HubClient, redis: Redis, receivers: list[Receiver]
+) -> None:
+    """Redis SIGKILLed while 24 clients post: each 2xx survives with its event and exactly one
+    entry per matching feed, outage posts get 503 at once, retries store exactly once, and the
+    hub is ready again without a restart."""
+    receivers.append(await SlowReceiver().start())
+    setup = await Setup(client, receivers[-1]).create()
+    load = Load(client, make_alert, CONCURRENCY)
+    await load.until(lambda a: sum(x.answer.ok for x in a) >= 200, 30.0, "200 stored posts")
+
+    store.kill()
+    killed = time.monotonic()
+    await outage_check(client)
+    await load.until(
+        lambda a: (
+            time.monotonic() - killed >= OUTAGE_S
+            and sum(x.answer.started >= killed for x in a) >= 100
+        ),
+        10.0,
+        "posts during the outage",
+    )
+    restarting = time.monotonic()
+    await asyncio.to_thread(store.start)
+    await wait_for(client.ready, RECOVERY_S, "readyz 200 after the restart")
+    recovered = time.monotonic()
+    await load.until(
+        lambda a: sum(x.answer.ok and x.answer.started > restarting for x in a) >= 100,
+        30.0,
+        "posts stored after the restart",
+    )
+    attempts = await load.stop()
+
+    unknown = check_answers(attempts, killed, restarting, recovered)
+    acknowledged = [a for a in attempts if a.answer.ok]
+    await check_acknowledged_kept(client, acknowledged)
+    settled, retried = await settle_unknowns(client, unknown)
+    stored = {a.alert["id"]: (a.node, a.answer.body["hub_id"]) for a in acknowledged}
+    stored |= {a.alert["id"]: (a.node, settled[a.alert["id"]]) for a in unknown}
+    assert len(stored) == len(attempts)
+    critical = {h for a, (_, h) in stored.items() if int(a.split("-")[1]) % 3 == 0}
+    repeats = await check_everything(client, redis, setup, stored, critical)
+    print(
+        f"\n[redis-kill fsync={store.fsync}] faults={store.faults} posts={len(attempts)}"
+        f" 2xx={len(acknowledged)} unknown={len(unknown)} retried={dict(retried)}"
+        f" requests={client.made} failed={client.failed} webhook-repeats={repeats}"
+        f" retry-after={sorted({str(a.answer.retry_after) for a in unknown})}"
+        f" slowest-answer={max(a.answer.seconds for a in attempts):.2f}s"
+    )
+
+
+async def post_all(client: HubClient, numbers: range) -> dict[str, tuple[str, str]]:
+    """Post the alerts `numbers` of make_alert concurrently; each must be created.
+    Returns alert id -> (sender, hub id)."""
+    posts = [make_alert(n) for n in numbers]
+    answers = await post_each(client, posts)
+    for answer in answers:
+        assert answer.status == 201 and answer.body["status"] == "created", answer
+    return {a["id"]: (node, r.body["hub_id"]) for (node, a), r in zip(posts, answers, strict=True)}
+
+
+@pytest.mark.timeout(90)
+async def test_sigkill_redis_mid_delivery(
+    store: OwnRedis, client: HubClient, redis: Redis, receivers: list[Receiver]
+) -> None:
+    """Redis SIGKILLed while a backlog is being fanned out and pushed to a webhook: after the
+    restart every alert reaches the webhook at least once and each feed holds it exactly once."""
+    receiver = await SlowReceiver().start()
+    receivers.append(receiver)
+    setup = await Setup(client, receiver).create()
+    stored = await post_all(client, range(400))
+
+    async def delivering() -> bool:
+        return len(receiver.deliveries) >= 40
+
+    await wait_for(delivering, 20.0, "webhook deliveries under way")
+    store.kill()
+    delivered_at_kill = len({d.event["hub_id"] for d in receiver.deliveries})
+    assert delivered_at_kill < len(stored), "delivery finished before Redis was killed"
+    await outage_check(client)
+    await asyncio.sleep(OUTAGE_S)  # the outage itself, not a wait for a race
+    await asyncio.to_thread(store.start)
+    await wait_for(client.ready, RECOVERY_S, "readyz 200 after the restart")
+    stored |= await post_all(client, range(400, 450))
+    critical = {h for a, (_, h) in stored.items() if int(a.split("-")[1]) % 3 == 0}
+    repeats = await check_everything(client, redis, setup, stored, critical)
+    print(
+        f"\n[redis-kill mid-delivery] faults={store.faults} delivered-at-kill={delivered_at_kill}"
+        f"/{len(stored) - 50} requests={client.made} failed={client.failed}"
+        f" webhook-repeats={repeats}"
+    )
