@@ -243,7 +243,7 @@ async def until_opened(api: Api, node: str, sub_id: str, within: float) -> aioht
         if resp.status == 200 or time.monotonic() > deadline:
             assert resp.status == 200, await resp.text()
             return resp
-        refused("limit: SSE streams")
+        refused("limit: SSE streams (polled until a slot frees)")
         assert resp.status == 429
         resp.close()
         await asyncio.sleep(0.05)

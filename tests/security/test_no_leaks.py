@@ -188,6 +188,7 @@ def fillings(scene: Scene, reader: str, pattern: str) -> list[dict[str, str]]:
 
 async def probe(scene: Scene, reader: str, path: str, hidden: list[Alert]) -> None:
     api = scene.api
+    refused("leak: reads by an excluded reader (must show nothing hidden)")
     resp = await api.client.get(path, headers=api.auth(reader))
     if resp.content_type == "text/event-stream":
         text = await read_sse_until(resp, scene.end.hub_id)
