@@ -201,7 +201,11 @@ class Fanout:
                 matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
                 if matches is None:
                     continue
-                keys = [self._keys.feed(sub.id), self._keys.feed_state(sub.id)]
+                keys = [
+                    self._keys.feed(sub.id),
+                    self._keys.feed_state(sub.id),
+                    self._keys.deleted(sub.id),
+                ]
                 args: list[object] = [
                     event.id,
                     event.type,

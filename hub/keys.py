@@ -154,8 +154,14 @@ class Keys:
         """Hash: event id -> JSON of an event that failed every attempt."""
         return f"{self._sub(sub_id)}dead-letters"
 
+    def deleted(self, sub_id: str) -> str:
+        """String, set for a while when the subscription is deleted: a fan-out or a delivery
+        still at work with the old subscription list finds it and writes nothing, so the keys
+        deleted with the subscription do not come back (no one would delete them again)."""
+        return f"{self._sub(sub_id)}deleted"
+
     def subscription_keys(self, sub_id: str) -> list[str]:
-        """Every per-subscription key, for deletion."""
+        """Every per-subscription key, for deletion (the `deleted` marker stays behind)."""
         return [
             self.feed(sub_id),
             self.feed_state(sub_id),

@@ -11,6 +11,7 @@ from redis.commands.core import AsyncScript
 
 from hub.scripts_delivery import (
     create_subscription_lua,
+    delete_subscription_keys_lua,
     delivery_done_lua,
     fanout_read_lua,
     feed_append_lua,
@@ -19,6 +20,7 @@ from hub.scripts_delivery import (
     release_lua,
     replay_dead_lua,
     sse_slot_lua,
+    verify_failed_lua,
 )
 
 store_alert_lua = """
@@ -241,6 +243,8 @@ class Scripts:
     replace_token: AsyncScript
     revoke_node: AsyncScript
     create_subscription: AsyncScript
+    delete_subscription_keys: AsyncScript
+    verify_failed: AsyncScript
     lease: AsyncScript
     release: AsyncScript
     fanout_read: AsyncScript
@@ -261,6 +265,8 @@ class Scripts:
             replace_token=redis.register_script(replace_token_lua),
             revoke_node=redis.register_script(revoke_node_lua),
             create_subscription=redis.register_script(create_subscription_lua),
+            delete_subscription_keys=redis.register_script(delete_subscription_keys_lua),
+            verify_failed=redis.register_script(verify_failed_lua),
             lease=redis.register_script(lease_lua),
             release=redis.register_script(release_lua),
             fanout_read=redis.register_script(fanout_read_lua),
@@ -282,6 +288,8 @@ class Scripts:
             self.replace_token,
             self.revoke_node,
             self.create_subscription,
+            self.delete_subscription_keys,
+            self.verify_failed,
             self.lease,
             self.release,
             self.fanout_read,

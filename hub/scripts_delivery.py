@@ -86,7 +86,7 @@ return {'ok', version, newest_id, entries}
 """
 
 feed_append_lua = """
-local feed, state = KEYS[1], KEYS[2]
+local feed, state, deleted = KEYS[1], KEYS[2], KEYS[3]
 local event_id, log_type, hub_id, cluster_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local occurred_at, revision, retention = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local matches = ARGV[8] == '1'
@@ -98,6 +98,10 @@ local function newer(a, b)
   if tonumber(ams) ~= tonumber(bms) then return tonumber(ams) > tonumber(bms) end
   return tonumber(aseq) > tonumber(bseq)
 end
+
+-- A fan-out still working from a subscription list read before the subscription was deleted
+-- must not make its feed again.
+if redis.call('EXISTS', deleted) == 1 then return 'gone' end
 
 -- Events reach a feed in log order; one at or before `last` was fanned in already (by this
 -- process before a crash, or by another that held the lease), so it is never added twice.
@@ -140,11 +144,14 @@ return feed_type
 
 delivery_done_lua = """
 local lease, delivery, retries, retry_info, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local deleted = KEYS[6]
 local owner, event_id, outcome, advance = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local now_ms, now_text, due_ms, info, seq = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 
--- Only the worker holding the subscription's delivery lease moves its state.
+-- Only the worker holding the subscription's delivery lease moves its state, and only while
+-- the subscription exists (a worker may take the lease again just after a delete).
 if redis.call('GET', lease) ~= owner then return {'lost'} end
+if redis.call('EXISTS', deleted) == 1 then return {'lost'} end
 if advance then redis.call('HSET', delivery, 'cursor', event_id, 'cursor_seq', seq) end
 if outcome == 'delivered' or outcome == 'skipped' then
   redis.call('ZREM', retries, event_id)
@@ -167,6 +174,27 @@ redis.call('ZREM', retries, event_id)
 redis.call('HDEL', retry_info, event_id)
 redis.call('HSET', dead, event_id, info)
 return {'dead', redis.call('HGET', delivery, 'failing_since')}
+"""
+
+delete_subscription_keys_lua = """
+local deleted = KEYS[1]
+local ttl_s = ARGV[1]
+
+-- The marker first, in the same step as the delete: from here on no fan-out or delivery writes
+-- these keys again (KEYS[2..] are the subscription's keys, all in its slot).
+redis.call('SET', deleted, '1', 'EX', ttl_s)
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+verify_failed_lua = """
+local delivery, deleted = KEYS[1], KEYS[2]
+local attempts, next_ms = ARGV[1], ARGV[2]
+
+-- When to send the next challenge; nothing for a subscription deleted meanwhile.
+if redis.call('EXISTS', deleted) == 1 then return 0 end
+redis.call('HSET', delivery, 'verify_attempts', attempts, 'verify_next_ms', next_ms)
+return 1
 """
 
 replay_dead_lua = """

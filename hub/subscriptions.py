@@ -18,6 +18,9 @@ from hub.scripts import Scripts
 from hub.signing import new_secret
 
 STATUSES = ("pending", "active", "paused")
+# How long a deleted subscription's marker (Keys.deleted) outlives it: far longer than any
+# fan-out batch or webhook attempt still under way with the old subscription list can last.
+DELETED_MARKER_TTL_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +169,19 @@ class SubscriptionStore:
                     continue
 
     async def delete(self, sub_id: str) -> bool:
-        removed = await self._redis.hdel(self._keys.subscriptions, sub_id)
-        if not removed:
+        """Delete the subscription and its keys. Its keys go first, with a marker that keeps a
+        fan-out or delivery still at work with it from writing them again; the record last, so
+        that a crash half-way leaves a subscription to delete again rather than keys that no
+        record leads to."""
+        if not await self._redis.hexists(self._keys.subscriptions, sub_id):
             return False
-        await self._redis.incr(self._keys.subscriptions_version)
-        # One slot per subscription: these go in one call (the record above is in {core}).
-        await self._redis.delete(*self._keys.subscription_keys(sub_id))
-        return True
+        # One slot per subscription: its keys go in one call (the record is in {core}).
+        await self._scripts.delete_subscription_keys(
+            keys=[self._keys.deleted(sub_id), *self._keys.subscription_keys(sub_id)],
+            args=[DELETED_MARKER_TTL_S],
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.subscriptions, sub_id)
+            pipe.incr(self._keys.subscriptions_version)
+            removed, _ = await pipe.execute()
+        return bool(removed)

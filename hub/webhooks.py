@@ -170,8 +170,8 @@ class WebhookWorker:
                 _pause_if(sub.url, f"the endpoint never answered the challenge: {reason}"),
             )
             return None
-        await ctx.redis.hset(
-            key, mapping={"verify_attempts": attempts, "verify_next_ms": _ms() + int(delay * 1000)}
+        await ctx.scripts.verify_failed(
+            keys=[key, ctx.keys.deleted(sub.id)], args=[attempts, _ms() + int(delay * 1000)]
         )
         return min(IDLE_LOOK_S, delay)
 
@@ -262,6 +262,7 @@ class WebhookWorker:
                 ctx.keys.retries(sub.id),
                 ctx.keys.retry_info(sub.id),
                 ctx.keys.dead_letters(sub.id),
+                ctx.keys.deleted(sub.id),
             ],
             args=[
                 self._lease.owner,

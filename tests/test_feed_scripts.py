@@ -13,7 +13,7 @@ KEYS = Keys()
 async def append(scripts: Scripts, event_id: str, log_type: str, hub_id: str, cluster: str,
                  matches: bool = True, retention: int = 100) -> bytes:  # fmt: skip
     return await scripts.feed_append(
-        keys=[KEYS.feed("s"), KEYS.feed_state("s")],
+        keys=[KEYS.feed("s"), KEYS.feed_state("s"), KEYS.deleted("s")],
         args=[event_id, log_type, hub_id, cluster, "t", 1, retention, "1" if matches else "0"],
     )
 
