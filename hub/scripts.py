@@ -190,7 +190,13 @@ local token_key, rate_key = KEYS[1], KEYS[2]
 local node_id, cost, rate_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
 if redis.call('HGET', token_key, 'node_id') ~= node_id then return -1 end
-local used = redis.call('INCRBY', rate_key, cost)
+-- At maxmemory (noeviction) the count cannot be written: the request is then checked against
+-- the count so far, so that reads go on while Redis refuses writes (each write still fails).
+local used = redis.pcall('INCRBY', rate_key, cost)
+if type(used) == 'table' then
+  if not string.find(used.err, 'OOM', 1, true) then return redis.error_reply(used.err) end
+  return tonumber(redis.call('GET', rate_key) or '0') + cost
+end
 if used == cost then redis.call('EXPIRE', rate_key, rate_ttl) end
 return used
 """
