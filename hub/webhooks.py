@@ -86,6 +86,9 @@ class WebhookWorker:
         self._cursor: str | None = None
         self._cursor_read = False
         self._retries_due_ms = 0  # when to look at the retry set again (ms)
+        # Whether the endpoint acknowledged its last event: only then may it post in the
+        # sender's trusted lane (a verification proves intent, not good behaviour).
+        self._trusted = False
 
     async def _keep_lease(self) -> bool:
         """Renew the lease when a third of its time has passed; False once it is lost."""
@@ -153,6 +156,8 @@ class WebhookWorker:
         )
         assert sub.url is not None and sub.secret is not None
         attempt = await ctx.sender.post(sub.url, sub.secret, msg_id, body)
+        if not attempt.tried:
+            return 0
         if attempt.ok and challenge.encode() in attempt.body:
             await ctx.redis.hdel(key, "verify_attempts", "verify_next_ms")
             self._sub = await ctx.subscriptions.modify(sub.id, _activate_if(sub.url))
@@ -213,6 +218,8 @@ class WebhookWorker:
             verdict = await self._attempt(sub, owner, record, bodies, advance)
             if verdict is None:
                 return None
+            if verdict is False:  # not sent for want of a slot: start again from this one
+                return 0
         return 0
 
     async def _attempt(
@@ -223,7 +230,8 @@ class WebhookWorker:
         bodies: dict[str, Rendered | None],
         advance: bool,
     ) -> bool | None:
-        """POST one event and record what came of it; None when the worker must stop."""
+        """POST one event and record what came of it; None when the worker must stop, False
+        when the event was not sent (no free slot) and nothing was recorded."""
         ctx = self._ctx
         entry = FeedEntry.from_json(record["event"])
         rendered = bodies.get(entry.id)
@@ -238,7 +246,12 @@ class WebhookWorker:
             outcome = "skipped"
         else:
             assert sub.url is not None and sub.secret is not None
-            attempt = await ctx.sender.post(sub.url, sub.secret, entry.id, rendered.body)
+            attempt = await ctx.sender.post(
+                sub.url, sub.secret, entry.id, rendered.body, trusted=self._trusted
+            )
+            if not attempt.tried:
+                return False
+            self._trusted = attempt.ok
             finished_ms = _ms()
             record["attempts"] = int(record["attempts"]) + 1
             record["last_status"] = attempt.status
