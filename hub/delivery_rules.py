@@ -55,3 +55,9 @@ def should_pause(failing_since_ms: int | None, first_failure_ms: int) -> bool:
 
 def is_success(status: int) -> bool:
     return 200 <= status < 300
+
+
+def is_gone(status: int | None) -> bool:
+    """410 Gone: the endpoint says it is gone for good. As Standard Webhooks advises, the
+    subscription is then disabled (paused) at once instead of retried."""
+    return status == 410

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hub.batching import ScriptBatcher
-from hub.delivery_rules import retry_delay, should_pause
+from hub.delivery_rules import is_gone, retry_delay, should_pause
 from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedEntry, FeedReader, Rendered
 from hub.ids import new_ulid, now_rfc3339
@@ -169,7 +169,7 @@ class WebhookWorker:
         log.info(
             "webhook_verification_failed", subscription=sub.id, attempt=attempts, reason=reason
         )
-        if delay is None:
+        if delay is None or is_gone(attempt.status):
             await ctx.subscriptions.modify(
                 sub.id,
                 _pause_if(sub.url, f"the endpoint never answered the challenge: {reason}"),
@@ -261,7 +261,7 @@ class WebhookWorker:
             else:
                 record.setdefault("first_failure_ms", finished_ms)
                 delay = retry_delay(ctx.schedule, record["attempts"], attempt.retry_after_s)
-                if delay is None:
+                if delay is None or is_gone(attempt.status):
                     outcome = "dead"
                     record["dead_at"] = now_rfc3339()
                 else:
@@ -306,6 +306,11 @@ class WebhookWorker:
             self._cursor = entry.id
         if outcome == "retry":
             self._retries_due_ms = min(self._retries_due_ms or record["due_ms"], record["due_ms"])
+        if attempt is not None and is_gone(attempt.status):
+            reason = "the endpoint answered 410 Gone: it wants no more deliveries"
+            await ctx.subscriptions.modify(sub.id, _pause_if(sub.url, reason))
+            log.warning("subscription_paused", subscription=sub.id, reason=reason)
+            return None
         if reply[0] == b"dead" and should_pause(
             int(reply[1]) if reply[1] else None, int(record["first_failure_ms"])
         ):
