@@ -129,7 +129,12 @@ class WebhookWorker:
         """This worker's subscription: from the supervisor's snapshot when it has changed,
         else as the worker last knew it (its own changes included)."""
         snapshot = self._ctx.snapshot
-        if self._sub is None or snapshot.version != self._seen_version:
+        if self._sub is None and self._seen_version == -2:
+            # A new worker asks Redis: the snapshot that started it may predate a pause by
+            # the worker before it (a 410, a spent schedule), and would revive it.
+            self._seen_version = snapshot.version
+            self._sub = await self._ctx.subscriptions.get(self._sub_id)
+        elif self._sub is None or snapshot.version != self._seen_version:
             self._seen_version = snapshot.version
             self._sub = snapshot.subs.get(self._sub_id)
             if self._sub is None:  # not in the snapshot yet, or gone: ask Redis
