@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from hub.delivery_rules import parse_retry_after, retry_delay, should_pause
+from hub.delivery_rules import is_gone, parse_retry_after, retry_delay, should_pause
 from hub.settings import DEFAULT_RETRY_SCHEDULE
 
 
@@ -45,3 +45,9 @@ def test_pause_only_when_failing_since_the_event_first_failed() -> None:
     """A success after the event's first failure (failing_since later) keeps it running."""
     assert should_pause(1000, 1000) and should_pause(900, 1000)
     assert not should_pause(1100, 1000) and not should_pause(None, 1000)
+
+
+def test_only_410_means_gone() -> None:
+    """410 Gone alone ends a subscription; other failures, 404 included, are retried."""
+    assert is_gone(410)
+    assert not any(is_gone(s) for s in (None, 200, 404, 429, 500, 503))
