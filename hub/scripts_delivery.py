@@ -152,7 +152,18 @@ local now_ms, now_text, due_ms, info, seq = ARGV[5], ARGV[6], ARGV[7], ARGV[8], 
 -- the subscription exists (a worker may take the lease again just after a delete).
 if redis.call('GET', lease) ~= owner then return {'lost'} end
 if redis.call('EXISTS', deleted) == 1 then return {'lost'} end
-if advance then redis.call('HSET', delivery, 'cursor', event_id, 'cursor_seq', seq) end
+-- Feed entries are numbered without holes (feed_append_lua), so a step of more than one from
+-- the cursor is events trimmed from the feed before they were sent: counted, never silent.
+local trimmed = 0
+if advance then
+  local before = tonumber(redis.call('HGET', delivery, 'cursor_seq') or '0')
+  if tonumber(seq) > 0 and tonumber(seq) > before + 1 then
+    trimmed = tonumber(seq) - before - 1
+    redis.call('HINCRBY', delivery, 'trimmed_unsent', trimmed)
+    redis.call('HSET', delivery, 'trimmed_unsent_at', now_text)
+  end
+  redis.call('HSET', delivery, 'cursor', event_id, 'cursor_seq', seq)
+end
 if outcome == 'delivered' or outcome == 'skipped' then
   redis.call('ZREM', retries, event_id)
   redis.call('HDEL', retry_info, event_id)
@@ -160,7 +171,7 @@ if outcome == 'delivered' or outcome == 'skipped' then
     redis.call('HSET', delivery, 'last_delivery_at', now_text, 'consecutive_failures', 0)
     redis.call('HDEL', delivery, 'failing_since')
   end
-  return {'ok'}
+  return {'ok', trimmed}
 end
 redis.call('HINCRBY', delivery, 'consecutive_failures', 1)
 redis.call('HSETNX', delivery, 'failing_since', now_ms)
@@ -168,12 +179,12 @@ redis.call('HSET', delivery, 'last_failure_at', now_text)
 if outcome == 'retry' then
   redis.call('ZADD', retries, due_ms, event_id)
   redis.call('HSET', retry_info, event_id, info)
-  return {'ok'}
+  return {'ok', trimmed}
 end
 redis.call('ZREM', retries, event_id)
 redis.call('HDEL', retry_info, event_id)
 redis.call('HSET', dead, event_id, info)
-return {'dead', redis.call('HGET', delivery, 'failing_since')}
+return {'dead', redis.call('HGET', delivery, 'failing_since'), trimmed}
 """
 
 delete_subscription_keys_lua = """

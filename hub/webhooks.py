@@ -307,6 +307,8 @@ class WebhookWorker:
         ctx.metrics.delivery("lost" if reply[0] == b"lost" else outcome)
         if reply[0] == b"lost":
             return None
+        if reply[-1]:  # events trimmed from the feed before they could be sent
+            log.warning("webhook_history_truncated", subscription=sub.id, skipped=reply[-1])
         if advance:
             self._cursor = entry.id
         if outcome == "retry":

@@ -142,6 +142,11 @@ class Hook(Receiver):
                 self.in_flight -= 1
         return response
 
+    def release(self) -> None:
+        """Answer the deliveries held by `hang`, and hold no more."""
+        self.hang = False
+        self._released.set()
+
     def received(self) -> dict[str, dict[str, Any]]:
         """Each event received, by webhook-id, after checking every delivery's signature and
         that repeats of one id carry the same event."""
