@@ -54,6 +54,9 @@ local stream_id, ttl_ms, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 -- stream whose process died lapses after ttl_ms.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The first write is not one Redis refuses at maxmemory, so the whole script runs then too
+-- (Redis refuses a script at maxmemory only at its first write): streams still open while Redis
+-- is full (test_streams_open_while_redis_refuses_writes).
 redis.call('ZREMRANGEBYSCORE', streams, '-inf', now_ms)
 if not redis.call('ZSCORE', streams, stream_id) and redis.call('ZCARD', streams) >= limit then
   return 0

@@ -23,6 +23,7 @@ import pytest
 import redis
 
 from hub.app import create_app
+from hub.embedded import free_port, start_redis_server
 from hub.keys import Keys
 from hub.settings import Settings, SettingsError
 from hub.sse_slots import lease_ttl_s
@@ -349,3 +350,30 @@ async def test_slots_of_a_killed_hub_process_lapse(
         await session.close()
         if hub.process is not None and hub.process.poll() is None:
             hub.stop()
+
+
+async def test_streams_open_while_redis_refuses_writes(
+    aiohttp_client: Any, sse_settings: Settings, schema_set: SchemaSet, tmp_path: Path
+) -> None:
+    """At maxmemory (noeviction) a stream's lease cannot be written: the stream still opens
+    (checked against the streams counted so far), so partners read alerts while Redis is full."""
+    server = start_redis_server(tmp_path / "redis", port=free_port())
+    try:
+        own = dataclasses.replace(sse_settings, redis_url=server.url)
+        api = Api(await aiohttp_client(create_app(own, schema_set)))
+        await api.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
+        sub = (await api.subscribe("fc-ba"))["id"]
+        client = redis.Redis.from_url(server.url)
+        try:
+            client.config_set("maxmemory-policy", "noeviction")
+            client.config_set("maxmemory", client.info("memory")["used_memory"])
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                client.set("filler", "x" * 100_000)
+            stream = await open_stream(api, "fc-ba", sub)
+            assert stream.status == 200, await stream.text()
+            stream.close()
+        finally:
+            client.config_set("maxmemory", 0)
+            client.close()
+    finally:
+        server.stop()
