@@ -46,6 +46,8 @@ HOOKS: tuple[tuple[str, dict[str, Any], float], ...] = (
     ("fc-rs", {"min_severity": "medium"}, 0.05),
     ("me-cert", {"kinds": ["threat"]}, 0.0),
 )
+CHAOS_S, CHAOS_MAX_S, MIN_KILLS = 8.0, 20.0, 3
+POST_PAUSE_S = 0.02  # per poster, three posters: at most ~150 alerts/s
 PULLS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("al-cert", {}),
     ("fc-al", {"target_countries": ["AL", "XK"]}),
@@ -211,22 +213,27 @@ async def post_load(
         unchanged += status == "unchanged"
         allowed = {report.expected_status, "unchanged"} if unsure else {report.expected_status}
         assert status in allowed, (report.body["id"], status, unsure)
+        # A steady load, not a saturating one: restarts need the CPU too (2 cores in CI).
+        await asyncio.sleep(POST_PAUSE_S)
     return unsure_posts, unchanged
 
 
 async def kill_at_random(
-    cluster: Cluster, rng: random.Random, seconds: float, kills: list[tuple[float, int]]
+    cluster: Cluster, rng: random.Random, kills: list[tuple[float, int]]
 ) -> None:
-    """For `seconds`, about once a second: SIGKILL a random live process and start it again in
-    the background (a start takes a second or more on a loaded machine, so at times every
-    process may be down and clients wait for one to come back)."""
+    """About once a second, SIGKILL a random live process, never the last one up, and start it
+    again in the background; for at least CHAOS_S and MIN_KILLS kills, at most CHAOS_MAX_S
+    (a start takes seconds on a loaded machine, and only then is there another to kill)."""
     began = time.monotonic()
     restarts: list[asyncio.Task[None]] = []
     try:
-        while time.monotonic() - began < seconds:
+        while True:
+            elapsed = time.monotonic() - began
+            if elapsed > CHAOS_MAX_S or (elapsed > CHAOS_S and len(kills) >= MIN_KILLS):
+                break
             await asyncio.sleep(rng.uniform(0.7, 1.3))
             live = cluster.live()
-            if not live:
+            if len(live) < 2:
                 continue
             slot = rng.choice(live)
             cluster.kill(slot)
@@ -260,7 +267,7 @@ async def test_random_sigkills_under_load_lose_and_double_nothing(
             ]
             kills: list[tuple[float, int]] = []
             try:
-                await kill_at_random(cluster, rng, 9.0, kills)
+                await kill_at_random(cluster, rng, kills)
             finally:
                 stop.set()
                 outcomes = await asyncio.gather(*posters)
@@ -283,7 +290,7 @@ async def test_random_sigkills_under_load_lose_and_double_nothing(
                 f" retried={client.retries} unknown_outcome_posts={unsure} (stored at the first"
                 f" try: {unchanged}) webhook repeats={repeats}"
             )
-            assert cluster.kills >= 3
+            assert cluster.kills >= MIN_KILLS, f"only {cluster.kills} kills: restarts too slow"
             assert "fanout_failed" not in cluster.logs()
     finally:
         cluster.stop()
