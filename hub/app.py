@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
 from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from hub import (
     api_alerts,
