@@ -35,6 +35,7 @@ from hub.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    Unavailable,
 )
 from hub.fanout import Fanout
 from hub.feed_news import FeedNews
@@ -71,6 +72,9 @@ STATUS_OF: dict[str, int] = {
     "unavailable": 503,
 }
 SHUTDOWN_GRACE_S = 0.2
+# A Redis outage or refusal is usually short (a restart, a failover, memory freed): clients that
+# honour Retry-After come back soon, and a retry of the same request is always safe.
+UNAVAILABLE_RETRY_AFTER_S = 1
 SETTINGS = web.AppKey("settings", Settings)
 SCHEMAS_KEY = web.AppKey("schema_set", SchemaSet)
 OPERATOR_PROFILE = {
@@ -86,6 +90,8 @@ def _error_response(error: HubError) -> web.Response:
     headers = None
     if isinstance(error, RateLimited):
         headers = {"Retry-After": str(error.retry_after_s)}
+    elif isinstance(error, Unavailable):
+        headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
     return json_response(error.body(), status=STATUS_OF.get(error.code, 500), headers=headers)
 
 

@@ -53,8 +53,11 @@ async def test_redis_down_is_503_then_recovers(
     assert status == 201
 
     own_redis.stop()
-    status, body = await api.post("al-cert", other_alert("during"))
-    assert status == 503 and body["error"] == "unavailable"
+    resp = await api.client.post(
+        "/v1/alerts", json=other_alert("during"), headers=api.auth("al-cert")
+    )
+    assert resp.status == 503 and (await resp.json())["error"] == "unavailable"
+    assert resp.headers["Retry-After"] == "1"  # a client that honours it comes back soon
     resp = await api.client.get("/readyz")
     assert resp.status == 503
     resp = await api.client.get("/healthz")
