@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hub.signing import SignatureError, verify
-from tests.conftest import Api, threat_alert
+from tests.conftest import Api, threat_alert, unique_threat
 from tests.receivers import Receiver
 
 
@@ -181,3 +181,23 @@ async def test_resuming_an_unverified_webhook_does_not_skip_verification(
     await dapi.post("al-cert", threat_alert("t-1"))
     await wait_status(dapi, "me-cert", created["id"], "paused")
     assert receiver.deliveries == []
+
+
+async def test_events_arrive_in_feed_order(dapi: Api, receivers: list[Receiver]) -> None:
+    """With no failures, a webhook gets its feed's events one at a time in feed order (the
+    order promised per subscription), each exactly once; a pull of the same events agrees."""
+    await nodes(dapi)
+    receiver = await Receiver().start()
+    receivers.append(receiver)
+    created = await webhook(dapi, "me-cert", receiver)
+    await wait_status(dapi, "me-cert", created["id"], "active")
+    pull = await dapi.subscribe("me-cert", {"type": "pull"})
+    posted = await asyncio.gather(
+        *(dapi.post("al-cert", unique_threat(f"t-{i}")) for i in range(30))
+    )
+    assert all(status == 201 for status, _ in posted)
+    await receiver.wait_for(lambda r: len(r.deliveries) == 30)
+    delivered = [d.event["hub_id"] for d in receiver.deliveries]
+    feed = await dapi.wait_for_feed("me-cert", pull["id"], 30)
+    assert delivered == [entry["hub_id"] for entry in feed]
+    assert len(set(delivered)) == 30
