@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
     embedded = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
+        embedded = EmbeddedRedis(settings.data_dir, settings.appendfsync)
         settings = dataclasses.replace(settings, redis_url=embedded.start())
         print(
             f"alerthub: embedded Redis at {embedded.url} (data in {embedded.data_dir})", flush=True
@@ -158,7 +158,7 @@ async def _registry(settings: Settings) -> AsyncIterator[NodeRegistry]:
         if running is not None and answers(running):
             url = running
         else:
-            embedded = EmbeddedRedis(settings.data_dir)
+            embedded = EmbeddedRedis(settings.data_dir, settings.appendfsync)
             url = embedded.start()
     client = Redis.from_url(url)
     try:

@@ -55,7 +55,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_config(data_dir: Path, port: int, unix_socket: Path | None, appendonly: bool) -> str:
+def server_config(
+    data_dir: Path,
+    port: int,
+    unix_socket: Path | None,
+    appendonly: bool,
+    appendfsync: str = "everysec",
+) -> str:
     lines = [
         f"port {port}",
         "bind 127.0.0.1",
@@ -65,7 +71,7 @@ def server_config(data_dir: Path, port: int, unix_socket: Path | None, appendonl
         f"pidfile {data_dir / 'redis.pid'}",
         f"logfile {data_dir / 'redis.log'}",
         f"appendonly {'yes' if appendonly else 'no'}",
-        "appendfsync everysec",
+        f"appendfsync {appendfsync}",
         'appendfilename "appendonly.aof"',
         "dbfilename dump.rdb",
         "save 900 1 300 10 60 10000",
@@ -129,6 +135,7 @@ def start_redis_server(
     *,
     port: int | None = None,
     appendonly: bool = True,
+    appendfsync: str = "everysec",
     timeout: float = 15.0,
     extra_config: tuple[str, ...] = (),
 ) -> RedisServer:
@@ -140,7 +147,7 @@ def start_redis_server(
     use_unix = port is None and len(os.fsencode(sock)) <= MAX_UNIX_SOCKET_PATH
     tcp_port = 0 if use_unix else (port or free_port())
     conf = data_dir / "redis.conf"
-    lines = server_config(data_dir, tcp_port, sock if use_unix else None, appendonly)
+    lines = server_config(data_dir, tcp_port, sock if use_unix else None, appendonly, appendfsync)
     conf.write_text(lines + "".join(line + "\n" for line in extra_config))
     url = f"unix://{sock}" if use_unix else f"redis://127.0.0.1:{tcp_port}/0"
     with (data_dir / "redis.stderr").open("ab") as stderr:
@@ -174,6 +181,7 @@ class EmbeddedRedis:
     """Ownership of a data folder's Redis, for the life of a `serve` (or CLI) process."""
 
     data_dir: Path
+    appendfsync: str = "everysec"
     server: RedisServer | None = None
     _lock: IO[str] | None = field(default=None, repr=False)
 
@@ -199,7 +207,9 @@ class EmbeddedRedis:
             ) from None
         self._lock = lock
         try:
-            self.server = self._adopt() or start_redis_server(self.data_dir)
+            self.server = self._adopt() or start_redis_server(
+                self.data_dir, appendfsync=self.appendfsync
+            )
             (self.data_dir / URL_FILE).write_text(self.server.url + "\n")
         except BaseException:
             self.close()
@@ -214,6 +224,7 @@ class EmbeddedRedis:
         pid = serving_pid(url, self.data_dir)
         if pid is None:
             return None
+        _set_appendfsync(url, self.appendfsync)  # this owner's policy, not the dead one's
         return RedisServer(url=url, data_dir=self.data_dir, adopted_pid=pid)
 
     def close(self) -> None:
@@ -226,6 +237,14 @@ class EmbeddedRedis:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+
+def _set_appendfsync(url: str, policy: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        client.config_set("appendfsync", policy)
+    finally:
+        client.close()
 
 
 def shared_url(data_dir: Path) -> str | None:

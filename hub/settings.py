@@ -21,6 +21,7 @@ DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
     86400,
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
+APPENDFSYNC_POLICIES = ("everysec", "always", "no")
 
 
 class SettingsError(ValueError):
@@ -42,6 +43,7 @@ class Settings:
     webhook_timeout_s: float = 10.0
     sse_heartbeat_s: float = 15.0
     max_sse_per_node: int = 20
+    appendfsync: str = "everysec"
     log_level: str = "info"
     key_prefix: str = "alerthub"
 
@@ -83,6 +85,7 @@ class Settings:
             webhook_timeout_s=_seconds("ALERTHUB_WEBHOOK_TIMEOUT_S", get, 10.0),
             sse_heartbeat_s=_seconds("ALERTHUB_SSE_HEARTBEAT_S", get, 15.0),
             max_sse_per_node=_int("ALERTHUB_MAX_SSE_PER_NODE", get, 20, minimum=1),
+            appendfsync=_appendfsync(get("ALERTHUB_APPENDFSYNC")),
             log_level=_log_level(get("ALERTHUB_LOG_LEVEL")),
             key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
         )
@@ -153,6 +156,16 @@ def _schedule(raw: str | None) -> tuple[float, ...]:
     if not delays or any(not math.isfinite(d) or d < 0 for d in delays):
         raise SettingsError("ALERTHUB_RETRY_SCHEDULE needs one or more delays >= 0")
     return delays
+
+
+def _appendfsync(raw: str | None) -> str:
+    """The embedded Redis's fsync policy for its append-only file (README "Guarantees")."""
+    policy = (raw or "everysec").lower()
+    if policy not in APPENDFSYNC_POLICIES:
+        raise SettingsError(
+            f"ALERTHUB_APPENDFSYNC must be one of {', '.join(APPENDFSYNC_POLICIES)}, not {raw!r}"
+        )
+    return policy
 
 
 def _log_level(raw: str | None) -> str:

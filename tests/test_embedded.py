@@ -20,17 +20,19 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
     first = EmbeddedRedis(tmp_path / "data")
     url = first.start()
     client = redis.Redis.from_url(url)
+    assert client.config_get("appendfsync")["appendfsync"] == "everysec"
     client.set("alerthub:probe", "kept")
     client.close()
     first.close()
     assert not answers(url)
     assert (tmp_path / "data" / "appendonly.aof").exists()
 
-    second = EmbeddedRedis(tmp_path / "data")
+    second = EmbeddedRedis(tmp_path / "data", appendfsync="always")
     try:
         client = redis.Redis.from_url(second.start())
         assert client.get("alerthub:probe") == b"kept"
         assert client.config_get("appendonly")["appendonly"] == "yes"
+        assert client.config_get("appendfsync")["appendfsync"] == "always"  # ALERTHUB_APPENDFSYNC
         client.close()
     finally:
         second.close()
@@ -70,11 +72,12 @@ def test_server_of_a_killed_owner_is_adopted_not_doubled(tmp_path: Path) -> None
             proc.kill()
         proc.stdout.close()
     assert answers(url), "redis-server outlives its owner"
-    heir = EmbeddedRedis(data)
+    heir = EmbeddedRedis(data, appendfsync="always")
     try:
         assert heir.start() == url
         client = redis.Redis.from_url(url)
         assert client.get("alerthub:probe") == b"before-kill"
+        assert client.config_get("appendfsync")["appendfsync"] == "always"  # the heir's policy
         client.close()
     finally:
         heir.close()

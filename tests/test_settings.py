@@ -23,6 +23,7 @@ def test_defaults_match_api_md() -> None:
     )
     assert (s.max_body_bytes, s.rate_limit_per_minute) == (262144, 600)
     assert (s.dedup_window_s, s.feed_retention, s.log_level) == (604800, 100000, "info")
+    assert s.appendfsync == "everysec"
 
 
 def test_every_variable_is_read() -> None:
@@ -39,13 +40,14 @@ def test_every_variable_is_read() -> None:
             "ALERTHUB_DEDUP_WINDOW_S": "60",
             "ALERTHUB_FEED_RETENTION": "10",
             "ALERTHUB_LOG_LEVEL": "DEBUG",
+            "ALERTHUB_APPENDFSYNC": "Always",
         }
     )
     assert s.redis_url == "redis://:pw@db:6379/0" and s.data_dir == Path("/tmp/x")
     assert s.bootstrap_token == "op-secret" and s.allow_private_webhooks
     assert s.retry_schedule == (0, 1, 2) and s.max_body_bytes == 4096
     assert (s.rate_limit_per_minute, s.dedup_window_s, s.feed_retention) == (5, 60, 10)
-    assert s.log_level == "debug"
+    assert s.log_level == "debug" and s.appendfsync == "always"
 
 
 def test_repr_hides_secrets() -> None:
@@ -64,6 +66,7 @@ def test_repr_hides_secrets() -> None:
         ("ALERTHUB_ALLOW_PRIVATE_WEBHOOKS", "maybe"),
         ("ALERTHUB_RETRY_SCHEDULE", "0,-5"),
         ("ALERTHUB_LOG_LEVEL", "loud"),
+        ("ALERTHUB_APPENDFSYNC", "sometimes"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
