@@ -29,6 +29,7 @@ from hub.stats import count_rejections
 from hub.web_io import (
     json_response,
     parse_json_object,
+    query_problems,
     read_body,
     read_json_object,
     require_json_media_type,
@@ -158,11 +159,7 @@ async def get_alert(request: web.Request) -> web.Response:
 def _list_query(request: web.Request, cursor_key: bytes) -> dict[str, Any]:
     """The listing's query parameters, each checked; 422 names every bad one."""
     query = request.query
-    problems: list[ProblemDetail] = []
-    known = {"kind", "target_country", "since", "limit", "after"}
-    for name in query:
-        if name not in known:
-            problems.append(ProblemDetail(f"/{name}", "query", "is not a known parameter"))
+    problems = query_problems(query, ("kind", "target_country", "since", "limit", "after"))
     kind = query.get("kind") or None
     if kind is not None and kind not in KINDS:
         problems.append(ProblemDetail("/kind", "enum", "must be threat or disinformation"))

@@ -14,7 +14,7 @@ from hub.errors import ProblemDetail, ValidationFailed
 from hub.keys import Keys
 from hub.policy import Sharing
 from hub.reports import REPORT_TYPES, LogEntry, epoch_ms, render_csv, sharing_report
-from hub.web_io import json_response
+from hub.web_io import json_response, query_problems
 
 DEFAULT_WINDOW = timedelta(days=30)
 MAX_WINDOW = timedelta(days=366)
@@ -47,11 +47,7 @@ def _whole_ms(moment: datetime) -> datetime:
 def _query(request: web.Request, now: datetime) -> tuple[datetime, datetime, str]:
     """(since, until, format), each checked; 422 names every bad parameter."""
     query = request.query
-    problems = [
-        ProblemDetail(f"/{name}", "query", "is not a known parameter")
-        for name in query
-        if name not in KNOWN
-    ]
+    problems = query_problems(query, KNOWN)
     until = _time(query["until"], "until", problems) if query.get("until") else _whole_ms(now)
     if query.get("since"):
         since = _time(query["since"], "since", problems)

@@ -25,6 +25,7 @@ from hub.subscriptions import Subscription, new_subscription
 from hub.web_io import (
     json_response,
     parse_json_object,
+    query_problems,
     read_body,
     read_json_object,
     require_json_media_type,
@@ -139,10 +140,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
 
 
 def _feed_query(request: web.Request) -> tuple[str | None, int]:
-    problems: list[ProblemDetail] = []
-    for name in request.query:
-        if name not in ("after", "limit"):
-            problems.append(ProblemDetail(f"/{name}", "query", "is not a known parameter"))
+    problems = query_problems(request.query, ("after", "limit"))
     after = request.query.get("after") or None
     if after is not None and not is_event_id(after):
         problems.append(ProblemDetail("/after", "format", "must be an event id such as 1764-0"))

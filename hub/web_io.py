@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiMapping
 
-from hub.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+from hub.errors import MalformedJson, PayloadTooLarge, ProblemDetail, UnsupportedMediaType
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None):
@@ -60,3 +62,15 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedJson("the body must be a JSON object")
     return value
+
+
+def query_problems(query: MultiMapping[str], known: Collection[str]) -> list[ProblemDetail]:
+    """A problem for each query parameter the operation does not know, and for each given more
+    than once: which of the values would count is a guess the hub does not make."""
+    problems = []
+    for name in dict.fromkeys(query):
+        if name not in known:
+            problems.append(ProblemDetail(f"/{name}", "query", "is not a known parameter"))
+        elif len(query.getall(name)) > 1:
+            problems.append(ProblemDetail(f"/{name}", "query", "is given more than once"))
+    return problems
