@@ -9,17 +9,15 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from redis.exceptions import ResponseError
 
 from hub import sse
 from hub.context import Hub, caller
 from hub.errors import Conflict, NotFound, ProblemDetail, ValidationFailed
-from hub.feeds import FeedEntry, is_event_id
+from hub.feeds import is_event_id
 from hub.filters import SubscriptionFilter
 from hub.ids import is_ulid
 from hub.logs import get_logger
 from hub.nodes import Node
-from hub.redis_faults import refusal_code
 from hub.sse_slots import SseSlots
 from hub.subscriptions import Subscription, new_subscription
 from hub.web_io import (
@@ -167,20 +165,9 @@ async def pull_feed(request: web.Request) -> web.Response:
     entries = await hub.feeds.entries(sub.id, after, limit)
     events = await hub.feeds.events(entries, await _readers(hub, sub, node))
     if entries and node.id == sub.owner:  # an operator's look does not move the owner's lag
-        await _note_read(hub, sub.id, entries[-1])
+        await hub.feeds.note_read(sub.id, entries[-1])
     next_cursor = entries[-1].id if entries else after
     return json_response({"events": events, "next": next_cursor})
-
-
-async def _note_read(hub: Hub, sub_id: str, entry: FeedEntry) -> None:
-    """Where the owner's reader got to, for its lag. When Redis refuses writes (maxmemory) the
-    events are still answered: only the lag stays behind until the next read."""
-    try:
-        await hub.feeds.note_read(sub_id, entry)
-    except ResponseError as e:
-        if refusal_code(e) is None:
-            raise
-        log.warning("feed_read_not_noted", subscription=sub_id, refusal=refusal_code(e))
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:

@@ -14,15 +14,20 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from hub.alert_views import StoredAlert, load_alerts
 from hub.batching import ScriptBatcher
 from hub.errors import HistoryTruncated
 from hub.ids import now_rfc3339, stream_id, utc_now
 from hub.keys import Keys
+from hub.logs import get_logger
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
+from hub.redis_faults import refusal_code
 from hub.scripts import Scripts
+
+log = get_logger("hub.feeds")
 
 T = TypeVar("T")
 STATE_TTL_S = 1.0
@@ -223,13 +228,21 @@ class FeedReader:
             )
 
     async def note_read(self, sub_id: str, entry: FeedEntry) -> None:
-        """Record that a pull or SSE reader of `sub_id` has been handed `entry` (its lag)."""
-        if entry.seq > 0:
+        """Record that a pull or SSE reader of `sub_id` has been handed `entry` (its lag). When
+        Redis refuses writes (maxmemory) the reader still gets its events: only the lag stays
+        behind until a later read is noted."""
+        if entry.seq <= 0:
+            return
+        try:
             await self._batcher.call(
                 self._scripts.note_read,
                 keys=[self._keys.feed_state(sub_id)],
                 args=[entry.seq, now_rfc3339()],
             )
+        except ResponseError as e:
+            if refusal_code(e) is None:
+                raise
+            log.warning("feed_read_not_noted", subscription=sub_id, refusal=refusal_code(e))
 
     async def entries(self, sub_id: str, after: str | None, limit: int) -> list[FeedEntry]:
         """Up to `limit` entries after `after` (from the oldest held when None), oldest first."""
