@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
+import redis.exceptions
 import structlog
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -178,7 +179,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             timeout=5.0,
             socket_timeout=5.0,
             socket_connect_timeout=2.0,
-            retry=Retry(NoBackoff(), 1),
+            # Once, on a dropped connection only (a pooled socket that died with Redis): a timed-out
+            # command may have run, and running a non-idempotent one twice is worse than a 503.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
         )
     )
     try:
@@ -254,8 +257,9 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         sender=sender,
         schedule=hub.settings.retry_schedule,
         owner=owner,
-        # Renewed every third of it, so an attempt (at most twice the timeout) never outlasts it.
-        lease_ttl_ms=int((3 * hub.settings.webhook_timeout_s + 10) * 1000),
+        # Renewed every third of it: an attempt (a slot wait of up to one timeout, then at most two
+        # for the POST) never outlasts what is left of it, so no other process sends the same event.
+        lease_ttl_ms=int((4.5 * hub.settings.webhook_timeout_s + 10) * 1000),
         batcher=batcher,
         metrics=hub.metrics,
     )

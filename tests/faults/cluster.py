@@ -33,7 +33,7 @@ from tests.receivers import Receiver
 KEYS = Keys()
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 # Quick retries and a short webhook timeout keep recovery within a test's time: the delivery
-# lease of a killed process lapses after 3 × timeout + 10 s (app.py).
+# lease of a killed process lapses after 4.5 × timeout + 10 s (app.py).
 HUB_ENV = {
     "ALERTHUB_BOOTSTRAP_TOKEN": OPERATOR_TOKEN,
     "ALERTHUB_RATE_LIMIT_PER_MINUTE": "1000000",
