@@ -12,12 +12,10 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -38,41 +36,11 @@ from tests.faults.redis_harness import (
     Load,
     OwnRedis,
     log_entries,
-    start_hub,
     wait_for,
 )
-from tests.hubproc import HubProcess
 from tests.receivers import Receiver
 
 BATCH = 10
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[OwnRedis]:
-    own = OwnRedis(tmp_path / "redis").start()
-    yield own
-    own.stop()
-
-
-@pytest.fixture
-async def hub(store: OwnRedis, tmp_path: Path) -> AsyncIterator[HubProcess]:
-    proc = await start_hub(store.url, tmp_path)
-    yield proc
-    await asyncio.to_thread(proc.stop)
-
-
-@pytest.fixture
-async def client(hub: HubProcess) -> AsyncIterator[HubClient]:
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        yield HubClient(session, hub.base_url)
-
-
-@pytest.fixture
-async def redis(store: OwnRedis) -> AsyncIterator[Redis]:
-    client = store.client()
-    yield client
-    await client.aclose()
 
 
 @dataclass

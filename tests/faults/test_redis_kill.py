@@ -17,10 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -33,42 +30,12 @@ from tests.faults.redis_checks import (
     post_all,
     repeat_all,
 )
-from tests.faults.redis_harness import Attempt, HubClient, Load, OwnRedis, start_hub, wait_for
-from tests.hubproc import HubProcess
+from tests.faults.redis_harness import Attempt, HubClient, Load, OwnRedis, wait_for
 from tests.receivers import Receiver
 
 OUTAGE_S = 1.5  # long enough for the fan-out and delivery loops to meet the outage, not just posts
 OUTAGE_ANSWER_S = 2.0  # a post while Redis is down is refused at once, not after a timeout
 RECOVERY_S = 20.0
-
-
-@pytest.fixture
-def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[OwnRedis]:
-    own = OwnRedis(tmp_path / "redis", fsync=getattr(request, "param", "everysec")).start()
-    yield own
-    own.stop()
-
-
-@pytest.fixture
-async def hub(store: OwnRedis, tmp_path: Path) -> AsyncIterator[HubProcess]:
-    proc = await start_hub(store.url, tmp_path)
-    yield proc
-    await asyncio.to_thread(proc.stop)
-
-
-@pytest.fixture
-async def client(hub: HubProcess) -> AsyncIterator[HubClient]:
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        yield HubClient(session, hub.base_url)
-
-
-@pytest.fixture
-async def redis(store: OwnRedis) -> AsyncIterator[Redis]:
-    """A client for the checks; it reconnects by itself after the restart."""
-    client = store.client()
-    yield client
-    await client.aclose()
 
 
 async def outage_check(client: HubClient) -> None:
