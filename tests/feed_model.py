@@ -32,6 +32,17 @@ class NodeSpec:
     roles: tuple[str, ...] = ("publish", "subscribe")
     withhold_from: tuple[str, ...] = ()
 
+    def body(self) -> dict[str, Any]:
+        """The POST /v1/nodes body that registers this node."""
+        return {
+            "id": self.id,
+            "name": self.id,
+            "country": self.country,
+            "kind": self.kind,
+            "roles": list(self.roles),
+            "defaults": {"withhold_from": list(self.withhold_from)},
+        }
+
 
 NODES = {
     n.id: n

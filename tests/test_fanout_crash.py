@@ -106,16 +106,8 @@ class Client:
 
     async def setup(self, hub: HubProcess) -> list[Sub]:
         for node in NODES.values():
-            body = {
-                "id": node.id,
-                "name": node.id,
-                "country": node.country,
-                "kind": node.kind,
-                "roles": list(node.roles),
-                "defaults": {"withhold_from": list(node.withhold_from)},
-            }
             async with self.session.post(
-                f"{hub.base_url}/v1/nodes", json=body, headers=self.auth("operator")
+                f"{hub.base_url}/v1/nodes", json=node.body(), headers=self.auth("operator")
             ) as resp:
                 assert resp.status == 201, await resp.text()
                 self.tokens[node.id] = (await resp.json())["token"]

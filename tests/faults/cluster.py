@@ -206,15 +206,7 @@ class Client:
 
     async def add_nodes(self) -> None:
         for node in NODES.values():
-            body = {
-                "id": node.id,
-                "name": node.id,
-                "country": node.country,
-                "kind": node.kind,
-                "roles": list(node.roles),
-                "defaults": {"withhold_from": list(node.withhold_from)},
-            }
-            status, data, _ = await self.call("POST", "/v1/nodes", "operator", body)
+            status, data, _ = await self.call("POST", "/v1/nodes", "operator", node.body())
             assert status == 201, data
             self.tokens[node.id] = data["token"]
 
