@@ -158,3 +158,21 @@ async def post_all(client: HubClient, numbers: range) -> dict[str, tuple[str, st
     for answer in answers:
         assert answer.status == 201 and answer.body["status"] == "created", answer
     return {a["id"]: (node, r.body["hub_id"]) for (node, a), r in zip(posts, answers, strict=True)}
+
+
+async def backlog_in_delivery(
+    client: HubClient, receivers: list[Receiver], count: int
+) -> tuple[SlowReceiver, Setup, dict[str, tuple[str, str]]]:
+    """A slow webhook and the subscriptions of Setup, `count` alerts posted, and returned once
+    40 have reached the webhook: a backlog is being fanned out and delivered when a fault hits.
+    Returns the receiver, the setup and post_all's alert id -> (sender, hub id)."""
+    receiver = await SlowReceiver().start()
+    receivers.append(receiver)
+    setup = await Setup(client, receiver).create()
+    stored = await post_all(client, range(count))
+
+    async def delivering() -> bool:
+        return len(receiver.deliveries) >= 40
+
+    await wait_for(delivering, 20.0, "webhook deliveries under way")
+    return receiver, setup, stored

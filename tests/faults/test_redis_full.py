@@ -23,10 +23,9 @@ from tests.conftest import unique_threat
 from tests.faults.redis_checks import (
     CONCURRENCY,
     Setup,
-    SlowReceiver,
+    backlog_in_delivery,
     check_everything,
     make_alert,
-    post_all,
     post_each,
 )
 from tests.faults.redis_harness import (
@@ -151,15 +150,7 @@ async def test_redis_at_maxmemory_under_load(
     """maxmemory under concurrent posts, batches, subscription creations, feed reads and a
     webhook backlog: writes 503 not 500, reads 200, nothing half-written, and every refused
     alert is created on retry once memory is raised, with the fan-out catching up exactly once."""
-    receiver = await SlowReceiver().start()
-    receivers.append(receiver)
-    setup = await Setup(client, receiver).create()
-    stored = await post_all(client, range(300))
-
-    async def delivering() -> bool:
-        return len(receiver.deliveries) >= 40
-
-    await wait_for(delivering, 20.0, "webhook deliveries under way")
+    receiver, setup, stored = await backlog_in_delivery(client, receivers, 300)
     await redis.config_set("maxmemory-policy", "noeviction")
     used = (await redis.info("memory"))["used_memory"]
     await redis.config_set("maxmemory", used // 2)

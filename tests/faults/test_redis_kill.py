@@ -25,6 +25,7 @@ from tests.faults.redis_checks import (
     CONCURRENCY,
     Setup,
     SlowReceiver,
+    backlog_in_delivery,
     check_everything,
     make_alert,
     post_all,
@@ -159,15 +160,7 @@ async def test_sigkill_redis_mid_delivery(
 ) -> None:
     """Redis SIGKILLed while a backlog is being fanned out and pushed to a webhook: after the
     restart every alert reaches the webhook at least once and each feed holds it exactly once."""
-    receiver = await SlowReceiver().start()
-    receivers.append(receiver)
-    setup = await Setup(client, receiver).create()
-    stored = await post_all(client, range(400))
-
-    async def delivering() -> bool:
-        return len(receiver.deliveries) >= 40
-
-    await wait_for(delivering, 20.0, "webhook deliveries under way")
+    receiver, setup, stored = await backlog_in_delivery(client, receivers, 400)
     store.kill()
     delivered_at_kill = len({d.event["hub_id"] for d in receiver.deliveries})
     assert delivered_at_kill < len(stored), "delivery finished before Redis was killed"
