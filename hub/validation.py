@@ -70,11 +70,14 @@ _TOO_DEEP = Problem("", "maxDepth", "nests deeper than the hub accepts")
 
 
 def schemas_dir() -> pathlib.Path:
-    """The folder of `<name>.schema.json` files: $ALERTHUB_SCHEMAS_DIR, else the repo's schemas/."""
+    """The folder of `<name>.schema.json` files: $ALERTHUB_SCHEMAS_DIR, else the copy a wheel
+    install ships inside the package (hub/schemas/), else the source tree's schemas/."""
     override = os.environ.get("ALERTHUB_SCHEMAS_DIR")
     if override:
         return pathlib.Path(override)
-    return pathlib.Path(__file__).resolve().parent.parent / "schemas"
+    here = pathlib.Path(__file__).resolve().parent
+    packaged = here / "schemas"
+    return packaged if packaged.is_dir() else here.parent / "schemas"
 
 
 class SchemaSet:
