@@ -155,8 +155,8 @@ def verify_webhook(
     return event
 
 
-def _answer(status: int, **body: str) -> web.Response:
-    return web.json_response(body, status=status)
+def _answer(code: int, **body: str) -> web.Response:
+    return web.json_response(body, status=code)
 
 
 class WebhookReceiver:
@@ -196,6 +196,18 @@ class WebhookReceiver:
         self.refused = 0  # deliveries that did not verify
         self.failed = 0  # events whose on_event raised (answered 500: the hub retries)
         self.verifications = 0  # challenges answered
+
+    @property
+    def secret(self) -> str:
+        return self._secret
+
+    @secret.setter
+    def secret(self, secret: str) -> None:
+        """Set once the hub has answered the subscription: a program that subscribes its own
+        running receiver learns the secret only then (a challenge refused meanwhile is
+        retried by the hub)."""
+        secret_key(secret)
+        self._secret = secret
 
     @property
     def counts(self) -> dict[str, int]:
