@@ -1,4 +1,4 @@
-"""`alerthub serve` and `alerthub nodes add|list|revoke`."""
+"""`alerthub serve`, `alerthub demo` and `alerthub nodes add|list|revoke`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from hub import __version__
 from hub.app import create_app
 from hub.context import HUB
-from hub.demo import register_demo_nodes
+from hub.demo import DemoError, DemoOptions, register_demo_nodes, run_demo
+from hub.demo_scenario import ScenarioError
 from hub.embedded import EmbeddedRedis, EmbeddedRedisError, answers, shared_url
 from hub.keys import Keys
 from hub.logs import configure_logging, hide_literal
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         help="add demo nodes for the six states and two fact-checkers; print tokens",
     )
 
+    _add_demo_parser(commands)
+
     nodes = commands.add_parser("nodes", help="manage nodes").add_subparsers(
         dest="nodes_command", required=True
     )
@@ -70,6 +73,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run a hub on a fresh embedded Redis and replay the Western Balkans scenario",
+        description="Start a hub on an embedded Redis of its own (ALERTHUB_REDIS_URL is not "
+        "used), register the six Western Balkan CERTs and two fact-checkers, subscribe each, "
+        "replay the scenario step by step showing who received what and why the others did "
+        "not, then keep the hub running until Ctrl-C. Exit 0 when every expectation held, "
+        "1 when one did not, 2 for bad input, 130 when interrupted mid-scenario.",
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080, help="0: a free port (printed)")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        help="an empty or new folder for the Redis files (default: a temporary one, removed)",
+    )
+    demo.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="no pauses, and stop after the scenario (for CI)",
+    )
+    demo.add_argument(
+        "--pause", type=float, default=1.5, help="seconds between steps (default 1.5)"
+    )
+    demo.add_argument(
+        "--json", type=Path, dest="json_path", help="write what each partner received here"
+    )
+    demo.add_argument("--scenario", type=Path, help="a scenario file (default: the packaged one)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -77,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as e:
         print(f"alerthub: {e}", file=sys.stderr)
         return 2
+    if args.command == "demo":
+        # The replay is the output: the hub's own log shows warnings and worse unless asked.
+        level = "warning" if settings.log_level == "info" else settings.log_level
+        configure_logging(level, secrets=[settings.bootstrap_token])
+        return demo_command(settings, args)
     configure_logging(settings.log_level, secrets=[settings.bootstrap_token])
     try:
         if args.command == "serve":
@@ -84,6 +123,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(nodes_command(settings, args))
     except EmbeddedRedisError as e:
         print(f"alerthub: {e}", file=sys.stderr)
+        return 1
+
+
+def demo_command(settings: Settings, args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535 or args.pause < 0:
+        print("alerthub demo: --port must be 0 to 65535 and --pause 0 or more", file=sys.stderr)
+        return 2
+    options = DemoOptions(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        wait=not args.no_wait,
+        pause_s=args.pause,
+        json_path=args.json_path,
+        scenario_path=args.scenario,
+    )
+    try:
+        return run_demo(settings, options)
+    except (DemoError, ScenarioError) as e:
+        print(f"alerthub demo: {e}", file=sys.stderr)
+        return 2
+    except EmbeddedRedisError as e:
+        print(f"alerthub demo: {e}", file=sys.stderr)
         return 1
 
 
