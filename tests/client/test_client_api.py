@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 
 import pytest
 
@@ -147,15 +148,15 @@ async def test_events_stream_and_resume_from_a_given_id(dapi: Api) -> None:
         sub = await hub.subscribe()
         hub_ids = [(await pub.post_alert(unique_threat(f"e-{i}")))["hub_id"] for i in range(3)]
         got: list[Event] = []
-        async for event in hub.events(sub["id"]):
-            got.append(event)
-            if len(got) == 3:
-                break
+        async with aclosing(hub.events(sub["id"])) as events:
+            async for event in events:
+                got.append(event)
+                if len(got) == 3:
+                    break
         assert [e.data["hub_id"] for e in got] == hub_ids
         assert all(e.type == "alert.created" and e.id == e.data["id"] for e in got)
-        async for event in hub.events(sub["id"], last_event_id=got[0].id):
-            assert event.id == got[1].id
-            break
+        async with aclosing(hub.events(sub["id"], last_event_id=got[0].id)) as events:
+            assert (await anext(events)).id == got[1].id
 
 
 async def test_nodes_status_and_ready(dapi: Api) -> None:
