@@ -156,6 +156,10 @@ def start_redis_server(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            # Out of the terminal's process group: Ctrl-C (SIGINT to the whole foreground group)
+            # reaches the hub only, which drains and then stops this server itself. In the
+            # group, Redis shut down at once while the hub was still draining against it.
+            start_new_session=True,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
