@@ -147,6 +147,9 @@ def demo_command(settings: Settings, args: argparse.Namespace) -> int:
     except EmbeddedRedisError as e:
         print(f"alerthub demo: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before the hub was up to handle it
+        print("alerthub demo: interrupted", file=sys.stderr)
+        return 130
 
 
 def serve(settings: Settings, host: str, port: int, demo: bool) -> int:

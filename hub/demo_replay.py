@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -131,7 +132,11 @@ class Replay:
             self.say("", LOCAL_NOTE)
         self.say("", *verdict_lines(mismatches))
         if self.json_path is not None:
-            self._write_json(mismatches)
+            try:
+                self._write_json(mismatches)
+            except OSError as e:
+                print(f"alerthub demo: cannot write {self.json_path}: {e}", file=sys.stderr)
+                return 1
         return 1 if mismatches else 0
 
     def _described(self, partner: Partner) -> str:
@@ -171,11 +176,15 @@ class Replay:
             answer = await sender.post_alert(alert)
             hub_id = answer["hub_id"]
             self.hub_ids[step.alert_id] = hub_id
+            related = (await sender.get_alert(hub_id)).get("related", [])
         else:
             alert = self.scenario.posted()[step.alert_id]
             hub_id = self.hub_ids[step.alert_id]
             answer = await sender.retract(hub_id, step.reason) or {}
+            related = []
         result = StepResult(step, str(alert["title"]), str(alert["tlp"]), hub_id, answer)
+        alert_ids = {hub: alert_id for alert_id, hub in self.hub_ids.items()}
+        result.related = [alert_ids.get(other, other) for other in related]
         await self._fanned_out()
         for partner in self.partners:
             new = await partner.feed_since_last()

@@ -187,6 +187,7 @@ class StepResult:
     tlp: str
     hub_id: str | None = None
     answer: dict[str, Any] = field(default_factory=dict)
+    related: list[str] = field(default_factory=list)  # alert ids the hub links this one to
     received: dict[str, list[str]] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
@@ -199,6 +200,7 @@ class StepResult:
             "alert_id": self.step.alert_id,
             "hub_id": self.hub_id,
             "answer": self.answer,
+            "related": self.related,
             "received": self.received,
             "not_received": self.absent,
             "mismatches": self.mismatches,

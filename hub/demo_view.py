@@ -47,6 +47,8 @@ def answer_line(result: StepResult) -> str:
         text += f", corroborates {answer['duplicate_of']}"
     if answer.get("cluster_id"):
         text += f" (cluster {answer['cluster_id']})"
+    if result.related:
+        text += f"\n  related (shares an indicator, URL or media hash): {', '.join(result.related)}"
     return text
 
 
