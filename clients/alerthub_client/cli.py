@@ -40,7 +40,7 @@ from alerthub_client.cli_text import (
     result_lines,
 )
 from alerthub_client.client import HubClient
-from alerthub_client.errors import HubError, HubUnreachable
+from alerthub_client.errors import HistoryTruncated, HubError, HubUnreachable
 from alerthub_client.webhooks import WebhookError, WebhookReceiver
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -207,12 +207,16 @@ async def run_tail(args: argparse.Namespace) -> int:
     async with _hub(args) as hub:
         seen = 0
         events = hub.events(args.subscription, last_event_id=args.after)
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
-            async for event in events:
-                _show_event(event.data, args.json)
-                seen += 1
-                if args.count and seen >= args.count:
-                    break
+        try:
+            async with contextlib.aclosing(events):  # type: ignore[type-var]
+                async for event in events:
+                    _show_event(event.data, args.json)
+                    seen += 1
+                    if args.count and seen >= args.count:
+                        break
+        except HistoryTruncated as e:
+            e.add_note("the feed no longer holds that point: tail again without --after")
+            raise
     return EXIT_OK
 
 

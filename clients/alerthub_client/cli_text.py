@@ -147,9 +147,6 @@ class Progress:
         self._tty = stream.isatty()
         self.done = 0
 
-    def advance(self, count: int) -> None:
-        self.update(self.done + count)
-
     def update(self, done: int) -> None:
         self.done = min(done, self._total)
         filled = self._width * self.done // self._total
