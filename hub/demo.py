@@ -168,7 +168,10 @@ async def _main(settings: Settings, options: DemoOptions, scenario: Scenario, ou
             print("\nalerthub demo: interrupted; stopping the hub", file=out, flush=True)
             return 130
         if options.wait:
-            lines = closing_lines(base, settings.bootstrap_token, replay.tokens, waiting=True)
+            subscriptions = {p.node: p.subscription_id for p in replay.partners}
+            lines = closing_lines(
+                base, settings.bootstrap_token, replay.tokens, subscriptions, waiting=True
+            )
             print("", *lines, sep="\n", file=out, flush=True)
             await stop.wait()
             print("\nalerthub demo: stopping the hub", file=out, flush=True)

@@ -96,15 +96,27 @@ def summary_table(
 
 
 def closing_lines(
-    url: str, operator_token: str, tokens: Mapping[str, str], waiting: bool
+    url: str,
+    operator_token: str,
+    tokens: Mapping[str, str],
+    subscriptions: Mapping[str, str],
+    waiting: bool,
 ) -> list[str]:
-    """Where to look next, with every token (shown only by this run)."""
+    """Where to look next, with every token (shown only by this run) and subscription id."""
     lines = [
         f"Status page: {url}/status  (sign in with the operator token)",
-        f"  export ALERTHUB_URL={url}",
-        f"  operator       {operator_token}",
+        f"  {'operator':<14} {operator_token}",
     ]
-    lines.extend(f"  {node:<14} {token}" for node, token in tokens.items())
+    for node, token in tokens.items():
+        sub = f"  subscription {subscriptions[node]}" if node in subscriptions else ""
+        lines.append(f"  {node:<14} {token}{sub}")
+    reader = next(iter(subscriptions), None)
+    if reader is not None:
+        lines += [
+            "Follow a partner's feed live, for example:",
+            f"  ALERTHUB_URL={url} ALERTHUB_TOKEN={tokens[reader]} \\",
+            f"    alerthub-client tail {subscriptions[reader]}",
+        ]
     if waiting:
         lines.append("The hub keeps running: explore it, then press Ctrl-C to stop.")
     return lines
