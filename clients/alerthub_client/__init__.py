@@ -17,6 +17,7 @@ from alerthub_client.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from alerthub_client.sync import SyncHubClient
 from alerthub_client.webhooks import WebhookError, WebhookReceiver, verify_webhook
 
 __all__ = [
@@ -41,13 +42,3 @@ __all__ = [
     "WebhookReceiver",
     "verify_webhook",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # The synchronous wrapper starts threads only when used; importing it is still cheap, but
-    # keeping it lazy lets `import alerthub_client` work in tools that never need it.
-    if name == "SyncHubClient":
-        from alerthub_client.sync import SyncHubClient
-
-        return SyncHubClient
-    raise AttributeError(name)

@@ -206,6 +206,7 @@ class HubClient:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
         results: list[dict[str, Any]] = []
         pending: list[tuple[int, bytes]] = []
+        reported = [0]
         size = len(_BATCH_HEAD) + len(_BATCH_TAIL)
 
         async def flush() -> None:
@@ -226,6 +227,7 @@ class HubClient:
                     results.append({**got, "index": pending[got["index"]][0]})
                 pending.clear()
                 size = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+            reported.append(len(results))
             if on_progress is not None:
                 on_progress(len(results))
 
@@ -241,6 +243,8 @@ class HubClient:
             size += extra
         if pending:
             await flush()
+        elif on_progress is not None and results and len(results) != reported[-1]:
+            on_progress(len(results))  # the last alerts were all refused here, unsent
         results.sort(key=lambda r: r["index"])
         return results
 

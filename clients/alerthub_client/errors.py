@@ -38,6 +38,17 @@ class HubError(Exception):
     def __str__(self) -> str:
         return f"{self.status} {self.error}: {self.message}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable whatever a subclass's __init__ takes (e.g. across a process pool).
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[HubError], state: dict[str, Any]) -> HubError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state["status"], state["error"], state["message"])
+    error.__dict__.update(state)
+    return error
+
 
 class MalformedJSON(HubError):
     """400 malformed_json: the body is not JSON, or not an object where one is needed."""

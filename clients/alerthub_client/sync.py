@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from alerthub_client.client import Event, HubClient, Page
+from alerthub_client.client import MAX_BATCH, MAX_BATCH_BYTES, Event, HubClient, Page
 
 T = TypeVar("T")
 
@@ -101,12 +101,18 @@ class SyncHubClient:
         self,
         alerts: Iterable[dict[str, Any]],
         *,
-        batch_size: int = 500,
+        batch_size: int = MAX_BATCH,
         on_progress: Callable[[int], None] | None = None,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> list[dict[str, Any]]:
         """on_progress runs in the client's loop thread, not the caller's."""
         return self._run(
-            self._hub.post_alerts(alerts, batch_size=batch_size, on_progress=on_progress)
+            self._hub.post_alerts(
+                alerts,
+                batch_size=batch_size,
+                on_progress=on_progress,
+                max_batch_bytes=max_batch_bytes,
+            )
         )
 
     def get_alert(self, hub_id: str) -> dict[str, Any]:

@@ -71,6 +71,11 @@ async def test_post_many_in_order_with_a_rejection_across_batches(dapi: Api) -> 
         assert results[0]["status"] == "rejected"
         assert results[0]["error"]["error"] == "payload_too_large"
         assert results[1]["status"] == "created"
+        # Nothing sendable: no request, and the progress still reaches the end.
+        progress.clear()
+        results = await hub.post_alerts([[]], on_progress=progress.append)  # type: ignore[list-item]
+        assert results[0]["status"] == "rejected" and progress == [1]
+        assert await hub.post_alerts([]) == []
 
 
 async def test_list_pages_and_iter_alerts_follows_next(dapi: Api) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import pickle
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from pathlib import Path
@@ -301,3 +302,10 @@ def test_retry_after_as_seconds_or_an_http_date() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_errors_survive_pickling() -> None:
+    """A typed error crosses a process boundary (a process pool) whole."""
+    error = pickle.loads(pickle.dumps(RateLimited(429, "rate_limited", "slow", retry_after=3)))
+    assert type(error) is RateLimited and (error.status, error.retry_after) == (429, 3)
+    assert str(pickle.loads(pickle.dumps(HubUnreachable("gone")))) == "0 unreachable: gone"
