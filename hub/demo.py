@@ -56,13 +56,19 @@ DEMO_NODES: tuple[dict, ...] = (
 )
 
 
+def node_body(profile: dict) -> dict:
+    """The POST /v1/nodes body of a demo node: governments publish and subscribe, civil-society
+    partners subscribe."""
+    roles = ["publish", "subscribe"] if profile["kind"] == "government" else ["subscribe"]
+    return {**profile, "roles": roles}
+
+
 async def register_demo_nodes(registry: NodeRegistry) -> list[tuple[Node, str]]:
     """Each demo node, created if missing, with a fresh token (tokens are kept only as hashes,
     so a restarted demo can show them only by issuing new ones)."""
     issued = []
     for profile in DEMO_NODES:
-        roles = ["publish", "subscribe"] if profile["kind"] == "government" else ["subscribe"]
-        node = await registry.ensure({**profile, "roles": roles})
+        node = await registry.ensure(node_body(profile))
         token = await registry.replace_token(node.id)
         if token is not None:
             issued.append((node, token))
@@ -158,7 +164,7 @@ async def _main(settings: Settings, options: DemoOptions, scenario: Scenario, ou
             base,
             settings.bootstrap_token,
             scenario,
-            DEMO_NODES,
+            tuple(node_body(p) for p in DEMO_NODES),
             pause_s=options.pause_s if options.wait else 0.0,
             json_path=options.json_path,
             out=out,

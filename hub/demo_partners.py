@@ -37,8 +37,6 @@ class Seen:
 @dataclass
 class Partner:
     node: str
-    kind: str
-    token: str
     delivery: str  # sse | pull | webhook
     client: HubClient
     subscription_id: str = ""

@@ -32,13 +32,6 @@ LIVE_WAIT_S = 10.0
 WEBHOOK_ACTIVE_WAIT_S = 15.0
 
 
-def node_body(profile: dict[str, Any]) -> dict[str, Any]:
-    """The POST /v1/nodes body of a demo node: governments publish and subscribe, civil-society
-    partners subscribe."""
-    roles = ["publish", "subscribe"] if profile["kind"] == "government" else ["subscribe"]
-    return {**profile, "roles": roles}
-
-
 def local_reason(
     alert: dict[str, Any], sender: dict[str, Any], partner: dict[str, Any], plan: Plan
 ) -> str:
@@ -53,8 +46,13 @@ def local_reason(
         withhold_from=frozenset(share.get("withhold_from", ()))
         | frozenset((sender.get("defaults") or {}).get("withhold_from", ())),
     )
-    body = node_body(partner)
-    node = Node(body["id"], body["name"], body["country"], body["kind"], frozenset(body["roles"]))
+    node = Node(
+        partner["id"],
+        partner["name"],
+        partner["country"],
+        partner["kind"],
+        frozenset(partner["roles"]),
+    )
     decision = decide(sharing, node)
     if not decision.deliver:
         return f"withheld: {decision.reason}"
@@ -81,7 +79,7 @@ class Replay:
         base_url: str,
         operator_token: str,
         scenario: Scenario,
-        profiles: tuple[dict[str, Any], ...],
+        nodes: tuple[dict[str, Any], ...],
         *,
         pause_s: float,
         json_path: Path | None,
@@ -89,7 +87,7 @@ class Replay:
     ) -> None:
         self.base_url = base_url
         self.scenario = scenario
-        self.profiles = {p["id"]: p for p in profiles}
+        self.profiles = {n["id"]: n for n in nodes}  # POST /v1/nodes bodies
         self.pause_s = pause_s
         self.json_path = json_path
         self.out = out
@@ -148,7 +146,7 @@ class Replay:
 
     async def _setup(self) -> None:
         for node_id, profile in self.profiles.items():
-            answer = await self.operator.create_node(node_body(profile))
+            answer = await self.operator.create_node(profile)
             self.tokens[node_id] = answer["token"]
             self.clients[node_id] = HubClient(self.base_url, answer["token"])
         self.say(
@@ -156,13 +154,7 @@ class Replay:
             + ", ".join(f"{p['id']} ({p['country']}, {p['kind']})" for p in self.profiles.values())
         )
         for node_id, plan in self.scenario.plans.items():
-            partner = Partner(
-                node=node_id,
-                kind=self.profiles[node_id]["kind"],
-                token=self.tokens[node_id],
-                delivery=plan.delivery,
-                client=self.clients[node_id],
-            )
+            partner = Partner(node_id, plan.delivery, self.clients[node_id])
             self.partners.append(partner)
             await partner.subscribe(plan.filter)
         for partner in self.partners:
