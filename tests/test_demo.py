@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 from hub.canon import fingerprint, normalise_claim
+from hub.demo_scenario import ScenarioError, parse_scenario, step_mismatches
 from hub.embedded import answers
 from hub.validation import SchemaSet
 from tests.hubproc import http_ok, wait_until
@@ -234,3 +236,53 @@ def test_ctrl_c_stops_a_waiting_demo_and_its_redis(tmp_path: Path) -> None:
     assert not http_ok(hub_url[1] + "/healthz")
     assert "stopping the hub" in out.read_text(encoding="utf-8")
     assert err.read_text(encoding="utf-8") == ""
+
+
+def test_scenario_checks_name_every_problem() -> None:
+    """A scenario with unknown nodes, a retraction of another node's alert and an unknown event
+    type is refused with each problem named, before any hub starts."""
+    nodes = ("al-cert", "rs-cert")
+    data = {
+        "subscriptions": {"al-cert": {"delivery": "sse"}, "zz-cert": {"delivery": "pull"}},
+        "steps": [
+            {"sender": "al-cert", "post": {"id": "a-1"}, "expect": {"al-cert": NEW}},
+            {"sender": "rs-cert", "retract": "a-1", "expect": {"al-cert": "alert.gone"}},
+            {"sender": "nobody", "post": {"id": "a-1"}, "expect": {}},
+        ],
+    }
+    with pytest.raises(ScenarioError) as refused:
+        parse_scenario(data, nodes)
+    message = str(refused.value)
+    for problem in (
+        "subscriptions.zz-cert: no demo node zz-cert",
+        "step 2: rs-cert can retract only an alert it posted earlier",
+        "step 2: expect.al-cert must be one of",
+        "step 3: sender must be a demo node, not 'nobody'",
+        "step 3: alert a-1 is posted twice",
+    ):
+        assert problem in message
+
+
+def test_step_mismatches_name_missing_extra_and_wrong_events() -> None:
+    """What a partner got is compared with the step's expectation, each difference named."""
+    scenario = parse_scenario(
+        {
+            "subscriptions": {n: {"delivery": "pull"} for n in ("al-cert", "rs-cert", "me-cert")},
+            "steps": [
+                {
+                    "sender": "al-cert",
+                    "post": {"id": "a-1"},
+                    "expect": {"al-cert": NEW, "rs-cert": NEW},
+                }
+            ],
+        },
+        ("al-cert", "rs-cert", "me-cert"),
+    )
+    step = scenario.steps[0]
+    got = {"al-cert": [CORR], "me-cert": [NEW]}
+    assert step_mismatches(step, got, ("al-cert", "rs-cert", "me-cert")) == [
+        "step 1: al-cert received alert.corroborated, expected alert.created",
+        "step 1: me-cert received alert.created, expected nothing",
+        "step 1: rs-cert received nothing, expected alert.created",
+    ]
+    assert step_mismatches(step, {"al-cert": [NEW], "rs-cert": [NEW]}, ("al-cert",)) == []
