@@ -208,7 +208,7 @@ async def run_tail(args: argparse.Namespace) -> int:
         seen = 0
         events = hub.events(args.subscription, last_event_id=args.after)
         try:
-            async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async with contextlib.aclosing(events):
                 async for event in events:
                     _show_event(event.data, args.json)
                     seen += 1
@@ -290,7 +290,7 @@ COMMANDS: dict[str, Command] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(AttributeError, ValueError):
-        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     command = COMMANDS[args.command]
     try:
@@ -306,9 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return exit_code(e)
     except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as other tools do.
+        # The reader went away (`| head`): stop quietly, as other tools do. Python's docs:
+        # point stdout at devnull so that the flush at exit does not fail again.
         with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
 
