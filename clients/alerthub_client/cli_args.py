@@ -34,7 +34,7 @@ examples:
   alerthub-client post alerts.ndjson
   alerthub-client list --kind disinformation --target-country RS
   alerthub-client subscribe --pull --kind threat --min-severity high
-  alerthub-client tail sub_01J... --json | jq .alert.title"""
+  alerthub-client tail SUBSCRIPTION_ID --json | jq .alert.title"""
 
 
 def _connection_options(suppress: bool) -> argparse.ArgumentParser:
