@@ -82,13 +82,19 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + _digest(secret_key(secret), msg_id, str(timestamp), body).decode("ascii")
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """`name` (lower case) whatever the case of the keys, in a plain dict too."""
+def _header(headers: Mapping[str, str], name: str, bad: str = "bad_signature") -> str:
+    """`name` (lower case) whatever the case of the keys, in a plain dict too. Bytes that are
+    not UTF-8 (aiohttp passes them on as surrogates) are refused as `bad`: no sender signed
+    them, and encoding them for the HMAC would raise."""
     value = headers.get(name)
     if value is None:
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     if not value:
         raise WebhookError(f"the {name} header is missing or empty", "missing_header")
+    try:
+        value.encode()
+    except UnicodeEncodeError as e:
+        raise WebhookError(f"the {name} header is not valid UTF-8", bad) from e
     return value
 
 
@@ -105,7 +111,7 @@ def verify_signature(
     otherwise. Several entries are how a sender rotates keys; other versions are ignored."""
     key = secret_key(secret)
     msg_id = _header(headers, "webhook-id")
-    timestamp = _header(headers, "webhook-timestamp")
+    timestamp = _header(headers, "webhook-timestamp", "bad_timestamp")
     signatures = _header(headers, "webhook-signature")
     if not _TIMESTAMP.fullmatch(timestamp):
         raise WebhookError(

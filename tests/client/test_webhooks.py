@@ -300,6 +300,33 @@ async def test_running_serves_on_a_free_port_and_stops() -> None:
     assert [e["id"] for e in handler.calls] == ["e1"]
 
 
+def test_header_bytes_that_are_not_utf8_are_refused_not_raised() -> None:
+    """aiohttp hands a header's non-UTF-8 bytes over as surrogates; verify_webhook refuses them
+    with WebhookError like any other forgery (UnicodeEncodeError would make a receiver a 500)."""
+    for name in ("webhook-id", "webhook-signature"):
+        headers = {**signed(), name: "evt_\udcff"}
+        assert "UTF-8" in refused("bad_signature", headers)
+
+
+async def test_receiver_answers_401_to_header_bytes_that_are_not_utf8() -> None:
+    """A raw request whose webhook-id holds a byte 0xff gets 401, not 500."""
+    handler = Handler()
+    receiver = WebhookReceiver(SECRET, handler)
+    async with receiver.running() as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(BODY)}\r\nwebhook-timestamp: {int(time.time())}\r\n"
+            f"webhook-signature: {signed()['webhook-signature']}\r\nConnection: close\r\n"
+        ).encode()
+        writer.write(head + b"webhook-id: evt_\xff\r\n\r\n" + BODY)
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    assert b'"bad_signature"' in answer and handler.calls == []
+
+
 # ---- end to end: a real hub delivering to a WebhookReceiver on loopback -----------------------
 
 
