@@ -161,16 +161,22 @@ def start_redis_server(
             # group, Redis shut down at once while the hub was still draining against it.
             start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log_tail = _tail(data_dir / "redis.log")
-            raise EmbeddedRedisError(f"redis-server exited at start:\n{log_tail}")
-        if answers(url, 0.2):
-            return RedisServer(url=url, data_dir=data_dir, process=process)
-        time.sleep(0.02)
-    process.kill()
-    raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f} s")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log_tail = _tail(data_dir / "redis.log")
+                raise EmbeddedRedisError(f"redis-server exited at start:\n{log_tail}")
+            if answers(url, 0.2):
+                return RedisServer(url=url, data_dir=data_dir, process=process)
+            time.sleep(0.02)
+        raise EmbeddedRedisError(f"redis-server did not answer within {timeout:g} s")
+    except BaseException:
+        # Until it answers no RedisServer exists to stop it, and in its own session a Ctrl-C
+        # does not reach it: left running (a big AOF still LOADING), it was orphaned, with no
+        # redis.url for the next start to adopt, so that start ran a second writer on its AOF.
+        stop_process(process, 5.0)
+        raise
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import redis
 
-from hub.embedded import EmbeddedRedis, EmbeddedRedisError, answers, shared_url
+from hub.embedded import (
+    EmbeddedRedis,
+    EmbeddedRedisError,
+    answers,
+    shared_url,
+    start_redis_server,
+)
 from tests.hubproc import wait_until
 
 
@@ -82,3 +90,54 @@ def test_server_of_a_killed_owner_is_adopted_not_doubled(tmp_path: Path) -> None
     finally:
         heir.close()
     wait_until(lambda: not answers(url, 0.2), 15, what="adopted server to stop")
+
+
+# A server that never answers the hub's PING (NOAUTH) stands in for one still LOADING a big AOF.
+NEVER_ANSWERS = ("requirepass not-the-hubs-password",)
+
+
+def child_pids() -> set[int]:
+    """This process's children, running or zombie (a killed child never waited for is one)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                found.add(int(entry.name))
+    return found
+
+
+def test_ctrl_c_while_redis_starts_stops_it(tmp_path: Path) -> None:
+    """Ctrl-C while the server is not answering yet stops it: in its own session it would get
+    no SIGINT, and with no redis.url written the next start would run a second one on its AOF."""
+    data = tmp_path / "data"
+    before = child_pids()
+    started: list[int] = []
+
+    def interrupt_once_started() -> None:
+        def server_up() -> bool:
+            started[:] = child_pids() - before
+            return bool(started) and (data / "redis.pid").exists()
+
+        wait_until(server_up, 15, what="redis-server to start")
+        _thread.interrupt_main()
+
+    thread = threading.Thread(target=interrupt_once_started, daemon=True)
+    thread.start()
+    with pytest.raises(KeyboardInterrupt):
+        start_redis_server(data, timeout=30, extra_config=NEVER_ANSWERS)
+    thread.join(5)
+    assert started, "redis-server was never seen running"
+    assert child_pids() == before, "redis-server left running (or unreaped) after Ctrl-C"
+    assert not Path(f"/proc/{started[0]}").exists()
+
+
+def test_start_timeout_stops_and_reaps_redis(tmp_path: Path) -> None:
+    """A server that does not answer in time is stopped and waited for, not left as a zombie."""
+    before = child_pids()
+    with pytest.raises(EmbeddedRedisError, match=r"did not answer within 0\.5 s"):
+        start_redis_server(tmp_path / "data", timeout=0.5, extra_config=NEVER_ANSWERS)
+    assert child_pids() == before
