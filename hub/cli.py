@@ -150,6 +150,9 @@ def demo_command(settings: Settings, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before the hub was up to handle it
         print("alerthub demo: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # e.g. a startup hook failing on Redis: one line, never a traceback
+        print(f"alerthub demo: the hub or replay failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
