@@ -32,6 +32,11 @@ _BATCH_TAIL = b"]}"
 # The hub sends a heartbeat at least every 15 s: a stream silent for three is dead.
 _SSE_SILENCE_S = 45.0
 _RESUMABLE = (RateLimited, Unavailable)
+# post_alerts: a batch refused whole (429, 503) is sent again after Retry-After, at most this
+# long per wait (the hub's rate window is a minute) and 1 s when the answer gives none.
+RETRY_AFTER_CAP_S = 60.0
+RETRY_AFTER_DEFAULT_S = 1.0
+BATCH_RETRY_FOR_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -195,13 +200,21 @@ class HubClient:
         batch_size: int = MAX_BATCH,
         on_progress: Callable[[int], None] | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        retry_for_s: float = BATCH_RETRY_FOR_S,
     ) -> list[dict[str, Any]]:
         """Post many alerts in batches of at most `batch_size` alerts and `max_batch_bytes`
         bytes. One result per alert in input order, `index` its position in the whole input; a
         refused alert is a result with status "rejected" and its `error` (no exception). An
         alert that is not a JSON object, or too big for any batch, is refused here unsent.
-        on_progress(done) runs after each batch. An error answer for a whole batch (429, 503,
-        401...) raises, with the results so far in the exception's `partial_results`."""
+        on_progress(done) runs after each batch.
+
+        A batch refused whole with 429 (the hub charges one rate unit per alert, so a big
+        input outruns the node's rate per minute) or 503 is sent again after its Retry-After
+        (at most 60 s, 1 s when absent, growing from 0.1 s when repeated), for up to
+        `retry_for_s` seconds of waiting per batch; sending again is safe, as alerts already
+        stored come back "unchanged". Any other error answer for a whole batch (401...), or
+        one still refused after that, raises with the results so far in the exception's
+        `partial_results`."""
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
         results: list[dict[str, Any]] = []
@@ -214,12 +227,7 @@ class HubClient:
             if pending:
                 body = _BATCH_HEAD + b",".join(raw for _, raw in pending) + _BATCH_TAIL
                 try:
-                    answer = await self.request(
-                        "POST",
-                        "/v1/alerts/batch",
-                        data=body,
-                        headers={"Content-Type": "application/json"},
-                    )
+                    answer = await self._post_batch(body, retry_for_s)
                 except HubError as e:
                     e.partial_results = sorted(results, key=lambda r: r["index"])
                     raise
@@ -247,6 +255,27 @@ class HubClient:
             on_progress(len(results))  # the last alerts were all refused here, unsent
         results.sort(key=lambda r: r["index"])
         return results
+
+    async def _post_batch(self, body: bytes, retry_for_s: float) -> Any:
+        """One batch, sent again while it is refused with 429 or 503 and the wait fits in
+        `retry_for_s`; the backoff floor keeps a Retry-After of 0 from spinning."""
+        backoff = Backoff(first=0.1, cap=30.0)
+        waited = 0.0
+        while True:
+            try:
+                return await self.request(
+                    "POST",
+                    "/v1/alerts/batch",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
+            except _RESUMABLE as e:
+                asked = RETRY_AFTER_DEFAULT_S if e.retry_after is None else e.retry_after
+                delay = max(backoff.next(), min(asked, RETRY_AFTER_CAP_S))
+                if waited + delay > retry_for_s:
+                    raise
+                waited += delay
+                await asyncio.sleep(delay)
 
     @staticmethod
     def _encode_for_batch(

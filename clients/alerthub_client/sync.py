@@ -13,7 +13,14 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from alerthub_client.client import MAX_BATCH, MAX_BATCH_BYTES, Event, HubClient, Page
+from alerthub_client.client import (
+    BATCH_RETRY_FOR_S,
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    Event,
+    HubClient,
+    Page,
+)
 
 T = TypeVar("T")
 
@@ -104,6 +111,7 @@ class SyncHubClient:
         batch_size: int = MAX_BATCH,
         on_progress: Callable[[int], None] | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        retry_for_s: float = BATCH_RETRY_FOR_S,
     ) -> list[dict[str, Any]]:
         """on_progress runs in the client's loop thread, not the caller's."""
         return self._run(
@@ -112,6 +120,7 @@ class SyncHubClient:
                 batch_size=batch_size,
                 on_progress=on_progress,
                 max_batch_bytes=max_batch_bytes,
+                retry_for_s=retry_for_s,
             )
         )
 

@@ -153,9 +153,10 @@ async def test_429_with_retry_after(
         assert (limited.value.status, limited.value.error) == (429, "rate_limited")
         assert limited.value.retry_after is not None and 0 < limited.value.retry_after <= 60
 
-        # A batch refused whole says which alerts were stored before it.
+        # A batch refused whole, with no waiting allowed, raises and says which alerts were
+        # stored before it (by default it would wait for the next minute and send again).
         with pytest.raises(RateLimited) as batch:
-            await hub.post_alerts([unique_threat("rb-0")])
+            await hub.post_alerts([unique_threat("rb-0")], retry_for_s=0)
         assert batch.value.partial_results == []
 
 
