@@ -402,6 +402,26 @@ def test_probes_use_routes_the_app_serves() -> None:
     assert {("GET", "/readyz"), ("GET", "/healthz")} <= served
 
 
+# The hub's own drain after SIGTERM: SSE streams closed, loops stopped, requests finished.
+DRAIN_S = 30
+
+
+def test_k8s_hub_pauses_before_stopping_and_has_time_to_drain() -> None:
+    """A preStop pause keeps the hub listening while the Service drops the pod (else nodes get
+    "connection refused" in a rollout), and the grace period, which counts it, leaves the drain
+    its time. The pause runs the image's Python, a valid program, as the HEALTHCHECK does."""
+    deployment = k8s_objects()[("Deployment", "alerthub")]
+    command = container(deployment, "hub")["lifecycle"]["preStop"]["exec"]["command"]
+    healthcheck = next(i for i in dockerfile() if i.keyword == "HEALTHCHECK")
+    assert command[:2] == ["python", "-c"]
+    assert '"python"' in healthcheck.args  # the same interpreter, on the image's PATH
+    compile(command[2], "preStop", "exec")
+    pause = re.fullmatch(r"import time; time\.sleep\((\d+(?:\.\d+)?)\)", command[2])
+    assert pause, command
+    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert float(pause[1]) > 0 and grace > float(pause[1]) + DRAIN_S
+
+
 def test_k8s_pods_run_locked_down() -> None:
     """Every container runs as non-root, with a read-only root file system, no privilege
     escalation and no capabilities; every one has resource requests."""
