@@ -389,7 +389,8 @@ class HubClient:
         (None: from the oldest the feed holds). A cut connection is resumed with Last-Event-ID
         after a backoff (0.1 s doubling to 5 s; 429 and 503 wait at least their Retry-After),
         so no event is skipped or given twice; with reconnect=False the iteration ends at a cut.
-        A failure of the first connection raises; later, 401/403/404/422 raise at once.
+        A 429 or any 5xx (a proxy's 502/504, a restarting hub) is tried again the same way;
+        no connection at all on the first try raises, and 401/403/404/410/422 raise at once.
         HistoryTruncated when the resume point has left the feed: call again without
         last_event_id to read on from the oldest event held. Close the iterator (break out of
         `async for`, or contextlib.aclosing) to close the stream."""
@@ -410,14 +411,14 @@ class HubClient:
                     yield event
                 connected_once = True
                 delay = backoff.next()
-            except _RESUMABLE as e:
-                if not reconnect:
-                    raise
-                delay = max(backoff.next(), min(e.retry_after or 0.0, 60.0))
             except HubUnreachable:
                 if not connected_once:
                     raise
                 delay = backoff.next()
+            except HubError as e:
+                if not reconnect or not _passing(e):
+                    raise
+                delay = max(backoff.next(), min(e.retry_after or 0.0, RETRY_AFTER_CAP_S))
             if not reconnect:
                 return
             await asyncio.sleep(delay)
@@ -483,6 +484,12 @@ class HubClient:
         except Unavailable:
             return False
         return True
+
+
+def _passing(error: HubError) -> bool:
+    """An error answer worth trying again: 429, or a 5xx (the hub or a proxy before it is
+    busy, restarting or briefly unreachable); anything else will not change by waiting."""
+    return error.status == 429 or error.status >= 500
 
 
 def _segment(value: str) -> str:

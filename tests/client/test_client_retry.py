@@ -4,9 +4,12 @@ in front of a real hub on real Redis that answers the errors a test asks of it."
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import aclosing
+
 import pytest
 
-from alerthub_client import RateLimited
+from alerthub_client import NotFound, RateLimited
 from tests.client.front import Fault, Front
 from tests.client.hubs import client_for, hub_url
 from tests.conftest import Api, unique_threat
@@ -63,3 +66,25 @@ async def test_a_batch_refused_for_good_raises_after_a_bounded_wait(dapi: Api) -
         assert [(r["index"], r["status"]) for r in partial] == [(0, "created"), (1, "created")]
         # Waits of 0.1 and 0.2 s fit in 0.5 s, the next (0.4 s) would not: three tries.
         assert len(front.requests("POST", BATCH)) == 1 + 3
+
+
+async def test_events_ride_out_a_proxy_502_and_stop_at_a_404(dapi: Api) -> None:
+    """A 502 from a proxy (or a 500 during a rolling update) is opened again after a backoff,
+    as a cut is, and the stream delivers; a 404 still ends it at once."""
+    await dapi.add_node("al-cert", "AL")
+    await dapi.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
+    async with (
+        Front(hub_url(dapi)) as front,
+        client_for(dapi, "al-cert") as pub,
+        client_for(dapi, "fc-ba", front.url) as hub,
+    ):
+        sub = (await hub.subscribe())["id"]
+        hub_id = (await pub.post_alert(unique_threat("e-1")))["hub_id"]
+        front.faults = [Fault("GET", "/events", 502), Fault("GET", "/events", 500)]
+        async with aclosing(hub.events(sub)) as events:
+            event = await asyncio.wait_for(anext(events), 10)
+        assert event.data["hub_id"] == hub_id and len(front.requests("GET", "/events")) == 3
+
+        with pytest.raises(NotFound):
+            async with aclosing(hub.events("01J0000000000000000000000Z")) as events:
+                await asyncio.wait_for(anext(events), 10)
