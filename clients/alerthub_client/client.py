@@ -406,7 +406,8 @@ class HubClient:
                         seen, now = _event_order(last), _event_order(event.id)
                         if seen is not None and now is not None and now <= seen:
                             continue  # already given: a resume never repeats an event
-                    last = event.id
+                    if event.id:  # an empty id must not make a resume replay the feed
+                        last = event.id
                     backoff.reset()
                     yield event
                 connected_once = True

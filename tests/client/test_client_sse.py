@@ -7,10 +7,12 @@ import asyncio
 from contextlib import aclosing
 
 import pytest
+from aiohttp import web
 
-from alerthub_client import Event, Unauthenticated
+from alerthub_client import Event, HubClient, Unauthenticated
 from alerthub_client.client import Backoff
 from alerthub_client.sse import SseComment, SseMessage, SseParser, SseProtocolError
+from hub.embedded import free_port
 from tests.client.hubs import client_for
 from tests.client.tcp_proxy import TcpProxy
 from tests.conftest import Api, unique_threat
@@ -157,3 +159,43 @@ async def test_reconnect_false_ends_at_a_cut_and_401_on_reconnect_raises(dapi: A
                     await asyncio.wait_for(anext(events), 5)
     finally:
         await proxy.stop()
+
+
+async def test_an_event_without_an_id_keeps_the_resume_point() -> None:
+    """An event whose id is empty (an `id:` line with nothing, or none at the start of a
+    connection) does not move the resume point: the next connection still sends the last real
+    id as Last-Event-ID instead of none, which would replay the whole feed. A loopback server
+    plays the stream, as the hub never sends such events."""
+    streams = [
+        b'id: 8-0\nevent: alert.created\ndata: {"n":1}\n\n'
+        b'id:\nevent: alert.created\ndata: {"n":2}\n\n',
+        b'event: alert.created\ndata: {"n":3}\n\n',
+        b'id: 9-0\nevent: alert.created\ndata: {"n":4}\n\n',
+    ]
+    resumed_from: list[str | None] = []
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        resumed_from.append(request.headers.get("Last-Event-ID"))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(streams[min(len(resumed_from), len(streams)) - 1])
+        return resp  # the connection ends: the client resumes
+
+    app = web.Application()
+    app.router.add_get("/v1/subscriptions/s/events", events)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with HubClient(f"http://127.0.0.1:{port}", "t", timeout_s=5) as hub:
+            got: list[Event] = []
+            async with aclosing(hub.events("s")) as stream:
+                async for event in stream:
+                    got.append(event)
+                    if len(got) == 4:
+                        break
+    finally:
+        await runner.cleanup()
+    assert [e.data["n"] for e in got] == [1, 2, 3, 4]
+    assert resumed_from[:3] == [None, "8-0", "8-0"]
