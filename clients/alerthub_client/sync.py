@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -39,6 +40,9 @@ class SyncHubClient:
         except BaseException:
             self._stop_loop()
             raise
+        # Never closed (no `with`, no close()): closed anyway when dropped or at exit, so no
+        # thread, loop or "Unclosed client session" is left behind. Holds no reference to self.
+        self._finalizer = weakref.finalize(self, _shut, self._loop, self._thread, self._hub)
 
     def __enter__(self) -> SyncHubClient:
         return self
@@ -47,18 +51,10 @@ class SyncHubClient:
         self.close()
 
     def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        try:
-            self._run(self._hub.close())
-        finally:
-            self._stop_loop()
+        self._finalizer()  # runs once; later calls do nothing
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self._loop.close()
+        _stop(self._loop, self._thread)
 
     def _run(self, coro: Awaitable[T]) -> T:
         future = asyncio.run_coroutine_threadsafe(_awaited(coro), self._loop)
@@ -180,6 +176,29 @@ class SyncHubClient:
 
     def ready(self) -> bool:
         return self._run(self._hub.ready())
+
+
+def _shut(loop: asyncio.AbstractEventLoop, thread: threading.Thread, hub: HubClient) -> None:
+    """Close the client's session in its loop, then stop the loop and its thread."""
+    if loop.is_closed():
+        return
+    if threading.current_thread() is thread:  # dropped inside a callback: cannot wait here
+        loop.call_soon(loop.stop)
+        return
+    try:
+        if thread.is_alive():
+            asyncio.run_coroutine_threadsafe(hub.close(), loop).result(timeout=10)
+    finally:
+        _stop(loop, thread)
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    if loop.is_closed():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    if not thread.is_alive():
+        loop.close()
 
 
 async def _make(base_url: str, token: str | None, timeout_s: float) -> HubClient:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 
 import pytest
 
@@ -70,3 +71,32 @@ def test_sync_client_unreachable_and_inside_a_running_loop() -> None:
             hub.status()
 
     asyncio.run(inside_a_loop())
+
+
+LEFT_OPEN = """
+import gc, sys, threading
+from alerthub_client import SyncHubClient
+
+url, token = sys.argv[1], sys.argv[2]
+dropped = SyncHubClient(url, token)
+dropped.status()
+del dropped
+gc.collect()
+alive = [t.name for t in threading.enumerate() if t.name == "alerthub-client"]
+assert alive == [], alive  # dropped unclosed: its thread and loop are gone
+kept = SyncHubClient(url, token)
+kept.status()
+print("done")
+"""  # and `kept` is left open at exit
+
+
+async def test_a_client_never_closed_cleans_up_after_itself(dapi: Api) -> None:
+    """A script that never closes its SyncHubClient (no `with`, no close()) ends quickly and
+    quietly: no "Unclosed client session" at exit, and one dropped earlier leaves no thread."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LEFT_OPEN, hub_url(dapi), dapi.tokens["operator"],
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()
+    assert out.strip() and b"Unclosed" not in err and b"Traceback" not in err, err.decode()
