@@ -26,6 +26,7 @@ from alerthub_client.webhooks import (
 )
 from hub.signing import new_secret, webhook_headers
 from tests.conftest import Api, unique_threat
+from tests.test_webhooks import wait_status
 
 # The test vector published with the Standard Webhooks specification's reference libraries.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -335,17 +336,6 @@ async def wait_for(condition: Callable[[], bool], within: float = 10.0) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.02)
-
-
-async def wait_status(api: Api, node: str, sub_id: str, status: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        code, sub = await api.get(node, f"/v1/subscriptions/{sub_id}")
-        assert code == 200, sub
-        if sub["status"] == status:
-            return
-        assert time.monotonic() < deadline, f"subscription stayed {sub['status']}, not {status}"
         await asyncio.sleep(0.02)
 
 
