@@ -9,7 +9,7 @@ import base64
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,44 +127,35 @@ class Partner:
             await self._endpoint.close()
 
 
+class _SecretAwaitingReceiver(WebhookReceiver):
+    """A receiver whose deliveries wait (briefly) until the subscription's secret is known."""
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__("whsec_" + base64.b64encode(os.urandom(32)).decode(), on_event)
+        self.secret_known = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.secret_known.wait(), SECRET_WAIT_S)
+        return await super().handle(request)
+
+
 class WebhookEndpoint:
     """A WebhookReceiver on a loopback port. The secret comes with the subscription's answer,
     and the hub may send its challenge before that answer arrives: a delivery waits for the
     secret (briefly) instead of being refused and retried seconds later."""
 
     def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
-        placeholder = "whsec_" + base64.b64encode(os.urandom(32)).decode()
-        self.receiver = WebhookReceiver(placeholder, on_event)
-        self._secret_known = asyncio.Event()
+        self.receiver = _SecretAwaitingReceiver(on_event)
         self._stack = contextlib.AsyncExitStack()
 
     def know_secret(self, secret: str) -> None:
         self.receiver.secret = secret
-        self._secret_known.set()
+        self.receiver.secret_known.set()
 
     async def start(self) -> str:
         """Serve on a free loopback port; the URL to subscribe with."""
-        app = web.Application()
-        app.router.add_post("/", self._handle)
-        return await self._stack.enter_async_context(_serving(app))
-
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._secret_known.wait(), SECRET_WAIT_S)
-        return await self.receiver.handle(request)
+        return await self._stack.enter_async_context(self.receiver.running())
 
     async def close(self) -> None:
         await self._stack.aclose()
-
-
-@contextlib.asynccontextmanager
-async def _serving(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}/"
-    finally:
-        await runner.cleanup()
