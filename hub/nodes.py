@@ -7,11 +7,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import orjson
 from redis.asyncio import Redis
 
-from hub.ids import now_rfc3339
+from hub.ids import now_rfc3339, ulid_floor
 from hub.keys import Keys
 from hub.scripts import Scripts
 
@@ -29,6 +30,9 @@ class Node:
     withhold_from: frozenset[str] = frozenset()
     created_at: str = ""
     revoked_at: str | None = field(default=None, compare=False)
+    # The smallest hub id stored since the node was registered ("" when unknown): the policy
+    # compares alerts' hub ids with it (policy.registered_after).
+    since_id: str = field(default="", compare=False)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -58,7 +62,16 @@ class Node:
             withhold_from=frozenset((data.get("defaults") or {}).get("withhold_from", ())),
             created_at=data.get("created_at", ""),
             revoked_at=revoked_at,
+            since_id=_since_id(data.get("created_at", "")),
         )
+
+
+def _since_id(created_at: str) -> str:
+    try:
+        moment = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return ulid_floor(moment) if moment.tzinfo is not None else ""
 
 
 @dataclass(frozen=True, slots=True)

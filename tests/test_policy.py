@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.nodes import Node
-from hub.policy import Sharing, decide
+from hub.policy import Sharing, decide, may_see, reader_audiences
 
 SENDER = "rs-cert"
 GOV = Node("al-cert", "AL CERT", "AL", "government", frozenset({"subscribe"}))
@@ -75,3 +77,78 @@ def test_sender_always_sees_its_own_alert(tlp: str) -> None:
 def test_reason_names_the_withheld_party() -> None:
     """The reason for withholding says from whom, so an operator can explain it."""
     assert "RS" in decide(sharing("GREEN", withhold=("RS",)), GOV_RS).reason
+
+
+LATE_GOV = Node(
+    "me-late",
+    "ME late",
+    "ME",
+    "government",
+    frozenset({"subscribe"}),
+    since_id="01M95C0000" + "0" * 16,
+)
+EARLY_ALERT = "01M95B0000" + "0" * 16  # stored before LATE_GOV was registered
+LATE_ALERT = "01M95D0000" + "0" * 16  # stored after
+
+
+@pytest.mark.parametrize(
+    ("tlp", "recipients", "stored_as", "expected"),
+    [
+        ("AMBER", (), EARLY_ALERT, False),
+        ("AMBER", (), LATE_ALERT, True),
+        ("AMBER+STRICT", (), EARLY_ALERT, False),
+        ("RED", ("ME",), EARLY_ALERT, False),
+        ("RED", ("ME",), LATE_ALERT, True),
+        ("RED", ("me-late",), EARLY_ALERT, True),
+        ("AMBER", ("me-late",), EARLY_ALERT, True),
+        ("GREEN", (), EARLY_ALERT, True),
+        ("CLEAR", (), EARLY_ALERT, True),
+    ],
+)
+def test_a_node_registered_later_sees_earlier_alerts_only_when_named_by_id(
+    tlp: str, recipients: tuple[str, ...], stored_as: str, expected: bool
+) -> None:
+    """A node registered after an alert was stored does not get it through its country or as
+    a government node (AMBER): only CLEAR, GREEN, or a sender naming it by id shares it."""
+    s = Sharing(SENDER, "RS", tlp, frozenset(recipients), frozenset(), stored_as=stored_as)
+    decision = decide(s, LATE_GOV)
+    assert decision.deliver is expected, decision.reason
+    if not expected:
+        assert "registered after" in decision.reason
+
+
+node_ids = st.sampled_from(["al-cert", "rs-mod", "factcheck-ba", "factcheck-rs", "operator"])
+countries = st.sampled_from(["AL", "RS", "BA", "ME"])
+hub_ids = st.sampled_from([EARLY_ALERT, LATE_ALERT, None])
+nodes = st.builds(
+    Node,
+    id=node_ids,
+    name=st.just("n"),
+    country=st.one_of(st.none(), countries),
+    kind=st.sampled_from(["government", "civil-society", "operator"]),
+    roles=st.just(frozenset({"subscribe"})),
+    since_id=st.sampled_from(["", LATE_GOV.since_id]),
+)
+sharings = st.builds(
+    Sharing,
+    sender=st.sampled_from(["rs-cert", "al-cert", "factcheck-rs"]),
+    sender_country=countries,
+    tlp=st.sampled_from(TLPS),
+    recipients=st.frozensets(st.one_of(node_ids, countries), max_size=3),
+    withhold_from=st.frozensets(st.one_of(node_ids, countries), max_size=2),
+    stored_as=hub_ids,
+)
+
+
+@given(sharing=sharings, node=nodes)
+def test_every_visible_alert_is_filed_where_its_reader_looks(sharing: Sharing, node: Node) -> None:
+    """The listing indexes are complete: an alert a node may see is filed under an index the
+    node reads whole, or under one it reads from its registration on and stored since then."""
+    filed = set(sharing.audiences())
+    whole, since = reader_audiences(node)
+    found = bool(filed & set(whole)) or (
+        bool(filed & set(since))
+        and (sharing.stored_as is None or sharing.stored_as >= node.since_id)
+    )
+    if may_see(sharing, node):
+        assert found, (sharing, node)
