@@ -3,6 +3,7 @@ co-reporters and its related alerts, so no read path shows what the caller may n
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from hub.errors import NotFound
 from hub.ids import is_ulid, ulid_floor, utc_now
 from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
-from hub.policy import Sharing, may_see
+from hub.policy import Sharing, may_see, reader_audiences
 
 ALERT_FIELDS = (
     "doc",
@@ -29,8 +30,7 @@ ALERT_FIELDS = (
 )
 MAX_REPORTERS = 200
 MAX_RELATED = 50
-LIST_SCAN_CHUNK = 200
-LIST_SCAN_LIMIT = 5000
+READ_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class StoredAlert:
         return cls(
             hub_id=hub_id,
             doc=orjson.loads(fields["doc"]),
-            sharing=Sharing.from_json(orjson.loads(fields["meta"])),
+            sharing=Sharing.from_json(orjson.loads(fields["meta"]), hub_id),
             cluster_id=text["cluster_id"] or "",
             received_at=text["received_at"] or "",
             updated_at=text["updated_at"],
@@ -127,7 +127,7 @@ def _header(hub_id: str, row: list[bytes | None]) -> AlertHeader | None:
     data = orjson.loads(meta)
     return AlertHeader(
         hub_id=hub_id,
-        sharing=Sharing.from_json(data),
+        sharing=Sharing.from_json(data, hub_id),
         kind=data["kind"],
         targets=frozenset(data.get("targets", ())),
         cluster_id=cluster_id.decode() if cluster_id else "",
@@ -185,26 +185,33 @@ class AlertViews:
         return out
 
     async def _reporters(self, alert: StoredAlert, caller: Node) -> list[dict[str, str | None]]:
-        members = [
-            m.decode()
-            for m in await self._redis.lrange(
-                self._keys.cluster(alert.cluster_id), 0, MAX_REPORTERS - 1
-            )
-        ]
-        reporters = []
-        for member in await self._headers(members):
-            if member is not None and may_see(member.sharing, caller):
-                reporters.append(
-                    {
-                        "node": member.sharing.sender,
-                        "country": member.sharing.sender_country,
-                        "hub_id": member.hub_id,
-                        "reported_at": member.received_at,
-                    }
-                )
-        return reporters
+        """The cluster's first MAX_REPORTERS reports that the caller may see. The bound counts
+        only those: reports it may not see, however many, never push one off the list."""
+        key = self._keys.cluster(alert.cluster_id)
+        reporters: list[dict[str, str | None]] = []
+        start = 0
+        while len(reporters) < MAX_REPORTERS:
+            members = [
+                m.decode() for m in await self._redis.lrange(key, start, start + READ_CHUNK - 1)
+            ]
+            for member in await self._headers(members):
+                if member is not None and may_see(member.sharing, caller):
+                    reporters.append(
+                        {
+                            "node": member.sharing.sender,
+                            "country": member.sharing.sender_country,
+                            "hub_id": member.hub_id,
+                            "reported_at": member.received_at,
+                        }
+                    )
+            if len(members) < READ_CHUNK:
+                break
+            start += READ_CHUNK
+        return reporters[:MAX_REPORTERS]
 
     async def _related(self, alert: StoredAlert, caller: Node) -> list[str]:
+        """The oldest MAX_RELATED alerts of other clusters sharing a link key with this one that
+        the caller may see; as with reporters, the bound counts only what the caller may see."""
         if not alert.link_scores:
             return []
         current = links_bucket_now(self._window_s)
@@ -214,19 +221,22 @@ class AlertViews:
         async with self._redis.pipeline(transaction=False) as pipe:
             for bucket in sorted(buckets):
                 for score in alert.link_scores:  # at most ~1,500 (the schema's list limits)
-                    pipe.zrangebyscore(self._keys.links(bucket), score, score, 0, MAX_RELATED * 4)
+                    pipe.zrangebyscore(self._keys.links(bucket), score, score)
             found = await pipe.execute()
         # Entries are "<hub_id>:<n>" (scripts.py, add_links).
         ids = {member.rpartition(b":")[0].decode() for members in found for member in members}
         others = sorted(ids - {alert.hub_id})
-        related = []
-        for other in await self._headers(others[: MAX_RELATED * 4]):
-            if (
-                other is not None
-                and other.cluster_id != alert.cluster_id
-                and may_see(other.sharing, caller)
-            ):
-                related.append(other.hub_id)
+        related: list[str] = []
+        for start in range(0, len(others), READ_CHUNK):
+            for other in await self._headers(others[start : start + READ_CHUNK]):
+                if (
+                    other is not None
+                    and other.cluster_id != alert.cluster_id
+                    and may_see(other.sharing, caller)
+                ):
+                    related.append(other.hub_id)
+            if len(related) >= MAX_RELATED:
+                break
         return related[:MAX_RELATED]
 
     async def listing(
@@ -239,35 +249,79 @@ class AlertViews:
         kind: str | None,
         target_country: str | None,
     ) -> tuple[list[dict[str, object]], str | None]:
-        """Newest first, only what the caller may see, and the position to go on from (None
-        when nothing older remains). The position may be an alert the caller may not see: the
-        HTTP layer seals it (cursors.py) before it leaves the hub. One call scans at most
-        LIST_SCAN_LIMIT ids, so a caller who may see little still gets a prompt answer (perhaps
-        short, with a `next`)."""
-        upper = f"({after}" if after else "+"
-        lower = f"[{ulid_floor(since)}" if since else "-"
+        """Newest first, only what the caller may see, and the position to go on from: the last
+        alert returned when the page is full (the next page may then be empty), None when it is
+        not. Paging depends only on what the caller may see. The alerts are read from the listing
+        indexes the caller reads (policy.reader_audiences), merged, each checked against the
+        policy: what the caller may not see costs time only where it was filed for the caller
+        and then withheld from it."""
+        lowest = ulid_floor(since) if since else ""
+        whole, since_registered = reader_audiences(caller)
+        streams = [_IndexStream(self._keys.audience(n), after, lowest) for n in whole] + [
+            _IndexStream(self._keys.audience(n), after, max(lowest, caller.since_id))
+            for n in since_registered
+        ]
         chosen: list[str] = []
-        scanned = 0
-        position: str | None = None
-        exhausted = False
-        while len(chosen) < limit and scanned < LIST_SCAN_LIMIT:
-            ids = [
-                m.decode()
-                for m in await self._redis.zrevrangebylex(
-                    self._keys.recent, upper, lower, start=0, num=LIST_SCAN_CHUNK
-                )
-            ]
-            for header in await self._headers(ids):
-                scanned += 1
-                position = header.hub_id if header is not None else position
+        while len(chosen) < limit:
+            await self._refill([s for s in streams if s.wants_more])
+            candidates = _merge_newest(streams, READ_CHUNK)
+            if not candidates:
+                break
+            for header in await self._headers(candidates):
                 if header is not None and header.matches(caller, kind, target_country):
                     chosen.append(header.hub_id)
                     if len(chosen) == limit:
                         break
-            if len(ids) < LIST_SCAN_CHUNK and len(chosen) < limit:
-                exhausted = True
-                break
-            upper = f"({ids[-1]}"
         now = utc_now()
         found = [a.summary_json(now) for a in await self._load_many(chosen) if a is not None]
-        return found, None if exhausted else position
+        return found, chosen[-1] if len(chosen) == limit else None
+
+    async def _refill(self, streams: list[_IndexStream]) -> None:
+        if not streams:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.zrevrangebylex(stream.key, stream.upper, stream.lower, start=0, num=READ_CHUNK)
+            pages = await pipe.execute()
+        for stream, page in zip(streams, pages, strict=True):
+            stream.take([m.decode() for m in page], READ_CHUNK)
+
+
+class _IndexStream:
+    """One listing index read newest first, a chunk at a time, below `after` and at or above
+    `lowest` (a hub id, or "" for no bound)."""
+
+    def __init__(self, key: str, after: str | None, lowest: str) -> None:
+        self.key = key
+        self.upper = f"({after}" if after else "+"
+        self.lower = f"[{lowest}" if lowest else "-"
+        self.buffer: deque[str] = deque()  # newest first
+        self.done = False
+
+    @property
+    def wants_more(self) -> bool:
+        return not self.done and not self.buffer
+
+    def take(self, page: list[str], asked: int) -> None:
+        self.buffer.extend(page)
+        if page:
+            self.upper = f"({page[-1]}"
+        if len(page) < asked:
+            self.done = True
+
+
+def _merge_newest(streams: list[_IndexStream], count: int) -> list[str]:
+    """Up to `count` distinct ids, newest first, taken from the streams' buffers for as long as
+    every stream that may still hold more has some buffered (so the merged order is exact). An
+    alert filed under several indexes is at the head of each at once, and taken once."""
+    out: list[str] = []
+    while len(out) < count:
+        live = [s for s in streams if s.buffer]
+        if not live or any(s.wants_more for s in streams):
+            break
+        newest = max(s.buffer[0] for s in live)
+        for s in live:
+            if s.buffer[0] == newest:
+                s.buffer.popleft()
+        out.append(newest)
+    return out

@@ -109,7 +109,7 @@ async def _window(
             rows = await pipe.execute() if reports else []
         for hub_id, (meta,) in zip(reports, rows, strict=True):
             if meta is not None:
-                sharing[hub_id] = Sharing.from_json(orjson.loads(meta))
+                sharing[hub_id] = Sharing.from_json(orjson.loads(meta), hub_id)
         if len(page) < PAGE:
             break
         start = "(" + page[-1][0].decode()

@@ -29,7 +29,7 @@ from hub.alert_views import AlertViews
 from hub.auth import Authenticator
 from hub.batching import ScriptBatcher
 from hub.context import HUB, Hub
-from hub.dedup import AlertStore
+from hub.dedup import AlertStore, file_older_alerts
 from hub.errors import (
     HubError,
     MalformedJson,
@@ -196,6 +196,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         operator = await nodes.ensure(OPERATOR_PROFILE)
         await client.set(keys.cursor_key, secrets.token_bytes(32), nx=True)
         cursor_key = await client.get(keys.cursor_key)
+        filed = await file_older_alerts(client, keys)
+        if filed:
+            log.info("older_alerts_filed", count=filed)
         auth = Authenticator(
             redis=client,
             keys=keys,
@@ -213,11 +216,15 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             scripts=scripts,
             auth=auth,
             nodes=nodes,
-            store=AlertStore(client, keys, scripts, settings.dedup_window_s, batcher),
+            store=AlertStore(
+                client, keys, scripts, settings.dedup_window_s, batcher, cluster_key=cursor_key
+            ),
             views=AlertViews(client, keys, settings.dedup_window_s),
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
-            feeds=FeedReader(client, keys, scripts, delivery_batcher),
+            feeds=FeedReader(
+                client, keys, scripts, delivery_batcher, dedup_window_s=settings.dedup_window_s
+            ),
             news=FeedNews(client, keys.feed_news),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
@@ -245,6 +252,7 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         hub.settings.feed_retention,
         owner,
         batcher,
+        hub.settings.dedup_window_s,
     )
     delivery = Delivery(
         redis=hub.redis,

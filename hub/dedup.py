@@ -1,9 +1,17 @@
 """Decide whether a report is new, a resend, an update or a corroboration, and store it, in one
-atomic Redis step (store_alert_lua). The pure preparation comes first, the Redis call last."""
+atomic Redis step (store_alert_lua). The pure preparation comes first, the Redis call last.
+
+A cluster is named by its content: its id is a keyed hash of the content fingerprint, so every
+report of one content is in one cluster whoever may see whom, and the id a sender is told never
+depends on reports it may not see. Whether a report is `corroborated` is answered from the
+earliest live report carrying the same content within the dedup window *that the sender may
+see*; reports it may not see change nothing in its answer (DESIGN.md, non-interference).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 
@@ -14,7 +22,7 @@ from hub import canon
 from hub.auth import StoreGuard, rate_limited
 from hub.batching import ScriptBatcher
 from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
-from hub.ids import new_cluster_id, new_ulid, now_rfc3339
+from hub.ids import new_ulid, now_rfc3339
 from hub.keys import Keys, links_bucket_now
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
@@ -22,8 +30,6 @@ from hub.scripts import Scripts
 from hub.stats import HOUR_KEY_TTL_S, MINUTE_KEY_TTL_S, NO_COUNTRY, count_corroboration
 
 MAX_REVISION = 2**31 - 1
-# How many earlier reports of a cluster are checked for one the sender may see.
-MAX_EARLIER_CHECKED = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,7 @@ class PreparedAlert:
     link_scores: list[str]  # canon.link_score of each link key, sorted, distinct
     kind: str
     target_countries: tuple[str, ...]
+    audiences: list[str]  # the listing indexes it is filed under (policy.Sharing.audiences)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,15 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
         link_scores=sorted({canon.link_score(link) for link in links}),
         kind=body["kind"],
         target_countries=tuple(sorted(set(body.get("target_countries", ())))),
+        audiences=sharing.audiences(),
     )
+
+
+def cluster_name(key: bytes, fingerprint: str) -> str:
+    """The id of the cluster of every report with this content fingerprint: keyed, so that the
+    id of a cluster does not let anyone test guesses of its content (a single IP address)."""
+    digest = hmac.new(key, b"cluster:" + fingerprint.encode(), hashlib.sha256).digest()
+    return "cl_" + digest[:12].hex()
 
 
 class AlertStore:
@@ -110,8 +125,10 @@ class AlertStore:
         scripts: Scripts,
         dedup_window_s: int,
         batcher: ScriptBatcher,
+        cluster_key: bytes,
     ) -> None:
         self._redis = redis
+        self._cluster_key = cluster_key
         self._batcher = batcher
         self._keys = keys
         self._scripts = scripts
@@ -131,7 +148,7 @@ class AlertStore:
             self._scripts.store_alert,
             keys=[
                 *self._fixed_keys,
-                self._keys.fingerprint(alert.fingerprint),
+                self._keys.fingerprint_reports(alert.fingerprint),
                 guard.token_key,
                 guard.rate_key,
                 self._keys.links(links_bucket),
@@ -142,7 +159,7 @@ class AlertStore:
                 alert.alert_id,
                 alert.revision,
                 new_ulid(),
-                new_cluster_id(),
+                cluster_name(self._cluster_key, alert.fingerprint),
                 now_rfc3339(),
                 alert.doc,
                 orjson.dumps(meta),
@@ -150,7 +167,7 @@ class AlertStore:
                 alert.fingerprint,
                 self._window,
                 orjson.dumps(alert.link_scores),
-                MAX_EARLIER_CHECKED,
+                orjson.dumps(alert.audiences),
                 guard.rate_limit,
                 guard.rate_ttl_s,
                 links_bucket,
@@ -159,6 +176,7 @@ class AlertStore:
                 sender.country or NO_COUNTRY,
                 MINUTE_KEY_TTL_S,
                 HOUR_KEY_TTL_S,
+                int(now * 1000),
             ],
         )
         if reply[0] == b"unauthenticated":
@@ -194,9 +212,11 @@ class AlertStore:
         return Outcome(status, hub_id, cluster_id, revision)
 
     async def _first_visible(self, hub_ids: list[str], node: Node) -> str | None:
-        """The earliest live report that `node` may see: what its report corroborates. A
-        retracted report corroborates nothing; a node's own earlier report does (it tells the
-        node it reported this content already, so one content is still one `created`)."""
+        """The earliest of the reports that carry the content now (the store script lists them
+        earliest first; a retracted report carries nothing) that `node` may see: what its report
+        corroborates. A node's own earlier report counts (it tells the node it reported this
+        content already, so one content is still one `created`). Every one is looked at, however
+        many come before it that the node may not see: a bound here would be one they move."""
         if not hub_ids:
             return None
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -206,8 +226,7 @@ class AlertStore:
         for hub_id, (meta, status) in zip(hub_ids, rows, strict=True):
             if meta is None or status == b"retracted":
                 continue
-            sharing = Sharing.from_json(orjson.loads(meta))
-            if may_see(sharing, node):
+            if may_see(Sharing.from_json(orjson.loads(meta), hub_id), node):
                 return hub_id
         return None
 
@@ -216,7 +235,7 @@ class AlertStore:
         already checked that the alert exists, is visible and belongs to `sender`."""
         reply = await self._scripts.retract_alert(
             keys=[self._keys.alert(hub_id), self._keys.events, self._keys.ingest_counts],
-            args=[hub_id, sender.id, now_rfc3339(), reason],
+            args=[hub_id, sender.id, now_rfc3339(), reason, self._keys.core],
         )
         status = reply[0].decode()
         if status == "missing":
@@ -224,3 +243,35 @@ class AlertStore:
         if status == "not_sender":
             raise Forbidden("only the sender may retract an alert")
         return status == "retracted"
+
+
+async def file_older_alerts(redis: Redis, keys: Keys, chunk: int = 1000) -> int:
+    """File every alert stored before the listing indexes existed (keys.py, Keys.audience)
+    under its indexes, once per keyspace; returns how many were filed. Safe to run from several
+    processes at once: filing is idempotent, and an alert stored meanwhile is filed by the
+    store script itself."""
+    if await redis.exists(keys.audiences_built):
+        return 0
+    filed = 0
+    lower = "-"
+    while True:
+        ids = [m.decode() for m in await redis.zrangebylex(keys.recent, lower, "+", 0, chunk)]
+        async with redis.pipeline(transaction=False) as pipe:
+            for hub_id in ids:
+                pipe.hmget(keys.alert(hub_id), ["meta", "audiences"])
+            rows = await pipe.execute()
+        async with redis.pipeline(transaction=False) as pipe:
+            for hub_id, (meta, audiences) in zip(ids, rows, strict=True):
+                if meta is None or audiences is not None:
+                    continue
+                names = Sharing.from_json(orjson.loads(meta), hub_id).audiences()
+                for name in names:
+                    pipe.zadd(keys.audience(name), {hub_id: 0})
+                pipe.hset(keys.alert(hub_id), "audiences", orjson.dumps(names))
+                filed += 1
+            await pipe.execute()
+        if len(ids) < chunk:
+            break
+        lower = f"({ids[-1]}"
+    await redis.set(keys.audiences_built, "1")
+    return filed

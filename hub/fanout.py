@@ -98,6 +98,7 @@ class Fanout:
         retention: int,
         owner: str,
         batcher: ScriptBatcher,
+        dedup_window_s: int,
     ) -> None:
         self._redis = redis
         self._batcher = batcher
@@ -107,6 +108,7 @@ class Fanout:
         self._nodes = nodes
         self._news = news
         self._retention = retention
+        self._window_ms = dedup_window_s * 1000
         self.lease = Lease(scripts, keys.fanout_lease, owner, LEASE_TTL_MS)
         self._version = -1
         # Each subscription with its start (parsed once): it gets the events logged after it.
@@ -195,7 +197,7 @@ class Fanout:
             if doc is None or meta is None:
                 log.error("fanout_alert_missing", event_id=event.id, hub_id=event.hub_id)
                 continue
-            sharing = Sharing.from_json(orjson.loads(meta))
+            sharing = Sharing.from_json(orjson.loads(meta), event.hub_id)
             facts = AlertFacts.from_doc(orjson.loads(doc))
             for sub in self._subs_for(event):
                 matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
@@ -215,6 +217,7 @@ class Fanout:
                     event.revision,
                     self._retention,
                     "1" if matches else "0",
+                    self._window_ms,
                 ]
                 calls.append((keys, args))
                 offered.append(sub.id)

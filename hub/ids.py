@@ -81,11 +81,6 @@ def is_ulid(text: str) -> bool:
     return len(text) == ULID_LENGTH and all(c in _ALPHABET for c in text)
 
 
-def new_cluster_id() -> str:
-    """Opaque: it must not reveal the hub id of the cluster's first report (dedup must not leak)."""
-    return "cl_" + _random_bytes(12).hex()
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -44,8 +44,23 @@ class Keys:
         """Hash: "<sender>|<sender's alert id>" -> hub_id ("|" is in neither id alphabet)."""
         return f"{self.core}sender-ids"
 
-    def fingerprint(self, fp: str) -> str:
-        return f"{self.core}fp:{fp}"
+    def fingerprint_reports(self, fp: str) -> str:
+        """Sorted set: the live reports that carry content fingerprint `fp`, each scored by when
+        it took that content (ms); entries older than the dedup window are pruned as it is
+        written. Dedup answers from the earliest of them that the sender may see (dedup.py).
+        The store script builds the same name from the tag prefix ("fpr:" + fingerprint)."""
+        return f"{self.core}fpr:{fp}"
+
+    def audience(self, name: str) -> str:
+        """Sorted set (every score 0, hub ids in time order) of the alerts filed under one
+        listing index: "all", "gov", "id:<node>", "cc:<country>" (policy.Sharing.audiences).
+        The store script builds the same name from the tag prefix ("aud:" + name)."""
+        return f"{self.core}aud:{name}"
+
+    @property
+    def audiences_built(self) -> str:
+        """Set once every alert stored before the listing indexes existed has been filed."""
+        return f"{self.core}audiences-built"
 
     @property
     def recent(self) -> str:

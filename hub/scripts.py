@@ -24,15 +24,15 @@ from hub.scripts_delivery import (
 )
 
 store_alert_lua = """
-local sender_ids, events, recent, counts, fp_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local sender_ids, events, recent, counts, fpr_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local token_key, rate_key, links_key = KEYS[6], KEYS[7], KEYS[8]
 local core, sender, alert_id = ARGV[1], ARGV[2], ARGV[3]
-local revision, new_hub_id, new_cluster_id, now = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local revision, new_hub_id, cluster_id, now = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local doc, meta, content_hash, fingerprint = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
-local window, links_json, max_earlier = tonumber(ARGV[12]), ARGV[13], tonumber(ARGV[14])
+local window, links_json, audiences_json = tonumber(ARGV[12]), ARGV[13], ARGV[14]
 local rate_limit, rate_ttl = tonumber(ARGV[15]), tonumber(ARGV[16])
 local links_bucket, minute, hour, country = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
-local minute_ttl, hour_ttl = ARGV[21], ARGV[22]
+local minute_ttl, hour_ttl, now_ms = ARGV[21], ARGV[22], tonumber(ARGV[23])
 
 -- The sender's token is checked here, in the same step as the write, so that a token revoked a
 -- moment ago stores nothing; the request is counted against the sender's rate unless the caller
@@ -45,6 +45,7 @@ if rate_limit > 0 then
 end
 
 local links = cjson.decode(links_json)
+local window_ms = window * 1000
 
 -- One window's link index (keys.py, Keys.links): an entry "<hub_id>:<n>" per link key, scored
 -- by the key's hash (canon.link_score), written in chunks far below Lua's stack limit. The index
@@ -80,6 +81,29 @@ local function remove_links(count, bucket, hub_id)
   end
 end
 
+-- The listing indexes (keys.py, Keys.audience) an alert is filed under, by its sharing.
+local function file_audiences(hub_id, names_json, add)
+  for _, name in ipairs(cjson.decode(names_json)) do
+    if add then
+      redis.call('ZADD', core .. 'aud:' .. name, 0, hub_id)
+    else
+      redis.call('ZREM', core .. 'aud:' .. name, hub_id)
+    end
+  end
+end
+
+-- The reports carrying this content within the window (keys.py, Keys.fingerprint_reports),
+-- earliest first: dedup.py answers from the first of them the sender may see.
+local function current_carriers()
+  redis.call('ZREMRANGEBYSCORE', fpr_key, '-inf', '(' .. (now_ms - window_ms))
+  return redis.call('ZRANGE', fpr_key, 0, -1)
+end
+
+local function carry_fingerprint(hub_id)
+  redis.call('ZADD', fpr_key, now_ms, hub_id)
+  redis.call('PEXPIRE', fpr_key, window_ms)
+end
+
 -- What the status page shows (keys.py: node_stats, ingest_minute, sharing_hour). A new hash
 -- gets its expiry when its first field is first counted. A corroboration is counted by the
 -- caller, once it knows whether the sender may see what it corroborates (dedup.py): counting it
@@ -105,7 +129,7 @@ local existing = redis.call('HGET', sender_ids, sender .. '|' .. alert_id)
 if existing then
   local akey = core .. 'alert:' .. existing
   local cur = redis.call('HMGET', akey, 'revision', 'content_hash', 'status', 'cluster_id', 'links',
-                         'fingerprint', 'links_bucket')
+                         'fingerprint', 'links_bucket', 'audiences')
   local cur_rev = tonumber(cur[1])
   if revision == cur_rev then
     if cur[2] == content_hash then return {'unchanged', existing, cur[4], cur_rev} end
@@ -115,32 +139,41 @@ if existing then
   if cur[3] == 'retracted' then return {'retracted', existing, cur[4], cur_rev} end
   remove_links(#cjson.decode(cur[5]), cur[7], existing)
   add_links(existing)
+  local cluster = cur[4]
   if cur[6] ~= fingerprint then
-    -- New content of this report: later reports of it join this cluster (unless another
-    -- cluster already carries that content).
-    redis.call('SET', fp_key, cur[4], 'EX', window, 'NX')
+    -- New content of this report: it carries the new content from now on, and joins the
+    -- cluster of that content (clusters are named by their content: dedup.py).
+    if cur[6] then redis.call('ZREM', core .. 'fpr:' .. cur[6], existing) end
+    current_carriers()
+    carry_fingerprint(existing)
+    if cluster ~= cluster_id then
+      redis.call('LREM', core .. 'cluster:' .. cluster, 0, existing)
+      redis.call('RPUSH', core .. 'cluster:' .. cluster_id, existing)
+      cluster = cluster_id
+    end
+  end
+  if cur[8] ~= audiences_json then
+    if cur[8] then file_audiences(existing, cur[8], false) end
+    file_audiences(existing, audiences_json, true)
   end
   -- `logged_as`: the log entry of the alert's latest report or revision (explain.py).
   local event_id = redis.call('XADD', events, '*', 'type', 'updated', 'hub_id', existing,
-                              'cluster_id', cur[4], 'sender', sender, 'revision', revision,
+                              'cluster_id', cluster, 'sender', sender, 'revision', revision,
                               'occurred_at', now)
   redis.call('HSET', akey, 'doc', doc, 'meta', meta, 'revision', revision,
              'content_hash', content_hash, 'updated_at', now, 'links', links_json,
-             'links_bucket', links_bucket, 'fingerprint', fingerprint, 'logged_as', event_id)
+             'links_bucket', links_bucket, 'fingerprint', fingerprint, 'logged_as', event_id,
+             'cluster_id', cluster, 'audiences', audiences_json)
   count_stored('updated')
-  return {'updated', existing, cur[4], revision, event_id}
+  return {'updated', existing, cluster, revision, event_id}
 end
 
+-- Whether the content is new or a corroboration is, for the log and the counts, whether any
+-- report carries it now; what the sender is told depends only on those it may see (dedup.py).
+local earlier = current_carriers()
 local outcome = 'created'
-local earlier = {}
-local cluster_id = new_cluster_id
--- New content, the common case, takes one call: the fingerprint is claimed only if unclaimed.
-if not redis.call('SET', fp_key, new_cluster_id, 'EX', window, 'NX') then
-  cluster_id = redis.call('GET', fp_key)
-  outcome = 'corroborated'
-  earlier = redis.call('LRANGE', core .. 'cluster:' .. cluster_id, 0, max_earlier - 1)
-  redis.call('EXPIRE', fp_key, window)
-end
+if #earlier > 0 then outcome = 'corroborated' end
+carry_fingerprint(new_hub_id)
 redis.call('RPUSH', core .. 'cluster:' .. cluster_id, new_hub_id)
 local event_id = redis.call('XADD', events, '*', 'type', outcome, 'hub_id', new_hub_id,
                             'cluster_id', cluster_id, 'sender', sender, 'revision', revision,
@@ -149,22 +182,26 @@ redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'se
            'alert_id', alert_id, 'revision', revision, 'content_hash', content_hash,
            'cluster_id', cluster_id, 'received_at', now, 'status', 'active',
            'links', links_json, 'links_bucket', links_bucket, 'fingerprint', fingerprint,
-           'logged_as', event_id)
+           'logged_as', event_id, 'audiences', audiences_json)
 redis.call('HSET', sender_ids, sender .. '|' .. alert_id, new_hub_id)
 redis.call('ZADD', recent, 0, new_hub_id)
 add_links(new_hub_id)
+file_audiences(new_hub_id, audiences_json, true)
 count_stored(outcome)
 return {outcome, new_hub_id, cluster_id, revision, event_id, earlier}
 """
 
 retract_alert_lua = """
 local alert_key, events, counts = KEYS[1], KEYS[2], KEYS[3]
-local hub_id, sender, now, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local hub_id, sender, now, reason, core = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local cur = redis.call('HMGET', alert_key, 'sender', 'status', 'cluster_id', 'revision')
+local cur = redis.call('HMGET', alert_key, 'sender', 'status', 'cluster_id', 'revision',
+                       'fingerprint')
 if not cur[1] then return {'missing'} end
 if cur[1] ~= sender then return {'not_sender'} end
 if cur[2] == 'retracted' then return {'already'} end
+-- A retracted report carries its content no longer: nothing corroborates it from now on.
+if cur[5] then redis.call('ZREM', core .. 'fpr:' .. cur[5], hub_id) end
 redis.call('HSET', alert_key, 'status', 'retracted', 'retracted_at', now,
            'retraction_reason', reason)
 local event_id = redis.call('XADD', events, '*', 'type', 'retracted', 'hub_id', hub_id,

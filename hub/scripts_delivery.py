@@ -93,6 +93,9 @@ local feed, state, deleted = KEYS[1], KEYS[2], KEYS[3]
 local event_id, log_type, hub_id, cluster_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local occurred_at, revision, retention = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local matches = ARGV[8] == '1'
+-- The dedup window (ms; absent: none): a report of a cluster this feed last had longer ago than
+-- that is news again, as dedup itself answers `created` for content not reported within it.
+local window_ms = tonumber(ARGV[9])
 
 -- Stream ids compare as (milliseconds, sequence) pairs.
 local function newer(a, b)
@@ -112,22 +115,34 @@ local last = redis.call('HGET', state, 'last')
 if last and not newer(event_id, last) then return 'duplicate' end
 redis.call('HSET', state, 'last', event_id)
 
+-- `c:<cluster>` holds when the feed last had a report of the cluster (the ms of its event id;
+-- "1" where written before that was kept, which counts as recent).
+local event_ms = tonumber(string.match(event_id, '^(%d+)-'))
+local function has_cluster()
+  local at = tonumber(redis.call('HGET', state, 'c:' .. cluster_id))
+  if not at then return false end
+  return at == 1 or not window_ms or event_ms - at <= window_ms
+end
+
 local received = redis.call('HEXISTS', state, 'h:' .. hub_id) == 1
 local feed_type
 if log_type == 'retracted' then
   if not received then return 'skipped' end
   feed_type = 'alert.retracted'
 elseif log_type == 'updated' and received then
+  -- An update may bring new content, and with it the cluster of that content.
   feed_type = 'alert.updated'
+  redis.call('HSET', state, 'c:' .. cluster_id, event_ms)
 elseif matches then
   -- A first report, a corroboration, or an update that now matches a subscription that never
   -- had the report: new to this subscriber unless it already has the incident.
-  if redis.call('HEXISTS', state, 'c:' .. cluster_id) == 1 then
+  if has_cluster() then
     feed_type = 'alert.corroborated'
   else
     feed_type = 'alert.created'
   end
-  redis.call('HSET', state, 'c:' .. cluster_id, 1, 'h:' .. hub_id, 1)
+  -- `h:<hub id>` holds the event that brought the report (feeds.py retypes by it).
+  redis.call('HSET', state, 'c:' .. cluster_id, event_ms, 'h:' .. hub_id, event_id)
 else
   return 'skipped'
 end
@@ -215,15 +230,11 @@ replay_dead_lua = """
 local retries, retry_info, dead = KEYS[1], KEYS[2], KEYS[3]
 local now_ms = ARGV[1]
 
--- ARGV[2..] are the event ids to replay; none means every dead letter.
-local ids = {}
-if #ARGV > 1 then
-  for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
-else
-  ids = redis.call('HKEYS', dead)
-end
+-- ARGV[2..] are the event ids to replay (api_subscriptions.py names them: every dead letter
+-- is replayed, but only those the caller may see are counted in its answer).
 local replayed = 0
-for _, event_id in ipairs(ids) do
+for i = 2, #ARGV do
+  local event_id = ARGV[i]
   local info = redis.call('HGET', dead, event_id)
   if info then
     local record = cjson.decode(info)

@@ -7,16 +7,18 @@ The model is written from the contract, not from the hub's code:
   country (the alert's own `withhold_from` joined by the sender's standing defaults); CLEAR and
   GREEN to every node; a named recipient (a node id, or a country for its government nodes);
   AMBER to government nodes; RED to named recipients only;
-- dedup (API.md "Alerts"): one content (fingerprint) is one cluster, claimed by its first
-  report; a later report of it answers `corroborated` with the earliest live report of the
-  cluster its sender may see, or `created` when there is none; same id and revision is
-  `unchanged` (or 409 with other content), a higher one `updated`, a lower one 409, and a
-  retracted alert takes no update (409);
+- dedup (API.md "Alerts", DESIGN.md "non-interference"): one content (fingerprint) is one
+  cluster, whoever reported it; a report carries its content from when it was posted or updated
+  to it until it is retracted or updated to other content, and joins (or moves to) the cluster of
+  the content it carries. A new report answers `corroborated` with the earliest report carrying
+  its content that its sender may see, or `created` when there is none: reports the sender may
+  not see change nothing in its answer. Same id and revision is `unchanged` (or 409 with other
+  content), a higher one `updated`, a lower one 409, and a retracted alert takes no update (409);
 - feeds (API.md "Subscriptions and delivery"): a subscription gets the events logged after it was
   made; the first report of a cluster that its owner may see and its filter matches arrives as
   `alert.created`, later ones as `alert.corroborated`; an update reaches it as `alert.updated`
-  when it got the report, or as new when the update makes the report match; a retraction
-  reaches exactly those that got the report.
+  when it got the report (and gives it the cluster of the report's new content), or as new when
+  the update makes the report match; a retraction reaches exactly those that got the report.
 """
 
 from __future__ import annotations
@@ -157,6 +159,8 @@ class Model:
     by_sender_id: dict[tuple[str, str], str] = field(default_factory=dict)
     cluster_of: dict[tuple[str, int, int], str] = field(default_factory=dict)  # fingerprint
     members: dict[str, list[str]] = field(default_factory=dict)  # cluster -> hub ids in order
+    # fingerprint -> the live reports carrying it, in the order they took it
+    carriers: dict[tuple[str, int, int], list[str]] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     body_keys: dict[str, tuple] = field(default_factory=dict)  # hub id -> its latest body
     logged: int = 0  # events in the hub's log
@@ -179,13 +183,13 @@ class Model:
     def _expect_new(self, sender: Node, body_key: tuple) -> Expected:
         content: Content = body_key[0]
         cluster = self.cluster_of.get(content.fingerprint)
-        if cluster is None:
-            return Expected(201, "created")
-        for hub_id in self.members[cluster]:
-            earlier = self.alerts[hub_id]
-            if earlier.status != "retracted" and may_see(earlier, sender):
+        for hub_id in self.carriers.get(content.fingerprint, []):
+            if may_see(self.alerts[hub_id], sender):
                 return Expected(201, "corroborated", cluster, duplicate_of=hub_id)
         return Expected(201, "created", cluster)
+
+    def cluster_known(self, content: Content) -> bool:
+        return content.fingerprint in self.cluster_of
 
     def stored(self, alert: Alert, body_key: tuple) -> None:
         """A new report the hub stored (its hub id and cluster as the hub answered)."""
@@ -193,18 +197,38 @@ class Model:
         self.alerts[alert.hub_id] = alert
         self.body_keys[alert.hub_id] = body_key
         self.by_sender_id[(alert.sender.id, alert.alert_id)] = alert.hub_id
-        self.cluster_of.setdefault(alert.content.fingerprint, alert.cluster_id)
+        assert self.cluster_of.setdefault(alert.content.fingerprint, alert.cluster_id) == (
+            alert.cluster_id
+        ), "one content, one cluster"
         self.members.setdefault(alert.cluster_id, []).append(alert.hub_id)
+        self.carriers.setdefault(alert.content.fingerprint, []).append(alert.hub_id)
         self._log("created", alert)
 
-    def updated(self, hub_id: str, revision: int, title: str, severity: str, key: tuple) -> None:
-        """A higher revision stored. New content stays in the report's cluster, and later
-        reports of that content join it (unless another cluster carries that content already)."""
+    def updated(
+        self,
+        hub_id: str,
+        revision: int,
+        title: str,
+        severity: str,
+        key: tuple,
+        new_cluster: str | None = None,
+    ) -> None:
+        """A higher revision stored. New content moves the report to that content's cluster
+        (`new_cluster`, as the hub named it, when the model has not met the content yet), and
+        the report carries the new content from now on."""
         alert = self.alerts[hub_id]
         alert.revision, alert.title, alert.severity = revision, title, severity
-        alert.content = key[0]
+        old, alert.content = alert.content, key[0]
+        if old.fingerprint != alert.content.fingerprint:
+            self.carriers[old.fingerprint].remove(hub_id)
+            self.carriers.setdefault(alert.content.fingerprint, []).append(hub_id)
+            cluster = self.cluster_of.setdefault(alert.content.fingerprint, new_cluster or "")
+            assert cluster, "the content's cluster must be known or named"
+            if cluster != alert.cluster_id:
+                self.members[alert.cluster_id].remove(hub_id)
+                self.members.setdefault(cluster, []).append(hub_id)
+                alert.cluster_id = cluster
         alert.titles[revision] = (title, severity)
-        self.cluster_of.setdefault(alert.content.fingerprint, alert.cluster_id)
         self.body_keys[hub_id] = key
         self._log("updated", alert)
 
@@ -214,6 +238,7 @@ class Model:
         if alert.status == "retracted":
             return False
         alert.status = "retracted"
+        self.carriers[alert.content.fingerprint].remove(hub_id)
         self._log("retracted", alert)
         return True
 
@@ -260,6 +285,7 @@ class Model:
         if not may_see(alert, sub.owner):
             return None
         if kind == "updated" and got:
+            sub.clusters.add(alert.cluster_id)
             return self._event("alert.updated", alert)
         if not sub.filter.matches(alert):
             return None

@@ -322,8 +322,19 @@ class AlertMachine(RuleBasedStateMachine):
             )
         elif expected.status == "updated":
             assert answer["revision"] == body["revision"], answer
+            new_cluster = None
+            if not self.model.cluster_known(content):
+                # Content the model has not met: its cluster is new, named by the hub.
+                got = self.hub.request("GET", f"/v1/alerts/{answer['hub_id']}", sender.id).json()
+                new_cluster = got["cluster_id"]
+                assert new_cluster not in self.model.members, got
             self.model.updated(
-                answer["hub_id"], body["revision"], body["title"], body["severity"], key
+                answer["hub_id"],
+                body["revision"],
+                body["title"],
+                body["severity"],
+                key,
+                new_cluster,
             )
         self._check_alert(answer["hub_id"])
 
