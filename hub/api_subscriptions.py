@@ -18,6 +18,7 @@ from hub.filters import SubscriptionFilter
 from hub.ids import is_ulid
 from hub.logs import get_logger
 from hub.nodes import Node
+from hub.policy import may_see
 from hub.sse_slots import SseSlots
 from hub.subscriptions import Subscription, new_subscription
 from hub.web_io import (
@@ -162,12 +163,11 @@ async def pull_feed(request: web.Request) -> web.Response:
     after, limit = _feed_query(request)
     if after is not None:
         await hub.feeds.check_not_truncated(sub.id, after)
-    entries = await hub.feeds.entries(sub.id, after, limit)
-    events = await hub.feeds.events(entries, await _readers(hub, sub, node))
-    if entries and node.id == sub.owner:  # an operator's look does not move the owner's lag
-        await hub.feeds.note_read(sub.id, entries[-1])
-    next_cursor = entries[-1].id if entries else after
-    return json_response({"events": events, "next": next_cursor})
+    page = await hub.feeds.page(sub.id, after, limit, await _readers(hub, sub, node))
+    # An operator's look does not move the owner's lag.
+    if page.last_read is not None and node.id == sub.owner:
+        await hub.feeds.note_read(sub.id, page.last_read)
+    return json_response({"events": page.events, "next": page.next})
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
@@ -202,12 +202,32 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         )
 
 
-async def list_dead_letters(request: web.Request) -> web.Response:
-    hub, _, sub = await _owned(request)
+async def _dead_letters(
+    hub: Hub, sub: Subscription, caller: Node
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The subscription's dead letters (event id -> record) about alerts that the owner and
+    the caller may both see now, and the ids of the others, which are answered as if they did
+    not exist."""
     rows = await hub.redis.hgetall(hub.keys.dead_letters(sub.id))
+    records = {event_id.decode(): orjson.loads(raw) for event_id, raw in rows.items()}
+    readers = await _readers(hub, sub, caller)
+    alerts = await hub.feeds.alerts([r["event"]["hub_id"] for r in records.values()])
+    visible: dict[str, dict[str, Any]] = {}
+    hidden: list[str] = []
+    for event_id, record in records.items():
+        alert = alerts.get(record["event"]["hub_id"])
+        if alert is not None and all(may_see(alert.sharing, r) for r in readers):
+            visible[event_id] = record
+        else:
+            hidden.append(event_id)
+    return visible, hidden
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    hub, node, sub = await _owned(request)
     letters = []
-    for raw in rows.values():
-        record = orjson.loads(raw)
+    visible, _ = await _dead_letters(hub, sub, node)
+    for record in visible.values():
         event = record["event"]
         letters.append(
             {
@@ -225,8 +245,12 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def replay_dead_letters(request: web.Request) -> web.Response:
-    hub, _, sub = await _owned(request)
-    event_ids: list[str] = []
+    """Replays the named dead letters, or every one; the answer counts those the caller may
+    see (a named one it may not see is not replayed, as for an id that does not exist). An
+    operator's replay of every letter replays those it may not see too, since delivering them
+    is the owner's due, but does not count them."""
+    hub, node, sub = await _owned(request)
+    event_ids: list[str] | None = None
     raw = await read_body(request, hub.settings.max_body_bytes)
     if raw.strip():
         require_json_media_type(request)
@@ -244,6 +268,18 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         if not given:
             return json_response({"replayed": 0})
         event_ids = given
+    visible, hidden = await _dead_letters(hub, sub, node)
+    replayed = await _replay(hub, sub, [i for i in event_ids or visible if i in visible])
+    if event_ids is None and hidden:
+        await _replay(hub, sub, hidden)
+    await hub.news.publish([sub.id])
+    return json_response({"replayed": replayed})
+
+
+async def _replay(hub: Hub, sub: Subscription, event_ids: list[str]) -> int:
+    """Replay the named dead letters; how many were still there to replay."""
+    if not event_ids:
+        return 0
     replayed = await hub.scripts.replay_dead(
         keys=[
             hub.keys.retries(sub.id),
@@ -252,8 +288,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         ],
         args=[time.time_ns() // 1_000_000, *event_ids],
     )
-    await hub.news.publish([sub.id])
-    return json_response({"replayed": int(replayed)})
+    return int(replayed)
 
 
 def routes() -> list[web.RouteDef]:

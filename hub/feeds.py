@@ -9,7 +9,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -85,6 +85,16 @@ class FeedEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A pull page: the events, the cursor to go on from, and the last entry read (which may be
+    one the readers may not see: it counts for the owner's read position, never as a cursor)."""
+
+    events: list[dict[str, Any]]
+    next: str | None
+    last_read: FeedEntry | None
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     """An event's body as delivered, and the sharing that decides who may get it now."""
 
@@ -145,8 +155,16 @@ def is_event_id(text: str) -> bool:
 
 
 class FeedReader:
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, batcher: ScriptBatcher) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        batcher: ScriptBatcher,
+        dedup_window_s: int = 604_800,
+    ) -> None:
         self._redis = redis
+        self._window_ms = dedup_window_s * 1000
         self._keys = keys
         self._scripts = scripts
         self._batcher = batcher
@@ -220,11 +238,13 @@ class FeedReader:
         return await asyncio.shield(task)
 
     async def check_not_truncated(self, sub_id: str, after: str) -> None:
-        """HistoryTruncated when entries after `after` may have been trimmed away."""
+        """HistoryTruncated when entries after `after` may have been trimmed away. The message
+        does not name where the feed now starts: that may be an event the reader may not see."""
         trimmed = await self._redis.hget(self._keys.feed_state(sub_id), "trimmed_upto")
         if trimmed is not None and stream_id(after) < stream_id(trimmed.decode()):
             raise HistoryTruncated(
-                f"the feed no longer holds events after {after}; it starts after {trimmed.decode()}"
+                f"the feed no longer holds every event after {after}; read it again from its "
+                "start (no cursor) to get what it holds"
             )
 
     async def note_read(self, sub_id: str, entry: FeedEntry) -> None:
@@ -251,6 +271,84 @@ class FeedReader:
             "XRANGE", self._keys.feed(sub_id), low, "+", "COUNT", limit
         )
         return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
+
+    async def page(
+        self, sub_id: str, after: str | None, limit: int, readers: tuple[Node, ...]
+    ) -> FeedPage:
+        """Up to `limit` events after `after` that every one of `readers` may see, and the cursor
+        to go on from: the last of them, or `after` when there is none. Entries they may not see
+        are read past, never stood on, so the cursor moves only when something visible came."""
+        events: list[dict[str, Any]] = []
+        position: str | None = after
+        last_read: FeedEntry | None = None
+        while len(events) < limit:
+            wanted = limit - len(events)
+            entries = await self.entries(sub_id, position, wanted)
+            if not entries:
+                break
+            events += await self.events(await self.retyped(sub_id, entries, readers), readers)
+            last_read = entries[-1]
+            position = last_read.id
+            if len(entries) < wanted:
+                break
+        return FeedPage(events, events[-1]["id"] if events else after, last_read)
+
+    async def retyped(
+        self, sub_id: str, entries: list[FeedEntry], readers: tuple[Node, ...]
+    ) -> list[FeedEntry]:
+        """The entries with `alert.corroborated` turned into `alert.created` wherever none of
+        the reports of the cluster that the feed had before (within the dedup window) is one
+        all of `readers` may see now. A feed is typed for its owner when it is written; read by
+        the operator too, or after a sender withheld an earlier report, a corroboration would
+        otherwise tell of a report the reader may not see."""
+        doubtful = [e for e in entries if e.type == "alert.corroborated"]
+        if not doubtful:
+            return entries
+        clusters = sorted({e.cluster_id for e in doubtful})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster_id in clusters:
+                pipe.lrange(self._keys.cluster(cluster_id), 0, -1)
+            members = {
+                c: [m.decode() for m in found]
+                for c, found in zip(clusters, await pipe.execute(), strict=True)
+            }
+        candidates = sorted({m for e in doubtful for m in members[e.cluster_id]})
+        marks = await self._redis.hmget(
+            self._keys.feed_state(sub_id), [f"h:{m}" for m in candidates]
+        )
+        received = {m: v.decode() for m, v in zip(candidates, marks, strict=True) if v}
+        sharing = await self._sharing(sorted(received))
+        seen = {m for m, s in sharing.items() if all(may_see(s, reader) for reader in readers)}
+        out = []
+        for entry in entries:
+            if entry.type == "alert.corroborated" and not any(
+                m != entry.hub_id and m in seen and self._earlier(received[m], entry.id)
+                for m in members[entry.cluster_id]
+            ):
+                entry = replace(entry, type="alert.created")
+            out.append(entry)
+        return out
+
+    def _earlier(self, received_by: str, event_id: str) -> bool:
+        """Whether a report brought by event `received_by` came before `event_id`, within the
+        dedup window ("1": brought before the event was recorded, counted as recent)."""
+        if received_by == "1":
+            return True
+        then, now = stream_id(received_by), stream_id(event_id)
+        return then < now and now[0] - then[0] <= self._window_ms
+
+    async def _sharing(self, hub_ids: list[str]) -> dict[str, Sharing]:
+        if not hub_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hget(self._keys.alert(hub_id), "meta")
+            rows = await pipe.execute()
+        return {
+            h: Sharing.from_json(orjson.loads(meta), h)
+            for h, meta in zip(hub_ids, rows, strict=True)
+            if meta is not None
+        }
 
     async def events(
         self, entries: list[FeedEntry], readers: tuple[Node, ...]

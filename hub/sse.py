@@ -107,6 +107,7 @@ async def _send_feed(
         # (it may have fallen behind the feed's retention).
         check_truncation = len(entries) == PAGE
         if entries:
+            entries = await feeds.retyped(sub_id, entries, readers)
             rendered = await feeds.rendered(entries)
             frames = [
                 raw_frame(event.body, entry.type, entry.id)

@@ -214,6 +214,8 @@ class WebhookWorker:
             entries = await ctx.feeds.entries(sub.id, self._cursor, BATCH)
             if not entries:
                 return max(0.001, min(IDLE_LOOK_S, (self._retries_due_ms - _ms()) / 1000))
+            if owner is not None:
+                entries = await ctx.feeds.retyped(sub.id, entries, (owner,))
             records = [{"event": e.as_json(), "seq": e.seq, "attempts": 0} for e in entries]
             advance = True
         bodies = await ctx.feeds.rendered([FeedEntry.from_json(r["event"]) for r in records])

@@ -121,7 +121,7 @@ def refused_batch_alerts(batches: list[tuple[list[dict[str, Any]], Answer]]) -> 
 
 async def check_nothing_half_written(redis: Redis) -> int:
     """Straight from Redis, while it is full: every alert record is whole (document, sharing,
-    sender-id entry, fingerprint key, listed in `recent`, exactly one log entry, counted once);
+    sender-id entry, carrier of its fingerprint, listed in `recent`, exactly one log entry, counted once);
     no record without the rest; no feed entry without its alert. Returns the stored count."""
     recent = {m.decode() for m in await redis.zrange(KEYS.recent, 0, -1)}
     records = {k.decode().rsplit(":", 1)[1] async for k in redis.scan_iter(KEYS.alert("*"))}
@@ -133,7 +133,8 @@ async def check_nothing_half_written(redis: Redis) -> int:
     for hub_id in recent:
         doc, meta, fingerprint = await redis.hmget(KEYS.alert(hub_id), "doc", "meta", "fingerprint")
         assert doc and meta and fingerprint, hub_id
-        assert await redis.exists(KEYS.fingerprint(fingerprint.decode())), hub_id
+        carriers = KEYS.fingerprint_reports(fingerprint.decode())
+        assert await redis.zscore(carriers, hub_id) is not None, hub_id
     counts = await redis.hgetall(KEYS.ingest_counts)
     assert int(counts.get(b"created", 0)) == len(recent)
     subs = [s.decode() for s in await redis.hkeys(KEYS.subscriptions)]
