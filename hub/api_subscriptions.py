@@ -12,7 +12,7 @@ from aiohttp import web
 
 from hub import sse
 from hub.context import Hub, caller
-from hub.errors import Conflict, NotFound, ProblemDetail, ValidationFailed
+from hub.errors import Conflict, Forbidden, NotFound, ProblemDetail, ValidationFailed
 from hub.feeds import is_event_id
 from hub.filters import SubscriptionFilter
 from hub.ids import is_ulid
@@ -36,8 +36,16 @@ DEFAULT_FEED_PAGE = 100
 log = get_logger("hub.subscriptions")
 
 
+# What only a subscription's owner may change: where and what it delivers. The operator may
+# pause, resume and delete, but must not redirect a partner's deliveries to itself (DESIGN.md).
+OWNER_ONLY_FIELDS = ("url", "filter")
+
+
 async def _body(request: web.Request, hub: Hub, schema: str) -> dict[str, Any]:
-    body = await read_json_object(request, hub.settings.max_body_bytes)
+    return _checked(hub, schema, await read_json_object(request, hub.settings.max_body_bytes))
+
+
+def _checked(hub: Hub, schema: str, body: dict[str, Any]) -> dict[str, Any]:
     problems = hub.schemas.problems(schema, body)
     if problems:
         raise ValidationFailed.from_problems(problems, schema.replace("-", " "))
@@ -100,8 +108,16 @@ async def get_subscription(request: web.Request) -> web.Response:
 
 
 async def patch_subscription(request: web.Request) -> web.Response:
-    hub, _, sub = await _owned(request)
-    body = await _body(request, hub, "subscription-patch")
+    hub, node, sub = await _owned(request)
+    body = await read_json_object(request, hub.settings.max_body_bytes)
+    # Refused for who asks before what it asks is checked: an operator learns nothing more.
+    named = [field for field in OWNER_ONLY_FIELDS if field in body]
+    if named and node.id != sub.owner:
+        raise Forbidden(
+            f"only the owner {sub.owner} may change {' or '.join(named)} of subscription "
+            f"{sub.id}; an operator may only pause or resume it (status) or delete it"
+        )
+    body = _checked(hub, "subscription-patch", body)
     url = body.get("url")
     if url is not None:
         if not sub.is_webhook:
