@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import redis
 
 from hub.keys import Keys
@@ -19,8 +20,6 @@ KEYS = Keys()
 
 def stored(redis_url: str, sub_id: str) -> dict[str, Any]:
     """The subscription's record as Redis holds it (secret and verified URL included)."""
-    import orjson
-
     client = redis.Redis.from_url(redis_url)
     try:
         raw = client.hget(KEYS.subscriptions, sub_id)
@@ -82,9 +81,7 @@ async def test_operator_may_pause_and_resume_a_partners_subscription(
         assert after[field] == before[field], field
 
 
-async def test_owner_may_still_repoint_its_webhook(
-    dapi: Api, receivers: list[Receiver]
-) -> None:
+async def test_owner_may_still_repoint_its_webhook(dapi: Api, receivers: list[Receiver]) -> None:
     """The owner's PATCH of url and filter is accepted, and the new endpoint is verified."""
     await dapi.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
     first = await Receiver().start()
