@@ -214,6 +214,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             settings.sse_heartbeat_s,
             hub.stopping,
             owner_reading=node.id == sub.owner,
+            nodes=hub.nodes,
             lease=lease,
         )
 

@@ -218,7 +218,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
             feeds=FeedReader(client, keys, scripts, delivery_batcher),
-            news=FeedNews(client, keys.feed_news),
+            news=FeedNews(client, keys.feed_news, keys.node_revoked),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         async with _background_work(app[HUB], delivery_batcher):

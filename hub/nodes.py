@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -165,7 +166,15 @@ class NodeRegistry:
     async def revoke(self, node_id: str) -> str:
         """'revoked', 'already' or 'missing'."""
         result = await self._scripts.revoke_node(
-            keys=[self._keys.node(node_id)],
-            args=[self._keys.core, now_rfc3339()],
+            keys=[self._keys.node(node_id), self._keys.subscriptions_version],
+            args=[self._keys.core, now_rfc3339(), self._keys.node_revoked, node_id],
         )
         return result.decode() if isinstance(result, bytes) else str(result)
+
+    async def all_live(self, node_ids: Iterable[str]) -> bool:
+        """Whether every one of these nodes exists and is not revoked (one round trip)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for node_id in node_ids:
+                pipe.hmget(self._keys.node(node_id), ["json", "revoked_at"])
+            rows = await pipe.execute()
+        return all(raw is not None and revoked is None for raw, revoked in rows)

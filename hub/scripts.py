@@ -227,14 +227,19 @@ return 1
 """
 
 revoke_node_lua = """
-local node_key = KEYS[1]
-local core, now = ARGV[1], ARGV[2]
+local node_key, subscriptions_version = KEYS[1], KEYS[2]
+local core, now, channel, node_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local node = redis.call('HMGET', node_key, 'json', 'revoked_at', 'token_key_id')
 if not node[1] then return 'missing' end
 if node[2] then return 'already' end
 if node[3] and node[3] ~= '' then redis.call('DEL', core .. 'token:' .. node[3]) end
 redis.call('HSET', node_key, 'revoked_at', now, 'token_key_id', '')
+-- In the same step: fan-out reloads the owners of subscriptions on its next read (it reads
+-- this version with the events), so nothing logged after this reaches the node's feeds; and
+-- every hub process hears that the node's event streams must end.
+redis.call('INCR', subscriptions_version)
+redis.call('PUBLISH', channel, node_id)
 return 'revoked'
 """
 

@@ -247,6 +247,9 @@ class WebhookWorker:
             or owner.revoked_at is not None
             or rendered is None
             or not may_see(rendered.sharing, owner)
+            # Asked of Redis before each send: the owner may have been revoked a moment ago,
+            # which the supervisor's snapshot learns only at its next scan.
+            or not await ctx.nodes.all_live((owner.id,))
         ):
             outcome = "skipped"
         else:
