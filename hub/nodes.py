@@ -14,7 +14,10 @@ from redis.asyncio import Redis
 
 from hub.ids import now_rfc3339
 from hub.keys import Keys
+from hub.logs import get_logger
 from hub.scripts import Scripts
+
+log = get_logger("hub.nodes")
 
 OPERATOR_NODE_ID = "operator"
 TOKEN_PREFIX = "ah_"
@@ -30,6 +33,8 @@ class Node:
     withhold_from: frozenset[str] = frozenset()
     created_at: str = ""
     revoked_at: str | None = field(default=None, compare=False)
+    # Who registered it: the operator node's id, or "cli", "demo", "hub" for the hub's own paths.
+    registered_by: str | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -44,9 +49,24 @@ class Node:
             "defaults": {"withhold_from": sorted(self.withhold_from)},
             "created_at": self.created_at,
         }
+        if self.registered_by is not None:
+            out["registered_by"] = self.registered_by
         if self.revoked_at is not None:
             out["revoked_at"] = self.revoked_at
         return out
+
+    def registration_json(self) -> dict[str, object]:
+        """The node as a `node.registered` event shows it to the nodes of its country: who it
+        is and what it may do, not its standing defaults."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "country": self.country,
+            "kind": self.kind,
+            "roles": sorted(self.roles),
+            "created_at": self.created_at,
+            "registered_by": self.registered_by,
+        }
 
     @classmethod
     def from_json(cls, data: dict, revoked_at: str | None = None) -> Node:
@@ -59,6 +79,7 @@ class Node:
             withhold_from=frozenset((data.get("defaults") or {}).get("withhold_from", ())),
             created_at=data.get("created_at", ""),
             revoked_at=revoked_at,
+            registered_by=data.get("registered_by"),
         )
 
 
@@ -104,32 +125,49 @@ class NodeRegistry:
         self._keys = keys
         self._scripts = scripts
 
-    async def create(self, profile: dict, with_token: bool = True) -> tuple[Node, str | None]:
-        """Store a new node; returns it and its token, or raises KeyError when the id exists."""
-        data = {**profile, "created_at": now_rfc3339()}
+    async def create(
+        self, profile: dict, with_token: bool = True, registered_by: str = "hub"
+    ) -> tuple[Node, str | None]:
+        """Store a new node; returns it and its token, or raises KeyError when the id exists.
+        A node with a country is announced to that country's nodes in the same step: the
+        event log gets a `node_registered` entry, which fan-out turns into a node.registered
+        event in their subscriptions' feeds (fanout.py). Every registration is logged."""
+        data = {**profile, "created_at": now_rfc3339(), "registered_by": registered_by}
         node = Node.from_json(data)
         issued = issue_token() if with_token else None
+        announced = orjson.dumps(node.registration_json()) if node.country else b""
         created = await self._scripts.create_node(
             keys=[
                 self._keys.node(node.id),
                 self._keys.node_ids,
                 self._keys.token(issued.key_id if issued else "-"),
+                self._keys.events,
             ],
             args=[
                 node.id,
                 orjson.dumps(node.as_json()),
                 issued.key_id if issued else "",
                 issued.secret_hash if issued else "",
+                announced,
+                node.created_at,
             ],
         )
         if not created:
             raise KeyError(node.id)
+        log.info(
+            "node_registered",
+            registered_by=registered_by,
+            node_id=node.id,
+            country=node.country,
+            kind=node.kind,
+            roles=sorted(node.roles),
+        )
         return node, issued.token if issued else None
 
-    async def ensure(self, profile: dict) -> Node:
+    async def ensure(self, profile: dict, registered_by: str = "hub") -> Node:
         """The node with this id, created without a token when it does not exist yet."""
         try:
-            node, _ = await self.create(profile, with_token=False)
+            node, _ = await self.create(profile, with_token=False, registered_by=registered_by)
         except KeyError:
             found = await self.get(profile["id"])
             assert found is not None

@@ -202,14 +202,21 @@ return used
 """
 
 create_node_lua = """
-local node_key, node_ids, token_key = KEYS[1], KEYS[2], KEYS[3]
+local node_key, node_ids, token_key, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local node_id, node_json, key_id, secret_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local announced, now = ARGV[5], ARGV[6]
 
 if redis.call('EXISTS', node_key) == 1 then return 0 end
 redis.call('HSET', node_key, 'json', node_json, 'token_key_id', key_id)
 redis.call('SADD', node_ids, node_id)
 if key_id ~= '' then
   redis.call('HSET', token_key, 'node_id', node_id, 'secret_hash', secret_hash)
+end
+-- Logged in the same step as the node, so no registration goes unannounced to its country's
+-- nodes (fan-out delivers it in log order, as it does alerts); none for a node with no country.
+if announced ~= '' then
+  redis.call('XADD', events, '*', 'type', 'node_registered', 'node_id', node_id,
+             'node', announced, 'occurred_at', now)
 end
 return 1
 """

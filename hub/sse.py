@@ -18,7 +18,6 @@ from hub.feed_news import FeedNews, Revocation, first_of
 from hub.feeds import FeedEntry, FeedReader
 from hub.logs import get_logger
 from hub.nodes import Node, NodeRegistry
-from hub.policy import may_see
 from hub.sse_slots import StreamLease
 
 log = get_logger("hub.sse")
@@ -141,8 +140,7 @@ async def _send_feed(
             frames = [
                 raw_frame(event.body, entry.type, entry.id)
                 for entry in entries
-                if (event := rendered[entry.id]) is not None
-                and all(may_see(event.sharing, r) for r in readers)
+                if (event := rendered[entry.id]) is not None and event.visible_to(readers)
             ]
             if frames:
                 await response.write(b"".join(frames))
