@@ -6,9 +6,12 @@ to read what is shared with a country)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import redis
+import yaml
+from jsonschema import Draft202012Validator
 from structlog.testing import capture_logs
 
 from hub.keys import Keys
@@ -19,6 +22,7 @@ from tests.test_webhooks import wait_status, webhook
 
 KEYS = Keys()
 EVENT_FIELDS = {"id", "type", "occurred_at", "node"}
+OPENAPI = Path(__file__).resolve().parent.parent / "schemas" / "openapi.yaml"
 
 
 async def open_stream(api: Api, node: str, sub_id: str) -> SseReader:
@@ -30,9 +34,19 @@ async def open_stream(api: Api, node: str, sub_id: str) -> SseReader:
     return SseReader(resp)
 
 
+def openapi_validator(name: str) -> Draft202012Validator:
+    """A validator of one of openapi.yaml's component schemas."""
+    spec = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    return Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    )
+
+
 def check_registration(event: dict[str, Any], node_id: str, listed: dict[str, Any]) -> None:
-    """`event` is the node.registered event of `node_id`, naming it as GET /v1/nodes does."""
+    """`event` is the node.registered event of `node_id`, naming it as GET /v1/nodes does, in
+    the shape schemas/openapi.yaml gives."""
     assert set(event) == EVENT_FIELDS, event
+    openapi_validator("FeedEvent").validate(event)
     assert event["type"] == "node.registered"
     assert event["node"] == {
         "id": node_id,
