@@ -43,7 +43,7 @@ LEASE_TTL_MS = 5_000
 NODES_REFRESH_S = 5.0
 
 
-NODE_REGISTERED = "node_registered"  # the log type of a registration (create_node_lua)
+REGISTRATION = "node_registered"  # the log type of a registration (create_node_lua)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class LogEvent:
 
     @property
     def is_alert(self) -> bool:
-        return self.type != NODE_REGISTERED
+        return self.type != REGISTRATION
 
     @classmethod
     def from_entry(cls, entry_id: bytes, fields: list[bytes]) -> LogEvent:
