@@ -12,13 +12,15 @@ from hub.web_io import json_response, read_json_object
 
 
 async def create_node(request: web.Request) -> web.Response:
-    hub, _ = await caller(request, "operator")
+    hub, operator = await caller(request, "operator")
     body = await read_json_object(request, hub.settings.max_body_bytes)
     problems = hub.schemas.problems("node", body)
     if problems:
         raise ValidationFailed.from_problems(problems, "node")
     try:
-        node, token = await hub.nodes.create(body)
+        # Logged (node_registered), shown on the status page and announced to the nodes of
+        # its country: a new node is never a quiet way to a country's restricted alerts.
+        node, token = await hub.nodes.create(body, registered_by=operator.id)
     except KeyError:
         raise Conflict(f"a node {body['id']} exists (or existed: ids are never reused)") from None
     structlog.contextvars.bind_contextvars(created_node=node.id)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from hub import sse
 from hub.context import Hub, caller
-from hub.errors import Conflict, NotFound, ProblemDetail, ValidationFailed
+from hub.errors import Conflict, Forbidden, NotFound, ProblemDetail, ValidationFailed
 from hub.feeds import is_event_id
 from hub.filters import SubscriptionFilter
 from hub.ids import is_ulid
@@ -37,8 +37,16 @@ DEFAULT_FEED_PAGE = 100
 log = get_logger("hub.subscriptions")
 
 
+# What only a subscription's owner may change: where and what it delivers. The operator may
+# pause, resume and delete, but must not redirect a partner's deliveries to itself (DESIGN.md).
+OWNER_ONLY_FIELDS = ("url", "filter")
+
+
 async def _body(request: web.Request, hub: Hub, schema: str) -> dict[str, Any]:
-    body = await read_json_object(request, hub.settings.max_body_bytes)
+    return _checked(hub, schema, await read_json_object(request, hub.settings.max_body_bytes))
+
+
+def _checked(hub: Hub, schema: str, body: dict[str, Any]) -> dict[str, Any]:
     problems = hub.schemas.problems(schema, body)
     if problems:
         raise ValidationFailed.from_problems(problems, schema.replace("-", " "))
@@ -101,8 +109,16 @@ async def get_subscription(request: web.Request) -> web.Response:
 
 
 async def patch_subscription(request: web.Request) -> web.Response:
-    hub, _, sub = await _owned(request)
-    body = await _body(request, hub, "subscription-patch")
+    hub, node, sub = await _owned(request)
+    body = await read_json_object(request, hub.settings.max_body_bytes)
+    # Refused for who asks before what it asks is checked: an operator learns nothing more.
+    named = [field for field in OWNER_ONLY_FIELDS if field in body]
+    if named and node.id != sub.owner:
+        raise Forbidden(
+            f"only the owner {sub.owner} may change {' or '.join(named)} of subscription "
+            f"{sub.id}; an operator may only pause or resume it (status) or delete it"
+        )
+    body = _checked(hub, "subscription-patch", body)
     url = body.get("url")
     if url is not None:
         if not sub.is_webhook:
@@ -198,6 +214,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             settings.sse_heartbeat_s,
             hub.stopping,
             owner_reading=node.id == sub.owner,
+            nodes=hub.nodes,
             lease=lease,
         )
 
@@ -205,17 +222,22 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
 async def _dead_letters(
     hub: Hub, sub: Subscription, caller: Node
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """The subscription's dead letters (event id -> record) about alerts that the owner and
-    the caller may both see now, and the ids of the others, which are answered as if they did
-    not exist."""
+    """The subscription's dead letters (event id -> record) that the owner and the caller may
+    both see now (about such an alert, or about no alert), and the ids of the others, which are
+    answered as if they did not exist."""
     rows = await hub.redis.hgetall(hub.keys.dead_letters(sub.id))
     records = {event_id.decode(): orjson.loads(raw) for event_id, raw in rows.items()}
     readers = await _readers(hub, sub, caller)
-    alerts = await hub.feeds.alerts([r["event"]["hub_id"] for r in records.values()])
+    hub_ids = [r["event"].get("hub_id") for r in records.values()]
+    alerts = await hub.feeds.alerts([h for h in hub_ids if h])
     visible: dict[str, dict[str, Any]] = {}
     hidden: list[str] = []
     for event_id, record in records.items():
-        alert = alerts.get(record["event"]["hub_id"])
+        hub_id = record["event"].get("hub_id")
+        if not hub_id:  # a node.registered event: about no alert
+            visible[event_id] = record
+            continue
+        alert = alerts.get(hub_id)
         if alert is not None and all(may_see(alert.sharing, r) for r in readers):
             visible[event_id] = record
         else:

@@ -225,7 +225,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             feeds=FeedReader(
                 client, keys, scripts, delivery_batcher, dedup_window_s=settings.dedup_window_s
             ),
-            news=FeedNews(client, keys.feed_news),
+            news=FeedNews(client, keys.feed_news, keys.node_revoked),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         async with _background_work(app[HUB], delivery_batcher):

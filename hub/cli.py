@@ -277,7 +277,7 @@ async def _add_node(registry: NodeRegistry, args: argparse.Namespace) -> int:
             print(f"alerthub: {p.pointer or '/'}: {p.message} ({p.rule})", file=sys.stderr)
         return 2
     try:
-        node, token = await registry.create(profile)
+        node, token = await registry.create(profile, registered_by="cli")
     except KeyError:
         print(f"alerthub: a node {args.id} exists (or existed)", file=sys.stderr)
         return 1

@@ -68,7 +68,7 @@ async def register_demo_nodes(registry: NodeRegistry) -> list[tuple[Node, str]]:
     so a restarted demo can show them only by issuing new ones)."""
     issued = []
     for profile in DEMO_NODES:
-        node = await registry.ensure(node_body(profile))
+        node = await registry.ensure(node_body(profile), registered_by="demo")
         token = await registry.replace_token(node.id)
         if token is not None:
             issued.append((node, token))

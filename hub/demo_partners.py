@@ -27,11 +27,12 @@ class Seen:
 
     event_id: str
     type: str
-    hub_id: str
+    hub_id: str  # "" for an event about no alert (node.registered)
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> Seen:
-        return cls(str(event.get("id")), str(event.get("type")), str(event.get("hub_id")))
+        hub_id = str(event.get("hub_id") or "")
+        return cls(str(event.get("id")), str(event.get("type")), hub_id)
 
 
 @dataclass

@@ -43,14 +43,22 @@ LEASE_TTL_MS = 5_000
 NODES_REFRESH_S = 5.0
 
 
+REGISTRATION = "node_registered"  # the log type of a registration (create_node_lua)
+
+
 @dataclass(frozen=True, slots=True)
 class LogEvent:
     id: str
-    type: str  # created | corroborated | updated | retracted
-    hub_id: str
+    type: str  # created | corroborated | updated | retracted | node_registered
+    hub_id: str  # "" for a registration
     cluster_id: str
     revision: str
     occurred_at: str
+    node: str = ""  # a registration's node, as JSON (Node.registration_json)
+
+    @property
+    def is_alert(self) -> bool:
+        return self.type != REGISTRATION
 
     @classmethod
     def from_entry(cls, entry_id: bytes, fields: list[bytes]) -> LogEvent:
@@ -58,11 +66,21 @@ class LogEvent:
         return cls(
             id=entry_id.decode(),
             type=data["type"],
-            hub_id=data["hub_id"],
-            cluster_id=data["cluster_id"],
+            hub_id=data.get("hub_id", ""),
+            cluster_id=data.get("cluster_id", ""),
             revision=data.get("revision", "1"),
             occurred_at=data.get("occurred_at", ""),
+            node=data.get("node", ""),
         )
+
+
+def announced_to(registered: dict, owner: Node) -> bool:
+    """Whether a node's registration goes to `owner`'s subscriptions: to the live nodes of its
+    country (so that a country's nodes learn who else now reads what is shared with their
+    country), whatever their filters, never to the new node itself; a node with no country is
+    announced to nobody."""
+    country = registered.get("country")
+    return bool(country) and owner.country == country and owner.id != registered.get("id")
 
 
 def feed_candidate(
@@ -185,7 +203,7 @@ class Fanout:
             self._owners_at = time.monotonic()
 
     async def _fan(self, events: list[LogEvent]) -> None:
-        hub_ids = sorted({e.hub_id for e in events})
+        hub_ids = sorted({e.hub_id for e in events if e.is_alert})
         async with self._redis.pipeline(transaction=False) as pipe:
             for hub_id in hub_ids:
                 pipe.hmget(self._keys.alert(hub_id), ["doc", "meta"])
@@ -193,6 +211,11 @@ class Fanout:
         offered: list[str] = []
         calls: list[tuple[list[str], list[object]]] = []
         for event in events:
+            if not event.is_alert:
+                for sub in self._announced(event):
+                    calls.append((self._feed_keys(sub), self._append_args(event, True)))
+                    offered.append(sub.id)
+                continue
             doc, meta = rows[event.hub_id]
             if doc is None or meta is None:
                 log.error("fanout_alert_missing", event_id=event.id, hub_id=event.hub_id)
@@ -203,23 +226,7 @@ class Fanout:
                 matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
                 if matches is None:
                     continue
-                keys = [
-                    self._keys.feed(sub.id),
-                    self._keys.feed_state(sub.id),
-                    self._keys.deleted(sub.id),
-                ]
-                args: list[object] = [
-                    event.id,
-                    event.type,
-                    event.hub_id,
-                    event.cluster_id,
-                    event.occurred_at,
-                    event.revision,
-                    self._retention,
-                    "1" if matches else "0",
-                    self._window_ms,
-                ]
-                calls.append((keys, args))
+                calls.append((self._feed_keys(sub), self._append_args(event, matches)))
                 offered.append(sub.id)
         results = await self._batcher.call_many(self._scripts.feed_append, calls) if calls else []
         failed = [r for r in results if isinstance(r, BaseException)]
@@ -233,9 +240,42 @@ class Fanout:
         grown = [
             sub_id
             for sub_id, result in zip(offered, results, strict=True)
-            if isinstance(result, bytes) and result.startswith(b"alert.")
+            if isinstance(result, bytes) and result.startswith((b"alert.", b"node."))
         ]
         await self._news.publish(grown)
+
+    def _feed_keys(self, sub: Subscription) -> list[str]:
+        return [self._keys.feed(sub.id), self._keys.feed_state(sub.id), self._keys.deleted(sub.id)]
+
+    def _append_args(self, event: LogEvent, matches: bool) -> list[object]:
+        """feed_append_lua's arguments for `event`."""
+        return [
+            event.id,
+            event.type,
+            event.hub_id,
+            event.cluster_id,
+            event.occurred_at,
+            event.revision,
+            self._retention,
+            "1" if matches else "0",
+            event.node,
+            self._window_ms,
+        ]
+
+    def _announced(self, event: LogEvent) -> list[Subscription]:
+        """The subscriptions a registration goes to (announced_to)."""
+        try:
+            registered = orjson.loads(event.node)
+        except orjson.JSONDecodeError:
+            log.error("fanout_registration_unreadable", event_id=event.id)
+            return []
+        if not isinstance(registered, dict):
+            return []
+        return [
+            sub
+            for sub in self._subs_for(event)
+            if announced_to(registered, self._owners[sub.owner])
+        ]
 
     def _subs_for(self, event: LogEvent) -> list[Subscription]:
         position = stream_id(event.id)

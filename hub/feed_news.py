@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,11 +23,29 @@ from hub.logs import get_logger
 log = get_logger("hub.feed_news")
 
 
+@dataclass(eq=False)
+class Revocation:
+    """Whether a node that a stream serves has been revoked; noting it wakes the stream."""
+
+    woken: asyncio.Event
+    revoked: bool = False
+
+    def note(self) -> None:
+        self.revoked = True
+        self.woken.set()
+
+
 class FeedNews:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    """Also carries revocations (`revoked_channel`, which revoke_node_lua publishes to) on the
+    same connection: a revoked node's streams end at once in every process. A lost message
+    costs a heartbeat there: the streams check their nodes again before each one."""
+
+    def __init__(self, redis: Redis, channel: str, revoked_channel: str | None = None) -> None:
         self._redis = redis
         self._channel = channel
+        self._revoked_channel = revoked_channel
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._revocations: dict[str, set[Revocation]] = defaultdict(set)
 
     async def publish(self, sub_ids: Iterable[str]) -> None:
         """Wake the readers of these subscriptions in every process."""
@@ -49,6 +68,28 @@ class FeedNews:
                 if not waiters:
                     del self._waiters[sub_id]
 
+    @contextlib.contextmanager
+    def revocation(self, node_ids: Iterable[str], woken: asyncio.Event) -> Iterator[Revocation]:
+        """A Revocation noted (and `woken` set) when any of `node_ids` is revoked while the
+        block runs, by any hub process."""
+        watch = Revocation(woken)
+        ids = set(node_ids)
+        for node_id in ids:
+            self._revocations[node_id].add(watch)
+        try:
+            yield watch
+        finally:
+            for node_id in ids:
+                watches = self._revocations.get(node_id)
+                if watches is not None:
+                    watches.discard(watch)
+                    if not watches:
+                        del self._revocations[node_id]
+
+    def revoked(self, node_id: str) -> None:
+        for watch in list(self._revocations.get(node_id, ())):
+            watch.note()
+
     def wake(self, sub_ids: Iterable[str]) -> None:
         for sub_id in sub_ids:
             for event in self._waiters.get(sub_id, ()):
@@ -64,14 +105,22 @@ class FeedNews:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                channels = [self._channel]
+                if self._revoked_channel is not None:
+                    channels.append(self._revoked_channel)
+                await pubsub.subscribe(*channels)
                 # Anything published while we were away is found by the readers' own timers;
                 # waking everyone now makes up for it at once.
                 self.wake_all()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self.wake(message["data"].decode(errors="replace").split(","))
+                    if message is None or message.get("type") != "message":
+                        continue
+                    text = message["data"].decode(errors="replace")
+                    if message["channel"].decode(errors="replace") == self._revoked_channel:
+                        self.revoked(text)
+                    else:
+                        self.wake(text.split(","))
             except (RedisError, OSError) as e:
                 log.warning("feed_news_reconnect", error=type(e).__name__)
                 await asyncio.sleep(1.0)

@@ -36,8 +36,14 @@ EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 MAX_STREAM_ID_PART = 2**64 - 1
 
 
+NODE_REGISTERED = "node.registered"
+
+
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
+    """One feed entry: an alert's event (hub_id, cluster_id, revision), or a node's
+    registration (node: the registered node as JSON text; hub_id and cluster_id empty)."""
+
     id: str
     type: str
     hub_id: str
@@ -47,6 +53,11 @@ class FeedEntry:
     # The entry's place in its feed: 1 for the first event ever appended (feed_append_lua).
     # Not part of the event a subscriber sees; positions and lag are counted with it.
     seq: int = 0
+    node: str = ""
+
+    @property
+    def is_alert(self) -> bool:
+        return self.type != NODE_REGISTERED
 
     @classmethod
     def from_stream(cls, entry_id: bytes, fields: list[bytes]) -> FeedEntry:
@@ -55,14 +66,27 @@ class FeedEntry:
         return cls(
             id=entry_id.decode(),
             type=text["type"],
-            hub_id=text["hub_id"],
-            cluster_id=text["cluster_id"],
+            hub_id=text.get("hub_id", ""),
+            cluster_id=text.get("cluster_id", ""),
             occurred_at=text.get("occurred_at", ""),
             revision=int(text.get("revision", "1")),
             seq=int(text.get("seq", "0")),
+            node=text.get("node", ""),
         )
 
     def as_json(self) -> dict[str, Any]:
+        """The entry as a webhook's retry and dead-letter records keep it: for an alert, the
+        event's own head; a registration has no hub_id, cluster_id or revision (null)."""
+        if not self.is_alert:
+            return {
+                "id": self.id,
+                "type": self.type,
+                "hub_id": None,
+                "cluster_id": None,
+                "occurred_at": self.occurred_at,
+                "revision": None,
+                "node": orjson.loads(self.node),
+            }
         return {
             "id": self.id,
             "type": self.type,
@@ -74,13 +98,15 @@ class FeedEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeedEntry:
+        node = data.get("node")
         return cls(
             id=data["id"],
             type=data["type"],
-            hub_id=data["hub_id"],
-            cluster_id=data["cluster_id"],
+            hub_id=data.get("hub_id") or "",
+            cluster_id=data.get("cluster_id") or "",
             occurred_at=data["occurred_at"],
-            revision=int(data["revision"]),
+            revision=int(data.get("revision") or 0),
+            node=orjson.dumps(node).decode() if node is not None else "",
         )
 
 
@@ -96,10 +122,14 @@ class FeedPage:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """An event's body as delivered, and the sharing that decides who may get it now."""
+    """An event's body as delivered, and the sharing that decides who may get it now (None
+    for a registration: whoever reads the feed it was fanned into may have it)."""
 
-    sharing: Sharing
+    sharing: Sharing | None
     body: bytes
+
+    def visible_to(self, readers: tuple[Node, ...]) -> bool:
+        return self.sharing is None or all(may_see(self.sharing, r) for r in readers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +178,16 @@ def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
     return {**entry.as_json(), "alert": alert.summary_json(utc_now())}
 
 
+def registration_json(entry: FeedEntry) -> dict[str, Any]:
+    """A node.registered event as every delivery path sends it: no hub_id and no alert."""
+    return {
+        "id": entry.id,
+        "type": entry.type,
+        "occurred_at": entry.occurred_at,
+        "node": orjson.loads(entry.node),
+    }
+
+
 def is_event_id(text: str) -> bool:
     """Whether `text` is an id Redis takes as a stream id: two decimal parts, each of which
     fits in 64 bits (the pattern alone lets 20 digits through, and Redis refuses the rest)."""
@@ -181,9 +221,12 @@ class FeedReader:
         looked up at most STATE_TTL_S old, so an update that withholds an alert applies to
         every read within that time; a body and the sharing it is checked against always come
         from one read."""
-        markers = await self._markers(sorted({e.hub_id for e in entries}))
+        markers = await self._markers(sorted({e.hub_id for e in entries if e.is_alert}))
         out: dict[str, Rendered | None] = {}
         for entry in entries:
+            if not entry.is_alert:
+                out[entry.id] = Rendered(None, orjson.dumps(registration_json(entry)))
+                continue
             marker = markers.get(entry.hub_id)
             if marker is None:
                 out[entry.id] = None
@@ -354,9 +397,12 @@ class FeedReader:
         self, entries: list[FeedEntry], readers: tuple[Node, ...]
     ) -> list[dict[str, Any]]:
         """The entries as events, leaving out alerts any of `readers` may not see (now)."""
-        alerts = await self.alerts([e.hub_id for e in entries])
+        alerts = await self.alerts([e.hub_id for e in entries if e.is_alert])
         out = []
         for entry in entries:
+            if not entry.is_alert:
+                out.append(registration_json(entry))
+                continue
             alert = alerts.get(entry.hub_id)
             if alert is not None and all(may_see(alert.sharing, r) for r in readers):
                 out.append(event_json(entry, alert))

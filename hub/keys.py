@@ -137,6 +137,12 @@ class Keys:
         """Pub/sub channel: comma-separated ids of subscriptions whose feeds just grew."""
         return f"{self.prefix}:feed-news"
 
+    @property
+    def node_revoked(self) -> str:
+        """Pub/sub channel: the id of a node just revoked (revoke_node_lua publishes it), so
+        that every hub process ends that node's event streams at once."""
+        return f"{self.prefix}:node-revoked"
+
     # -- {sub:<id>}: one subscription's feed and delivery state, one slot per subscription
     def _sub(self, sub_id: str) -> str:
         return f"{self.prefix}:{{sub:{sub_id}}}:"

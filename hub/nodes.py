@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,7 +15,10 @@ from redis.asyncio import Redis
 
 from hub.ids import now_rfc3339, ulid_floor
 from hub.keys import Keys
+from hub.logs import get_logger
 from hub.scripts import Scripts
+
+log = get_logger("hub.nodes")
 
 OPERATOR_NODE_ID = "operator"
 TOKEN_PREFIX = "ah_"
@@ -33,6 +37,8 @@ class Node:
     # The smallest hub id stored since the node was registered ("" when unknown): the policy
     # compares alerts' hub ids with it (policy.registered_after).
     since_id: str = field(default="", compare=False)
+    # Who registered it: the operator node's id, or "cli", "demo", "hub" for the hub's own paths.
+    registered_by: str | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -47,9 +53,24 @@ class Node:
             "defaults": {"withhold_from": sorted(self.withhold_from)},
             "created_at": self.created_at,
         }
+        if self.registered_by is not None:
+            out["registered_by"] = self.registered_by
         if self.revoked_at is not None:
             out["revoked_at"] = self.revoked_at
         return out
+
+    def registration_json(self) -> dict[str, object]:
+        """The node as a `node.registered` event shows it to the nodes of its country: who it
+        is and what it may do, not its standing defaults."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "country": self.country,
+            "kind": self.kind,
+            "roles": sorted(self.roles),
+            "created_at": self.created_at,
+            "registered_by": self.registered_by,
+        }
 
     @classmethod
     def from_json(cls, data: dict, revoked_at: str | None = None) -> Node:
@@ -63,6 +84,7 @@ class Node:
             created_at=data.get("created_at", ""),
             revoked_at=revoked_at,
             since_id=_since_id(data.get("created_at", "")),
+            registered_by=data.get("registered_by"),
         )
 
 
@@ -116,32 +138,49 @@ class NodeRegistry:
         self._keys = keys
         self._scripts = scripts
 
-    async def create(self, profile: dict, with_token: bool = True) -> tuple[Node, str | None]:
-        """Store a new node; returns it and its token, or raises KeyError when the id exists."""
-        data = {**profile, "created_at": now_rfc3339()}
+    async def create(
+        self, profile: dict, with_token: bool = True, registered_by: str = "hub"
+    ) -> tuple[Node, str | None]:
+        """Store a new node; returns it and its token, or raises KeyError when the id exists.
+        A node with a country is announced to that country's nodes in the same step: the
+        event log gets a `node_registered` entry, which fan-out turns into a node.registered
+        event in their subscriptions' feeds (fanout.py). Every registration is logged."""
+        data = {**profile, "created_at": now_rfc3339(), "registered_by": registered_by}
         node = Node.from_json(data)
         issued = issue_token() if with_token else None
+        announced = orjson.dumps(node.registration_json()) if node.country else b""
         created = await self._scripts.create_node(
             keys=[
                 self._keys.node(node.id),
                 self._keys.node_ids,
                 self._keys.token(issued.key_id if issued else "-"),
+                self._keys.events,
             ],
             args=[
                 node.id,
                 orjson.dumps(node.as_json()),
                 issued.key_id if issued else "",
                 issued.secret_hash if issued else "",
+                announced,
+                node.created_at,
             ],
         )
         if not created:
             raise KeyError(node.id)
+        log.info(
+            "node_registered",
+            registered_by=registered_by,
+            node_id=node.id,
+            country=node.country,
+            kind=node.kind,
+            roles=sorted(node.roles),
+        )
         return node, issued.token if issued else None
 
-    async def ensure(self, profile: dict) -> Node:
+    async def ensure(self, profile: dict, registered_by: str = "hub") -> Node:
         """The node with this id, created without a token when it does not exist yet."""
         try:
-            node, _ = await self.create(profile, with_token=False)
+            node, _ = await self.create(profile, with_token=False, registered_by=registered_by)
         except KeyError:
             found = await self.get(profile["id"])
             assert found is not None
@@ -178,7 +217,15 @@ class NodeRegistry:
     async def revoke(self, node_id: str) -> str:
         """'revoked', 'already' or 'missing'."""
         result = await self._scripts.revoke_node(
-            keys=[self._keys.node(node_id)],
-            args=[self._keys.core, now_rfc3339()],
+            keys=[self._keys.node(node_id), self._keys.subscriptions_version],
+            args=[self._keys.core, now_rfc3339(), self._keys.node_revoked, node_id],
         )
         return result.decode() if isinstance(result, bytes) else str(result)
+
+    async def all_live(self, node_ids: Iterable[str]) -> bool:
+        """Whether every one of these nodes exists and is not revoked (one round trip)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for node_id in node_ids:
+                pipe.hmget(self._keys.node(node_id), ["json", "revoked_at"])
+            rows = await pipe.execute()
+        return all(raw is not None and revoked is None for raw, revoked in rows)

@@ -239,14 +239,21 @@ return used
 """
 
 create_node_lua = """
-local node_key, node_ids, token_key = KEYS[1], KEYS[2], KEYS[3]
+local node_key, node_ids, token_key, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local node_id, node_json, key_id, secret_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local announced, now = ARGV[5], ARGV[6]
 
 if redis.call('EXISTS', node_key) == 1 then return 0 end
 redis.call('HSET', node_key, 'json', node_json, 'token_key_id', key_id)
 redis.call('SADD', node_ids, node_id)
 if key_id ~= '' then
   redis.call('HSET', token_key, 'node_id', node_id, 'secret_hash', secret_hash)
+end
+-- Logged in the same step as the node, so no registration goes unannounced to its country's
+-- nodes (fan-out delivers it in log order, as it does alerts); none for a node with no country.
+if announced ~= '' then
+  redis.call('XADD', events, '*', 'type', 'node_registered', 'node_id', node_id,
+             'node', announced, 'occurred_at', now)
 end
 return 1
 """
@@ -264,14 +271,19 @@ return 1
 """
 
 revoke_node_lua = """
-local node_key = KEYS[1]
-local core, now = ARGV[1], ARGV[2]
+local node_key, subscriptions_version = KEYS[1], KEYS[2]
+local core, now, channel, node_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local node = redis.call('HMGET', node_key, 'json', 'revoked_at', 'token_key_id')
 if not node[1] then return 'missing' end
 if node[2] then return 'already' end
 if node[3] and node[3] ~= '' then redis.call('DEL', core .. 'token:' .. node[3]) end
 redis.call('HSET', node_key, 'revoked_at', now, 'token_key_id', '')
+-- In the same step: fan-out reloads the owners of subscriptions on its next read (it reads
+-- this version with the events), so nothing logged after this reaches the node's feeds; and
+-- every hub process hears that the node's event streams must end.
+redis.call('INCR', subscriptions_version)
+redis.call('PUBLISH', channel, node_id)
 return 'revoked'
 """
 

@@ -92,10 +92,10 @@ feed_append_lua = """
 local feed, state, deleted = KEYS[1], KEYS[2], KEYS[3]
 local event_id, log_type, hub_id, cluster_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local occurred_at, revision, retention = ARGV[5], ARGV[6], tonumber(ARGV[7])
-local matches = ARGV[8] == '1'
+local matches, node = ARGV[8] == '1', ARGV[9] or ''
 -- The dedup window (ms; absent: none): a report of a cluster this feed last had longer ago than
 -- that is news again, as dedup itself answers `created` for content not reported within it.
-local window_ms = tonumber(ARGV[9])
+local window_ms = tonumber(ARGV[10])
 
 -- Stream ids compare as (milliseconds, sequence) pairs.
 local function newer(a, b)
@@ -124,9 +124,12 @@ local function has_cluster()
   return at == 1 or not window_ms or event_ms - at <= window_ms
 end
 
-local received = redis.call('HEXISTS', state, 'h:' .. hub_id) == 1
+local received = hub_id ~= '' and redis.call('HEXISTS', state, 'h:' .. hub_id) == 1
 local feed_type
-if log_type == 'retracted' then
+if log_type == 'node_registered' then
+  -- Not an alert: no cluster or report to remember. The node travels in the entry.
+  feed_type = 'node.registered'
+elseif log_type == 'retracted' then
   if not received then return 'skipped' end
   feed_type = 'alert.retracted'
 elseif log_type == 'updated' and received then
@@ -149,8 +152,13 @@ end
 
 -- `appended` numbers the feed's entries, so that a reader's lag is a subtraction (status.py).
 local seq = redis.call('HINCRBY', state, 'appended', 1)
-redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id, 'cluster_id', cluster_id,
-           'occurred_at', occurred_at, 'revision', revision, 'seq', seq)
+if node ~= '' then
+  redis.call('XADD', feed, event_id, 'type', feed_type, 'node', node,
+             'occurred_at', occurred_at, 'seq', seq)
+else
+  redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id,
+             'cluster_id', cluster_id, 'occurred_at', occurred_at, 'revision', revision, 'seq', seq)
+end
 local length = redis.call('XLEN', feed)
 if length > retention then
   local gone = redis.call('XRANGE', feed, '-', '+', 'COUNT', length - retention)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,11 +14,10 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from hub.errors import HistoryTruncated
-from hub.feed_news import FeedNews, first_of
+from hub.feed_news import FeedNews, Revocation, first_of
 from hub.feeds import FeedEntry, FeedReader
 from hub.logs import get_logger
-from hub.nodes import Node
-from hub.policy import may_see
+from hub.nodes import Node, NodeRegistry
 from hub.sse_slots import StreamLease
 
 log = get_logger("hub.sse")
@@ -75,6 +75,27 @@ class ReadPosition:
             await self._feeds.note_read(self._sub_id, entry)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeWatch:
+    """Ends a stream once a node it serves (the caller, the subscription's owner) is revoked:
+    at once on the revocation message, and at the latest at the check before each heartbeat,
+    should the message have been lost."""
+
+    revocation: Revocation
+    nodes: NodeRegistry
+    node_ids: tuple[str, ...]
+
+    @property
+    def revoked(self) -> bool:
+        return self.revocation.revoked
+
+    async def live(self) -> bool:
+        """Whether every watched node is still live, asking Redis."""
+        if not self.revocation.revoked and not await self.nodes.all_live(self.node_ids):
+            self.revocation.note()
+        return not self.revocation.revoked
+
+
 async def _send_feed(
     response: web.StreamResponse,
     feeds: FeedReader,
@@ -86,11 +107,19 @@ async def _send_feed(
     stopping: asyncio.Event,
     position: ReadPosition,
     lease: StreamLease | None,
+    watch: NodeWatch,
 ) -> None:
+    # Once more now that the stream listens: a revocation since the request was authenticated
+    # would otherwise go unheard until the first heartbeat.
+    if not await watch.live():
+        return
     await response.write(b"retry: 2000\n\n")
     last_write = time.monotonic()
     check_truncation = after is not None
     while not stopping.is_set():
+        if watch.revoked:
+            log.info("sse_stream_revoked", subscription=sub_id)
+            return
         if lease is not None and not await lease.keep():
             log.warning("sse_slot_lost", subscription=sub_id)
             return  # the client reconnects, and is counted again
@@ -112,8 +141,7 @@ async def _send_feed(
             frames = [
                 raw_frame(event.body, entry.type, entry.id)
                 for entry in entries
-                if (event := rendered[entry.id]) is not None
-                and all(may_see(event.sharing, r) for r in readers)
+                if (event := rendered[entry.id]) is not None and event.visible_to(readers)
             ]
             if frames:
                 await response.write(b"".join(frames))
@@ -126,6 +154,8 @@ async def _send_feed(
         # last write, not from the last wake-up.
         quiet_for = time.monotonic() - last_write
         if quiet_for >= heartbeat_s or not await first_of(woken, stopping, heartbeat_s - quiet_for):
+            if not await watch.live():
+                continue  # ends at the top of the loop
             await response.write(comment("heartbeat"))
             last_write = time.monotonic()
 
@@ -140,8 +170,11 @@ async def stream_feed(
     heartbeat_s: float,
     stopping: asyncio.Event,
     owner_reading: bool,
+    nodes: NodeRegistry,
     lease: StreamLease | None = None,
 ) -> web.StreamResponse:
+    """The feed as Server-Sent Events until the client goes, the hub stops, or a node among
+    `readers` (whose token opened it, whose subscription it is) is revoked."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -150,7 +183,9 @@ async def stream_feed(
         }
     )
     position = ReadPosition(feeds, sub_id, enabled=owner_reading)
-    with news.listening(sub_id) as woken:
+    node_ids = tuple(sorted({r.id for r in readers}))
+    with news.listening(sub_id) as woken, news.revocation(node_ids, woken) as revocation:
+        watch = NodeWatch(revocation, nodes, node_ids)
         await response.prepare(request)
         try:
             await _send_feed(
@@ -164,6 +199,7 @@ async def stream_feed(
                 stopping,
                 position,
                 lease,
+                watch,
             )
         except ConnectionResetError:
             pass  # the client went away; its Last-Event-ID lets it resume

@@ -140,6 +140,11 @@ def node_view(node: Node, raw: Raw) -> dict[str, Any]:
         "rejected": int(raw.get(b"rejected", 0)),
         "last_seen": last_seen.decode() if last_seen else None,
         "revoked": node.revoked_at is not None,
+        # When and by whom it was registered: the status page shows each node registered in
+        # the last 7 days first (a new node gets what is shared with its country).
+        "roles": sorted(node.roles),
+        "created_at": node.created_at or None,
+        "registered_by": node.registered_by,
     }
 
 

@@ -27,7 +27,6 @@ from hub.leases import Lease
 from hub.logs import get_logger
 from hub.metrics import Metrics
 from hub.nodes import Node, NodeRegistry
-from hub.policy import may_see
 from hub.scripts import Scripts
 from hub.subscriptions import Subscription, SubscriptionStore
 from hub.webhook_sender import WebhookSender
@@ -248,7 +247,10 @@ class WebhookWorker:
             owner is None
             or owner.revoked_at is not None
             or rendered is None
-            or not may_see(rendered.sharing, owner)
+            or not rendered.visible_to((owner,))
+            # Asked of Redis before each send: the owner may have been revoked a moment ago,
+            # which the supervisor's snapshot learns only at its next scan.
+            or not await ctx.nodes.all_live((owner.id,))
         ):
             outcome = "skipped"
         else:

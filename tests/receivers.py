@@ -54,6 +54,11 @@ class Receiver:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 
+    def release(self) -> None:
+        """Answer the deliveries held by `hang` (200), and hold none from now on."""
+        self.hang = False
+        self._released.set()
+
     async def stop(self) -> None:
         self._released.set()
         if self._runner is not None:

@@ -85,6 +85,6 @@ async def test_fifty_concurrent_posts_make_one_cluster(
         keys = Keys()
         assert client.llen(keys.cluster(created["cluster_id"])) == 50
         types = Counter(f[b"type"] for _, f in client.xrange(keys.events))
-        assert types == {b"created": 1, b"corroborated": 49}
+        assert types == {b"created": 1, b"corroborated": 49, b"node_registered": len(NODES)}
     finally:
         client.close()

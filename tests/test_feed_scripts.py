@@ -54,3 +54,37 @@ async def test_retention_trims_and_remembers_where(redis_url: str) -> None:
     assert [e[0] for e in await redis.xrange(KEYS.feed("s"))] == [b"3-0", b"4-0", b"5-0"]
     assert await redis.hget(KEYS.feed_state("s"), "trimmed_upto") == b"2-0"
     await redis.aclose()
+
+
+async def test_a_registration_takes_its_place_in_the_feed_order(redis_url: str) -> None:
+    """A node_registered log entry becomes node.registered carrying the node, numbered and
+    fenced like alert events (redone: nothing added), and leaves no cluster or report behind."""
+    redis = Redis.from_url(redis_url)
+    scripts = Scripts.register(redis)
+    node = '{"id":"rs-2","country":"RS"}'
+
+    async def register(event_id: str) -> bytes:
+        return await scripts.feed_append(
+            keys=[KEYS.feed("s"), KEYS.feed_state("s"), KEYS.deleted("s")],
+            args=[event_id, "node_registered", "", "", "t", "1", 100, "1", node],
+        )
+
+    assert await append(scripts, "1-0", "created", "h1", "c1") == b"alert.created"
+    assert await register("2-0") == b"node.registered"
+    assert await register("2-0") == b"duplicate"
+    assert await append(scripts, "3-0", "corroborated", "h2", "c1") == b"alert.corroborated"
+    feed = await redis.xrange(KEYS.feed("s"))
+    assert [(i, f[b"type"], f[b"seq"]) for i, f in feed] == [
+        (b"1-0", b"alert.created", b"1"),
+        (b"2-0", b"node.registered", b"2"),
+        (b"3-0", b"alert.corroborated", b"3"),
+    ]
+    assert feed[1][1] == {
+        b"type": b"node.registered",
+        b"node": node.encode(),
+        b"occurred_at": b"t",
+        b"seq": b"2",
+    }
+    state = await redis.hkeys(KEYS.feed_state("s"))
+    assert sorted(k for k in state if k.startswith((b"c:", b"h:"))) == [b"c:c1", b"h:h1", b"h:h2"]
+    await redis.aclose()

@@ -396,3 +396,28 @@ async def test_explain_names_a_dead_letter(dapi: Api, receivers: list[Receiver])
     )
     assert status == 200 and body["verdict"] == "received"
     assert "dead letter" in body["reason"]
+
+
+async def test_status_shows_when_and_by_whom_each_node_was_registered(api: Api) -> None:
+    """Each node in /v1/status carries its roles, created_at and registered_by (the operator
+    node that registered it), so a node added to read a country's alerts is in plain view."""
+    await api.add_node("ops-desk", "ME", roles=("operator",))
+    resp = await api.client.post(
+        "/v1/nodes",
+        json={
+            "id": "me-new",
+            "name": "New",
+            "country": "ME",
+            "kind": "government",
+            "roles": ["subscribe"],
+        },
+        headers=api.auth("ops-desk"),
+    )
+    assert resp.status == 201, await resp.text()
+    created = (await resp.json())["created_at"]
+    nodes = {n["id"]: n for n in (await status_of(api))["nodes"]}
+    assert nodes["me-new"]["registered_by"] == "ops-desk"
+    assert nodes["me-new"]["created_at"] == created
+    assert nodes["me-new"]["roles"] == ["subscribe"]
+    assert nodes["ops-desk"]["registered_by"] == "operator"
+    assert nodes["operator"]["registered_by"] == "hub"

@@ -6,15 +6,19 @@ scenario, with no console or page errors."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright, expect
 
 from hub.app import create_app
+from hub.keys import Keys
 from hub.settings import Settings
 from hub.validation import SchemaSet
 from tests.conftest import OPERATOR_TOKEN, Api, disinfo_alert, unique_threat
@@ -250,4 +254,48 @@ async def test_with_the_operator_token_the_page_shows_the_chart_lagging_and_aler
     await expect(page.locator("#token-form")).to_be_visible()
     await expect_no_data(page)
     assert await page.evaluate("sessionStorage.length") == 0
+    assert watched.errors == []
+
+
+@needs_chromium
+async def test_nodes_registered_in_the_last_7_days_are_listed_first(
+    hub_api: Api, browser: Browser, redis_url: str
+) -> None:
+    """A node registered by an operator node shows in the "registered in the last 7 days"
+    list with who registered it; one registered 10 days ago is only in the nodes table."""
+    await hub_api.add_node("ops-desk", "ME", roles=("operator",))
+    resp = await hub_api.client.post(
+        "/v1/nodes",
+        json={
+            "id": "me-new",
+            "name": "Newcomer",
+            "country": "ME",
+            "kind": "government",
+            "roles": ["subscribe"],
+        },
+        headers=hub_api.auth("ops-desk"),
+    )
+    assert resp.status == 201, await resp.text()
+    await hub_api.add_node("al-old", "AL")
+    old = (datetime.now(UTC) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        key = Keys().node("al-old")
+        profile = json.loads(client.hget(key, "json"))
+        client.hset(key, "json", json.dumps({**profile, "created_at": old}))
+    finally:
+        client.close()
+
+    watched = await open_status(browser, hub_api)
+    page = watched.page
+    await enter_token(page, OPERATOR_TOKEN)
+    listed = page.locator("#new-nodes li")
+    await expect(page.locator("#new-nodes")).to_be_visible(timeout=WAIT_MS)
+    await expect(listed).to_have_count(2)  # me-new, newest first, then ops-desk
+    await expect(listed.first).to_have_attribute("data-id", "me-new")
+    await expect(listed.first).to_contain_text("Newcomer")
+    await expect(listed.first.locator(".by")).to_have_text("ops-desk")
+    await expect(page.locator("#new-nodes li[data-id=al-old]")).to_have_count(0)
+    await expect(page.locator("#nodes tr[data-id=al-old] td.new")).to_have_count(0)
+    await expect(page.locator("#nodes tr[data-id=me-new] td.new")).to_contain_text("ops-desk")
     assert watched.errors == []

@@ -104,7 +104,10 @@ def result_lines(source: str, result: Mapping[str, Any]) -> list[str]:
 
 
 def event_line(event: Mapping[str, Any]) -> str:
-    """One feed event as a human line: time, type, severity, TLP, sender, title, hub id."""
+    """One feed event as a human line: time, type, severity, TLP, sender, title, hub id; for a
+    node.registered event, time, type and who was registered, as what and by whom."""
+    if event.get("type") == "node.registered":
+        return _registration_line(event)
     alert = event.get("alert") or {}
     fields = (
         event.get("occurred_at") or "-",
@@ -116,6 +119,20 @@ def event_line(event: Mapping[str, Any]) -> str:
         f"[{event.get('hub_id') or alert.get('hub_id') or '-'}]",
     )
     return " ".join(fields)
+
+
+def _registration_line(event: Mapping[str, Any]) -> str:
+    node = event.get("node") if isinstance(event.get("node"), Mapping) else {}
+    roles = ", ".join(str(r) for r in node.get("roles") or ()) or "no roles"
+    return " ".join(
+        (
+            event.get("occurred_at") or "-",
+            f"{'node.registered':<18}",
+            f"{node.get('id', '-')} ({node.get('country') or '-'}, {node.get('kind', '-')}; "
+            f"{roles}) registered by {node.get('registered_by') or '-'}:",
+            str(node.get("name", "-")),
+        )
+    )
 
 
 TABLE_COLUMNS = ("hub_id", "received_at", "kind", "severity", "tlp", "sender", "status", "title")

@@ -51,11 +51,26 @@ class Page:
 @dataclass(frozen=True)
 class Event:
     """One feed event: `id` is its event id (a cursor), `type` e.g. alert.created, `data` the
-    event JSON (with hub_id, cluster_id, occurred_at, alert)."""
+    event JSON. An alert's event (alert.created, .updated, .corroborated, .retracted) has
+    hub_id, cluster_id, occurred_at, revision and alert; a node.registered event (a node was
+    registered in your country) has occurred_at and node, and no hub_id or alert."""
 
     id: str
     type: str
     data: dict[str, Any]
+
+    @property
+    def hub_id(self) -> str | None:
+        """The alert's hub id; None for an event that is not about an alert."""
+        value = self.data.get("hub_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def node(self) -> dict[str, Any] | None:
+        """The registered node (id, name, country, kind, roles, created_at, registered_by) of a
+        node.registered event; None for any other."""
+        value = self.data.get("node")
+        return value if self.type == "node.registered" and isinstance(value, dict) else None
 
 
 class Backoff:

@@ -5,6 +5,7 @@
 (() => {
   const TOKEN_KEY = "alerthub.operatorToken";
   const REFRESH_MS = 5000;
+  const NEW_NODE_MS = 7 * 86400 * 1000; // a node registered this recently is shown first
   const SVG_NS = "http://www.w3.org/2000/svg";
   // Okabe-Ito colours, told apart by most colour-blind readers; the legend names them anyway.
   const COUNTRY_COLOURS = {
@@ -111,7 +112,10 @@
   }
 
   function clearData() {
-    for (const id of ["health", "ingest", "chart", "legend"]) $(id).replaceChildren();
+    for (const id of ["health", "ingest", "chart", "legend", "new-nodes-list"]) {
+      $(id).replaceChildren();
+    }
+    ui.newNodes.hidden = true;
     for (const id of ["subscriptions", "nodes", "alerts"]) $(id).tBodies[0].replaceChildren();
     ui.updated.textContent = "";
     ui.data.hidden = true;
@@ -209,6 +213,7 @@
     renderIngest(status.ingest);
     renderChart(status.sharing_24h);
     renderSubscriptions(status.subscriptions, now);
+    renderNewNodes(status.nodes, now);
     renderNodes(status.nodes, now);
     renderAlerts(alerts);
     lastGoodAt = fmtTime(status.generated_at);
@@ -476,12 +481,42 @@
     }
   }
 
+  // Registered in the last 7 days by an operator (not the hub's own operator node, made at
+  // its first start).
+  function isNew(node, now) {
+    const created = Date.parse(node.created_at);
+    return Number.isFinite(created) && now - created < NEW_NODE_MS && node.registered_by !== "hub";
+  }
+
+  // Registering a node gives it what is shared with its country: every new one is listed
+  // first, newest first, with who registered it.
+  function renderNewNodes(nodes, now) {
+    const fresh = (nodes || [])
+      .filter((node) => isNew(node, now))
+      .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    ui.newNodesList.replaceChildren();
+    ui.newNodes.hidden = !fresh.length;
+    for (const node of fresh) {
+      const roles = (node.roles || []).join(", ") || "no roles";
+      ui.newNodesList.append(el("li", { "data-id": node.id, class: node.revoked ? "revoked" : null },
+        el("strong", { class: "id" }, node.id),
+        ` (${node.name}), ${node.country || "no country"}, ${node.kind}, ${roles}: registered by `,
+        el("strong", { class: "by" }, node.registered_by || "unknown"),
+        " ",
+        el("span", { title: fmtTime(node.created_at) }, fmtAgo(node.created_at, now)),
+        node.revoked ? " (revoked since)" : ""));
+    }
+  }
+
   function renderNodes(nodes, now) {
     const body = ui.nodes.tBodies[0];
     body.replaceChildren();
-    if (!nodes) return emptyRow(ui.nodes, 7, "Not available.");
-    if (!nodes.length) return emptyRow(ui.nodes, 7, "No nodes.");
+    if (!nodes) return emptyRow(ui.nodes, 8, "Not available.");
+    if (!nodes.length) return emptyRow(ui.nodes, 8, "No nodes.");
     for (const node of nodes) {
+      const registered = node.created_at
+        ? `${fmtAgo(node.created_at, now)} by ${node.registered_by || "unknown"}`
+        : "unknown";
       body.append(row([
         el("td", { class: "id" }, node.revoked ? `${node.id} (revoked)` : node.id),
         node.name,
@@ -490,6 +525,8 @@
         String(node.posted ?? 0),
         el("td", { class: node.rejected ? "warn" : null }, String(node.rejected ?? 0)),
         el("td", { title: fmtTime(node.last_seen) }, fmtAgo(node.last_seen, now)),
+        el("td", { title: fmtTime(node.created_at), class: isNew(node, now) ? "new" : null },
+          isNew(node, now) ? `new: ${registered}` : registered),
       ], { class: node.revoked ? "revoked" : null, "data-id": node.id }));
     }
   }
@@ -518,6 +555,7 @@
       data: $("data"), updated: $("updated"), forget: $("forget"), health: $("health"),
       ingest: $("ingest"), chart: $("chart"), legend: $("legend"),
       subscriptions: $("subscriptions"), nodes: $("nodes"), alerts: $("alerts"),
+      newNodes: $("new-nodes"), newNodesList: $("new-nodes-list"),
     });
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();

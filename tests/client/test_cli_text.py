@@ -98,6 +98,19 @@ def test_event_line_and_table() -> None:
         "[h1]",
     ]
     assert event_line({"type": "alert.retracted"}).split()[:2] == ["-", "alert.retracted"]
+    registered = {
+        "id": "2-0",
+        "type": "node.registered",
+        "occurred_at": "2026-11-22T09:00:00Z",
+        "node": {"id": "rs-2", "name": "SRB MoD cell", "country": "RS", "kind": "government",
+                 "roles": ["publish", "subscribe"], "created_at": "2026-11-22T09:00:00Z",
+                 "registered_by": "operator"},
+    }  # fmt: skip
+    assert event_line(registered) == (
+        "2026-11-22T09:00:00Z node.registered    rs-2 (RS, government; publish, subscribe) "
+        "registered by operator: SRB MoD cell"
+    )
+    assert event_line({"type": "node.registered"}).split()[:2] == ["-", "node.registered"]
     table = alert_table(
         [{"hub_id": "h1", "kind": "threat", "title": "x" * 80}, {"hub_id": "h22", "tlp": "RED"}],
         title_width=20,

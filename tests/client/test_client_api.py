@@ -164,6 +164,26 @@ async def test_events_stream_and_resume_from_a_given_id(dapi: Api) -> None:
             assert (await anext(events)).id == got[1].id
 
 
+async def test_events_type_a_registration_in_the_subscribers_country(dapi: Api) -> None:
+    """A node registered in the subscriber's country comes through events() as an Event whose
+    `node` names it and whose `hub_id` is None, in order before the next alert's."""
+    await dapi.add_node("al-cert", "AL")
+    await dapi.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
+    async with client_for(dapi, "al-cert") as pub, client_for(dapi, "fc-ba") as hub:
+        sub = await hub.subscribe()
+        await dapi.add_node("ba-new", "BA", roles=("subscribe",))
+        posted = await pub.post_alert(unique_threat("after-ba-new"))
+        async with aclosing(hub.events(sub["id"])) as events:
+            first, second = await anext(events), await anext(events)
+        assert (first.type, first.hub_id, second.hub_id) == (
+            "node.registered",
+            None,
+            posted["hub_id"],
+        )
+        assert first.node is not None and first.node["id"] == "ba-new"
+        assert first.node["registered_by"] == "operator" and second.node is None
+
+
 async def test_nodes_status_and_ready(dapi: Api) -> None:
     """create_node returns a working token; list_nodes shows it; revoke_node ends it;
     status and ready answer."""

@@ -251,8 +251,9 @@ class Load:
 
 
 async def log_entries(redis: Redis) -> list[tuple[str, dict[str, str]]]:
-    """The event log, as (entry id, fields)."""
+    """The event log's alert entries (not the nodes' registrations), as (entry id, fields)."""
     return [
         (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
         for entry_id, fields in await redis.xrange(KEYS.events)
+        if fields[b"type"] != b"node_registered"
     ]

@@ -121,8 +121,9 @@ def refused_batch_alerts(batches: list[tuple[list[dict[str, Any]], Answer]]) -> 
 
 async def check_nothing_half_written(redis: Redis) -> int:
     """Straight from Redis, while it is full: every alert record is whole (document, sharing,
-    sender-id entry, carrier of its fingerprint, listed in `recent`, exactly one log entry, counted once);
-    no record without the rest; no feed entry without its alert. Returns the stored count."""
+    sender-id entry, carrier of its fingerprint, listed in `recent`, exactly one log entry,
+    counted once); no record without the rest; no feed entry without its alert. Returns the
+    stored count."""
     recent = {m.decode() for m in await redis.zrange(KEYS.recent, 0, -1)}
     records = {k.decode().rsplit(":", 1)[1] async for k in redis.scan_iter(KEYS.alert("*"))}
     assert records == recent
