@@ -340,44 +340,42 @@ class FeedReader:
         self, sub_id: str, entries: list[FeedEntry], readers: tuple[Node, ...]
     ) -> list[FeedEntry]:
         """The entries with `alert.corroborated` turned into `alert.created` wherever none of
-        the reports of the cluster that the feed had before (within the dedup window) is one
+        the reports of the cluster that the feed had before it (within the dedup window) is one
         all of `readers` may see now. A feed is typed for its owner when it is written; read by
         the operator too, or after a sender withheld an earlier report, a corroboration would
-        otherwise tell of a report the reader may not see."""
+        otherwise tell of a report the reader may not see. What the feed had is read from its
+        own record (feed_append_lua, `r:<cluster>`), so the answer does not change with later
+        updates that move reports between clusters."""
         doubtful = [e for e in entries if e.type == "alert.corroborated"]
         if not doubtful:
             return entries
         clusters = sorted({e.cluster_id for e in doubtful})
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for cluster_id in clusters:
-                pipe.lrange(self._keys.cluster(cluster_id), 0, -1)
-            members = {
-                c: [m.decode() for m in found]
-                for c, found in zip(clusters, await pipe.execute(), strict=True)
-            }
-        candidates = sorted({m for e in doubtful for m in members[e.cluster_id]})
-        marks = await self._redis.hmget(
-            self._keys.feed_state(sub_id), [f"h:{m}" for m in candidates]
-        )
-        received = {m: v.decode() for m, v in zip(candidates, marks, strict=True) if v}
-        sharing = await self._sharing(sorted(received))
-        seen = {m for m, s in sharing.items() if all(may_see(s, reader) for reader in readers)}
+        rows = await self._redis.hmget(self._keys.feed_state(sub_id), [f"r:{c}" for c in clusters])
+        had: dict[str, list[tuple[str, str]]] = {}
+        for cluster_id, row in zip(clusters, rows, strict=True):
+            if row is not None:
+                pairs = (item.split(" ", 1) for item in row.decode().split(",") if item)
+                had[cluster_id] = [(event_id, hub_id) for event_id, hub_id in pairs]
+        sharing = await self._sharing(sorted({h for pairs in had.values() for _, h in pairs}))
+        seen = {h for h, s in sharing.items() if all(may_see(s, reader) for reader in readers)}
         out = []
         for entry in entries:
-            if entry.type == "alert.corroborated" and not any(
-                m != entry.hub_id and m in seen and self._earlier(received[m], entry.id)
-                for m in members[entry.cluster_id]
+            # A feed written before the record was kept has none: its typing stands.
+            if (
+                entry.type == "alert.corroborated"
+                and entry.cluster_id in had
+                and not any(
+                    hub_id != entry.hub_id and hub_id in seen and self._earlier(event_id, entry.id)
+                    for event_id, hub_id in had[entry.cluster_id]
+                )
             ):
                 entry = replace(entry, type="alert.created")
             out.append(entry)
         return out
 
-    def _earlier(self, received_by: str, event_id: str) -> bool:
-        """Whether a report brought by event `received_by` came before `event_id`, within the
-        dedup window ("1": brought before the event was recorded, counted as recent)."""
-        if received_by == "1":
-            return True
-        then, now = stream_id(received_by), stream_id(event_id)
+    def _earlier(self, then_id: str, event_id: str) -> bool:
+        """Whether event `then_id` came before `event_id`, within the dedup window."""
+        then, now = stream_id(then_id), stream_id(event_id)
         return then < now and now[0] - then[0] <= self._window_ms
 
     async def _sharing(self, hub_ids: list[str]) -> dict[str, Sharing]:

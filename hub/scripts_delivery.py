@@ -124,6 +124,14 @@ local function has_cluster()
   return at == 1 or not window_ms or event_ms - at <= window_ms
 end
 
+-- `r:<cluster>` lists the reports of the cluster the feed had, each as "<event id> <hub id>,",
+-- so that a reader who may not see some of them is told of none (feeds.py, retyped).
+local function remember(cluster)
+  local key = 'r:' .. cluster
+  local had = redis.call('HGET', state, key) or ''
+  redis.call('HSET', state, key, had .. event_id .. ' ' .. hub_id .. ',')
+end
+
 local received = hub_id ~= '' and redis.call('HEXISTS', state, 'h:' .. hub_id) == 1
 local feed_type
 if log_type == 'node_registered' then
@@ -136,6 +144,7 @@ elseif log_type == 'updated' and received then
   -- An update may bring new content, and with it the cluster of that content.
   feed_type = 'alert.updated'
   redis.call('HSET', state, 'c:' .. cluster_id, event_ms)
+  remember(cluster_id)
 elseif matches then
   -- A first report, a corroboration, or an update that now matches a subscription that never
   -- had the report: new to this subscriber unless it already has the incident.
@@ -144,8 +153,8 @@ elseif matches then
   else
     feed_type = 'alert.created'
   end
-  -- `h:<hub id>` holds the event that brought the report (feeds.py retypes by it).
-  redis.call('HSET', state, 'c:' .. cluster_id, event_ms, 'h:' .. hub_id, event_id)
+  redis.call('HSET', state, 'c:' .. cluster_id, event_ms, 'h:' .. hub_id, 1)
+  remember(cluster_id)
 else
   return 'skipped'
 end
