@@ -38,6 +38,20 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def check_json_size(value: Any, limit: int, what: str) -> None:
+    """Refuse with PayloadTooLarge a parsed value whose JSON, written compactly in UTF-8 as
+    orjson writes it, is over `limit` bytes: how an alert inside a batch meets the limit that a
+    single alert's body meets. (A body with spaces or escapes is larger than that; never smaller,
+    but for the spelling of a number.) A value nested too deeply to be written is left to the
+    schema, which refuses it."""
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return
+    if size > limit:
+        raise PayloadTooLarge(f"the {what} is {size} bytes as JSON; the limit is {limit}")
+
+
 def require_json_media_type(request: web.Request) -> None:
     if request.content_type != "application/json":
         raise UnsupportedMediaType(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+import orjson
 import pytest
 import redis
 
 from hub.keys import Keys
-from tests.conftest import Api, threat_alert
+from hub.settings import Settings
+from tests.conftest import Api, disinfo_alert, threat_alert
 
 
 def _json(doc: object) -> bytes:
@@ -154,3 +156,52 @@ async def test_chunked_body_over_the_limit_is_413(api: Api) -> None:
     )
     assert resp.status == 413
     assert (await resp.json())["error"] == "payload_too_large"
+
+
+def alert_of_size(alert_id: str, size: int) -> dict:
+    """A valid disinformation alert whose compact JSON (orjson's) is exactly `size` bytes."""
+    alert = disinfo_alert(alert_id, claims=[])
+    claims = alert["claims"]
+    i = 0
+    while True:
+        claims.append({"text": f"{alert_id} {i} ", "language": "en"})
+        missing = size - len(orjson.dumps(alert))
+        if missing <= 5000 - len(claims[-1]["text"]):
+            claims[-1]["text"] += "x" * missing
+            break
+        claims[-1]["text"] += "x" * (5000 - len(claims[-1]["text"]))
+        i += 1
+    assert len(orjson.dumps(alert)) == size
+    return alert
+
+
+async def test_an_alert_over_the_limit_is_refused_in_a_batch_as_alone(
+    api: Api, settings: Settings
+) -> None:
+    """An alert over the per-alert limit (ALERTHUB_MAX_BODY_BYTES) is refused alone as 413 and
+    in a batch as that item's payload_too_large, measured as its JSON; the alerts beside it,
+    one of exactly the limit among them, are stored."""
+    await api.add_node("al-cert", "AL")
+    limit = settings.max_body_bytes
+    over = alert_of_size("d-over", limit + 1)
+    at = alert_of_size("d-at", limit)
+    resp = await api.client.post(
+        "/v1/alerts",
+        data=orjson.dumps(over),
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 413 and (await resp.json())["error"] == "payload_too_large"
+
+    batch = {"alerts": [threat_alert("t-1"), over, at]}
+    resp = await api.client.post(
+        "/v1/alerts/batch",
+        data=orjson.dumps(batch),
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 200
+    results = (await resp.json())["results"]
+    assert [r["status"] for r in results] == ["created", "rejected", "created"]
+    error = results[1]["error"]
+    assert error["error"] == "payload_too_large" and str(limit) in error["message"]
+    status, _ = await api.get("al-cert", f"/v1/alerts/{results[2]['hub_id']}")
+    assert status == 200
