@@ -191,7 +191,9 @@ def _fold(text: str) -> str:
         text = unicodedata.normalize("NFKC", text)
     text = text.casefold().translate(_FOLD)
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text).translate(_FOLD)
+        decomposed = unicodedata.normalize("NFKD", text)
+        if decomposed != text:  # else the table, which is idempotent, has nothing more to do
+            text = decomposed.translate(_FOLD)
     return text
 
 
