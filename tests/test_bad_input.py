@@ -26,6 +26,13 @@ def _nested(depth: int) -> bytes:
     return b'{"id": "t-1", "tags": ' + b"[" * depth + b"]" * depth + b"}"
 
 
+def _repeat(members: bytes) -> bytes:
+    """A valid threat alert with `members` in place of its tlp."""
+    alert = threat_alert()
+    del alert["tlp"]
+    return _json(alert)[:-1] + b", " + members + b"}"
+
+
 JSON = "application/json"
 CASES = [
     ("truncated JSON", b'{"id": "t-1", "kind":', JSON, 400, "malformed_json"),
@@ -38,6 +45,14 @@ CASES = [
     ("number overflowing a double", b'{"confidence": 1e400}', JSON, 400, "malformed_json"),
     ("array root", b"[]", JSON, 400, "malformed_json"),
     ("string root", b'"alert"', JSON, 400, "malformed_json"),
+    ("a key given twice", _repeat(b'"tlp": "RED", "tlp": "GREEN"'), JSON, 400, "malformed_json"),
+    (
+        "a key given twice in a nested object",
+        _repeat(b'"tlp": "RED", "share": {"recipients": ["al-cert"], "recipients": []}'),
+        JSON,
+        400,
+        "malformed_json",
+    ),
     ("nesting deeper than the parser allows", _nested(5000), JSON, 400, "malformed_json"),
     ("nesting the parser allows", _nested(500), JSON, 422, "validation_failed"),
     ("text/plain", _with(), "text/plain", 415, "unsupported_media_type"),
@@ -205,3 +220,26 @@ async def test_an_alert_over_the_limit_is_refused_in_a_batch_as_alone(
     assert error["error"] == "payload_too_large" and str(limit) in error["message"]
     status, _ = await api.get("al-cert", f"/v1/alerts/{results[2]['hub_id']}")
     assert status == 200
+
+
+async def test_a_key_given_twice_in_one_alert_refuses_the_batch(api: Api, redis_url: str) -> None:
+    """A batch in which one alert gives a key twice is malformed as a whole: 400 naming the key
+    and the object's pointer, and none of its alerts is stored."""
+    await api.add_node("al-cert", "AL")
+    first = _json(threat_alert("t-1"))
+    second = _repeat(b'"tlp": "RED", "share": {"recipients": ["al-cert"], "recipients": []}')
+    body = b'{"alerts": [' + first + b", " + second + b"]}"
+    resp = await api.client.post(
+        "/v1/alerts/batch",
+        data=body,
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
+    answer = await resp.json()
+    assert answer["error"] == "malformed_json"
+    assert '"recipients"' in answer["message"] and "/alerts/1/share" in answer["message"]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.zcard(Keys().recent) == 0
+    finally:
+        client.close()
