@@ -2,8 +2,8 @@
 loopback, link-local, shared, unspecified, 6to4 and NAT64 ranges and every special-purpose block
 of the IANA registries, the decimal, octal, hex and short IPv4 spellings, IPv4-mapped IPv6,
 userinfo and resolver answers): the spellings it does not try, PATCH of a URL, the check made
-again at delivery, and redirects, which the hub must never follow, neither for the challenge nor
-for events."""
+again at delivery, redirects, which the hub must never follow, neither for the challenge nor for
+events, and endpoints that reflect the challenge request instead of answering it."""
 
 from __future__ import annotations
 
@@ -206,6 +206,26 @@ async def test_a_redirected_challenge_never_verifies(dapi: Api, endpoints: Endpo
     assert "307" in paused["status_reason"]
     assert len(endpoints.redirected) == 3  # delivery_settings' retry schedule has three tries
     assert endpoints.target_hits == []
+
+
+async def test_an_endpoint_that_reflects_the_request_never_verifies(dapi: Api) -> None:
+    """An endpoint that answers 200 with whatever it is sent (an echo service inside someone's
+    network, say) has not proved it wants alerts: the challenge among the reflected request is
+    no answer, so the subscription never turns active, is paused after its schedule, and gets
+    no alert."""
+    await dapi.add_node("al-cert", "AL")
+    await dapi.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
+    receiver = await Receiver(challenge_form="reflect").start()
+    try:
+        created = await dapi.subscribe("fc-ba", {"type": "webhook", "url": receiver.url})
+        await dapi.post("al-cert", threat_alert("t-1"))
+        paused = await wait_status(dapi, "fc-ba", created["id"], "paused")
+    finally:
+        await receiver.stop()
+    refused("ssrf: reflected challenge", len(receiver.verifications))
+    assert "challenge" in paused["status_reason"]
+    assert len(receiver.verifications) == 3  # delivery_settings' retry schedule has three tries
+    assert receiver.deliveries == []
 
 
 async def test_redirected_events_are_dead_letters_not_followed(dapi: Api) -> None:
