@@ -27,6 +27,7 @@ from hub.nodes import Node
 from hub.redis_faults import store_unavailable
 from hub.stats import count_rejections
 from hub.web_io import (
+    check_json_size,
     json_response,
     parse_json_object,
     query_problems,
@@ -110,6 +111,8 @@ async def post_batch(request: web.Request) -> web.Response:
     refusals: Counter[tuple[str, str]] = Counter()
     for index, alert in enumerate(alerts):
         try:
+            # Each alert meets the limit of POST /v1/alerts (there a 413), whatever its batch.
+            check_json_size(alert, hub.settings.max_body_bytes, "alert")
             # Only the first few refusals get the reference validator's detailed explanation:
             # its cost grows fast with an alert's size, and a batch holds up to 500.
             prepared = _prepare_one(hub, alert, identity.node, thorough=refusals.total() < 10)

@@ -1,10 +1,15 @@
-"""When to try a webhook again, and when to give up: pure rules over the retry schedule."""
+"""When to try a webhook again, and when to give up: pure rules over the retry schedule; and
+what counts as an endpoint's answer to the verification challenge."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+import orjson
+
+from hub.json_keys import repeated_key
 
 JITTER = 0.2  # each delay is drawn from ±20% around its scheduled value
 MAX_RETRY_AFTER_S = 86_400.0
@@ -61,3 +66,21 @@ def is_gone(status: int | None) -> bool:
     """410 Gone: the endpoint says it is gone for good. As Standard Webhooks advises, the
     subscription is then disabled (paused) at once instead of retried."""
     return status == 410
+
+
+def answers_challenge(body: bytes, challenge: str) -> bool:
+    """Whether the body of an endpoint's 2xx answer to a verification echoes `challenge` the
+    way API.md defines: the challenge alone as plain text, or exactly the JSON object
+    {"challenge": "<challenge>"}. An endpoint that reflects whatever it is sent (the whole
+    verification request, say) has not answered, and does not verify.
+
+    Spaces, tabs and line breaks around either form are ignored: `echo` in a shell script, or a
+    framework's pretty-printed JSON, adds them without changing the answer."""
+    text = body.strip(b" \t\r\n")
+    if text == challenge.encode():
+        return True
+    try:
+        answer = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return answer == {"challenge": challenge} and repeated_key(text, answer) is None

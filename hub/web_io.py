@@ -10,6 +10,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from hub.errors import MalformedJson, PayloadTooLarge, ProblemDetail, UnsupportedMediaType
+from hub.json_keys import repeated_key
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None):
@@ -38,6 +39,20 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def check_json_size(value: Any, limit: int, what: str) -> None:
+    """Refuse with PayloadTooLarge a parsed value whose JSON, written compactly in UTF-8 as
+    orjson writes it, is over `limit` bytes: how an alert inside a batch meets the limit that a
+    single alert's body meets. (A body with spaces or escapes is larger than that; never smaller,
+    but for the spelling of a number.) A value nested too deeply to be written is left to the
+    schema, which refuses it."""
+    try:
+        size = len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return
+    if size > limit:
+        raise PayloadTooLarge(f"the {what} is {size} bytes as JSON; the limit is {limit}")
+
+
 def require_json_media_type(request: web.Request) -> None:
     if request.content_type != "application/json":
         raise UnsupportedMediaType(
@@ -55,13 +70,26 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object; MalformedJson when it is not JSON, not an object, or gives a
+    key twice in any object (which copy counts would be a guess the hub does not make)."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise MalformedJson(f"the body is not valid JSON: {e.msg}") from e
     if not isinstance(value, dict):
         raise MalformedJson("the body must be a JSON object")
+    repeat = repeated_key(raw, value)
+    if repeat is not None:
+        pointer, key = repeat
+        where = f"the object at {_shortened(pointer)}" if pointer else "the top-level object"
+        raise MalformedJson(
+            f"the key {_shortened(orjson.dumps(key).decode())} is given more than once in {where}"
+        )
     return value
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def query_problems(query: MultiMapping[str], known: Collection[str]) -> list[ProblemDetail]:

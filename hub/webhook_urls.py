@@ -28,24 +28,21 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from hub.special_addresses import special_purpose
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
-_RFC1918 = tuple(
-    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
-# Carrier-grade NAT space: not is_private in Python 3.11, only excluded from is_global.
-_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
-_UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
 # Addresses that are only an IPv4 address in IPv6 clothing: the IPv4 address decides.
 # (3.11's ipv4_mapped covers ::ffff:0:0/96; NAT64 needs spelling out.)
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-# The RFC 8215 local-use NAT64 prefix maps into whatever the local network chose: never public.
-_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
 # SIIT's IPv4-translated form and the deprecated IPv4-compatible form: reserved space, but the
 # embedded address is named in the refusal.
 _TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
 _COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Where IANA allocates IPv6 unicast addresses; the rest of the space is reserved by the IETF or
+# special (unique-local, link-local, multicast).
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
 # One part of an inet_aton / WHATWG IPv4 address: hex, octal (leading 0) or decimal.
 # Decimal is at most 10 digits (< 2**32), which also keeps int() clear of its digit limit.
@@ -61,17 +58,9 @@ class NoPublicAddress(OSError):
 
 
 def _v4_reason(ip: ipaddress.IPv4Address) -> str | None:
-    if ip.is_unspecified:
-        return "the unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if any(ip in n for n in _RFC1918):
-        return "a private address"
-    if ip in _SHARED:
-        return "a shared (carrier-grade NAT) address"
-    return _remaining_reason(ip)
+    if ip.is_multicast:  # 224.0.0.0/4: the multicast registry's, not a special-purpose block
+        return "a multicast address"
+    return special_purpose(ip)
 
 
 def _low_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
@@ -79,18 +68,14 @@ def _low_32_bits(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
 
 
 def _v6_reason(ip: ipaddress.IPv6Address) -> str | None:
-    if ip.is_unspecified:
-        return "the unspecified address"
-    if ip.is_loopback:
-        return "a loopback address"
+    if ip.is_unspecified or ip.is_loopback:  # before ::/96, which they are in
+        return special_purpose(ip)
     wrapped = ip.ipv4_mapped
     if wrapped is None and ip in _NAT64:
         wrapped = _low_32_bits(ip)
     if wrapped is not None:
         inner = _v4_reason(wrapped)
         return None if inner is None else f"an IPv6 form of {wrapped}, {inner}"
-    if ip in _NAT64_LOCAL:
-        return "a local-use NAT64 address"
     embedded = [ip.sixtofour, *(ip.teredo or ())]
     if ip in _TRANSLATED or ip in _COMPATIBLE:
         embedded.append(_low_32_bits(ip))
@@ -98,24 +83,12 @@ def _v6_reason(ip: ipaddress.IPv6Address) -> str | None:
         inner = None if v4 is None else _v4_reason(v4)
         if inner is not None:
             return f"an IPv6 address embedding {v4}, {inner}"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip in _UNIQUE_LOCAL:
-        return "a unique-local address"
-    if ip.is_site_local:
-        return "a site-local address"
-    return _remaining_reason(ip)
-
-
-def _remaining_reason(ip: IPAddress) -> str | None:
-    """The checks both families end with, once their own ranges are ruled out."""
     if ip.is_multicast:
         return "a multicast address"
-    if ip.is_reserved:
-        return "a reserved address"
-    if ip.is_private or not ip.is_global:
-        return "a special-purpose address"
-    return None
+    reason = special_purpose(ip)
+    if reason is None and ip not in _GLOBAL_UNICAST:
+        return "a reserved address (outside 2000::/3)"
+    return reason
 
 
 def _reason(ip: IPAddress) -> str | None:
@@ -124,12 +97,15 @@ def _reason(ip: IPAddress) -> str | None:
 
 
 def is_public_address(ip: IPAddress) -> bool:
-    """True when `ip` is reachable on the public internet and so not inside the hub's network.
+    """True when `ip` is reachable on the public internet and so not inside the hub's network:
+    not multicast, in no block of the IANA special-purpose registries that is not globally
+    reachable (hub.special_addresses), for IPv6 inside the global unicast space 2000::/3, and,
+    for an IPv6 address that carries an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo,
+    IPv4-compatible, SIIT), that IPv4 address public too.
 
-    Python 3.11's is_global alone is not enough: it is True for multicast, site-local fec0::/10
-    and 6to4 or NAT64 wrappings of private IPv4 addresses. Its tables also changed in security
-    releases (CVE-2024-4032, e.g. for IPv4-mapped addresses), so the wrapped IPv4 address and the
-    networks that matter are checked explicitly here rather than through those tables.
+    Python's is_global and is_private are not used: their tables lag the registries (3.11 calls
+    192.0.0.8, 192.88.99.1 and 3fff::1 global, and multicast, fec0::/10 and 6to4 or NAT64
+    wrappings of private addresses too) and changed in security releases (CVE-2024-4032).
     """
     return _reason(ip) is None
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hub.batching import ScriptBatcher
-from hub.delivery_rules import is_gone, retry_delay, should_pause
+from hub.delivery_rules import answers_challenge, is_gone, retry_delay, should_pause
 from hub.feed_news import FeedNews, first_of
 from hub.feeds import FeedEntry, FeedReader, Rendered
 from hub.ids import new_ulid, now_rfc3339
@@ -141,7 +141,8 @@ class WebhookWorker:
         return self._sub
 
     async def _verify(self, sub: Subscription) -> float | None:
-        """Send the challenge; the subscription turns active when the endpoint echoes it."""
+        """Send the challenge; the subscription turns active when the endpoint answers 2xx
+        with the challenge echoed as API.md defines (delivery_rules.answers_challenge)."""
         ctx = self._ctx
         key = ctx.keys.delivery(sub.id)
         attempts_raw, next_raw = await ctx.redis.hmget(key, ["verify_attempts", "verify_next_ms"])
@@ -162,14 +163,14 @@ class WebhookWorker:
         attempt = await ctx.sender.post(sub.url, sub.secret, msg_id, body)
         if not attempt.tried:
             return 0
-        if attempt.ok and challenge.encode() in attempt.body:
+        if attempt.ok and answers_challenge(attempt.body, challenge):
             await ctx.redis.hdel(key, "verify_attempts", "verify_next_ms")
             self._sub = await ctx.subscriptions.modify(sub.id, _activate_if(sub.url))
             log.info("webhook_verified", subscription=sub.id)
             return 0
         attempts = int(attempts_raw or 0) + 1
         delay = retry_delay(ctx.schedule, attempts, attempt.retry_after_s)
-        reason = attempt.error or "the answer did not contain the challenge"
+        reason = attempt.error or "the answer was not the challenge echoed"
         log.info(
             "webhook_verification_failed", subscription=sub.id, attempt=attempts, reason=reason
         )

@@ -34,6 +34,9 @@ class Receiver:
     answers: list[int] = field(default_factory=list)
     hang: bool = False
     echo_challenge: bool = True
+    # How the challenge is echoed: "json" ({"challenge": ...}), "text" (the challenge and a line
+    # break), or "reflect" (the whole request body sent back, as a naive echo server does).
+    challenge_form: str = "json"
     retry_after: str | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     verifications: list[Delivery] = field(default_factory=list)
@@ -71,6 +74,10 @@ class Receiver:
             self.verifications.append(record)
             self._changed.set()
             text = data["challenge"] if self.echo_challenge else "no"
+            if self.challenge_form == "text":
+                return web.Response(text=text + "\n")
+            if self.challenge_form == "reflect":
+                return web.Response(body=record.body, content_type="application/json")
             return web.json_response({"challenge": text})
         self.deliveries.append(record)
         self._changed.set()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+import orjson
 import pytest
 import redis
 
 from hub.keys import Keys
-from tests.conftest import Api, threat_alert
+from hub.settings import Settings
+from tests.conftest import Api, disinfo_alert, threat_alert
 
 
 def _json(doc: object) -> bytes:
@@ -24,6 +26,13 @@ def _nested(depth: int) -> bytes:
     return b'{"id": "t-1", "tags": ' + b"[" * depth + b"]" * depth + b"}"
 
 
+def _repeat(members: bytes) -> bytes:
+    """A valid threat alert with `members` in place of its tlp."""
+    alert = threat_alert()
+    del alert["tlp"]
+    return _json(alert)[:-1] + b", " + members + b"}"
+
+
 JSON = "application/json"
 CASES = [
     ("truncated JSON", b'{"id": "t-1", "kind":', JSON, 400, "malformed_json"),
@@ -36,6 +45,14 @@ CASES = [
     ("number overflowing a double", b'{"confidence": 1e400}', JSON, 400, "malformed_json"),
     ("array root", b"[]", JSON, 400, "malformed_json"),
     ("string root", b'"alert"', JSON, 400, "malformed_json"),
+    ("a key given twice", _repeat(b'"tlp": "RED", "tlp": "GREEN"'), JSON, 400, "malformed_json"),
+    (
+        "a key given twice in a nested object",
+        _repeat(b'"tlp": "RED", "share": {"recipients": ["al-cert"], "recipients": []}'),
+        JSON,
+        400,
+        "malformed_json",
+    ),
     ("nesting deeper than the parser allows", _nested(5000), JSON, 400, "malformed_json"),
     ("nesting the parser allows", _nested(500), JSON, 422, "validation_failed"),
     ("text/plain", _with(), "text/plain", 415, "unsupported_media_type"),
@@ -155,3 +172,75 @@ async def test_chunked_body_over_the_limit_is_413(api: Api) -> None:
     )
     assert resp.status == 413
     assert (await resp.json())["error"] == "payload_too_large"
+
+
+def alert_of_size(alert_id: str, size: int) -> dict:
+    """A valid disinformation alert whose compact JSON (orjson's) is exactly `size` bytes."""
+    alert = disinfo_alert(alert_id, claims=[])
+    claims = alert["claims"]
+    i = 0
+    while True:
+        claims.append({"text": f"{alert_id} {i} ", "language": "en"})
+        missing = size - len(orjson.dumps(alert))
+        if missing <= 5000 - len(claims[-1]["text"]):
+            claims[-1]["text"] += "x" * missing
+            break
+        claims[-1]["text"] += "x" * (5000 - len(claims[-1]["text"]))
+        i += 1
+    assert len(orjson.dumps(alert)) == size
+    return alert
+
+
+async def test_an_alert_over_the_limit_is_refused_in_a_batch_as_alone(
+    api: Api, settings: Settings
+) -> None:
+    """An alert over the per-alert limit (ALERTHUB_MAX_BODY_BYTES) is refused alone as 413 and
+    in a batch as that item's payload_too_large, measured as its JSON; the alerts beside it,
+    one of exactly the limit among them, are stored."""
+    await api.add_node("al-cert", "AL")
+    limit = settings.max_body_bytes
+    over = alert_of_size("d-over", limit + 1)
+    at = alert_of_size("d-at", limit)
+    resp = await api.client.post(
+        "/v1/alerts",
+        data=orjson.dumps(over),
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 413 and (await resp.json())["error"] == "payload_too_large"
+
+    batch = {"alerts": [threat_alert("t-1"), over, at]}
+    resp = await api.client.post(
+        "/v1/alerts/batch",
+        data=orjson.dumps(batch),
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 200
+    results = (await resp.json())["results"]
+    assert [r["status"] for r in results] == ["created", "rejected", "created"]
+    error = results[1]["error"]
+    assert error["error"] == "payload_too_large" and str(limit) in error["message"]
+    status, _ = await api.get("al-cert", f"/v1/alerts/{results[2]['hub_id']}")
+    assert status == 200
+
+
+async def test_a_key_given_twice_in_one_alert_refuses_the_batch(api: Api, redis_url: str) -> None:
+    """A batch in which one alert gives a key twice is malformed as a whole: 400 naming the key
+    and the object's pointer, and none of its alerts is stored."""
+    await api.add_node("al-cert", "AL")
+    first = _json(threat_alert("t-1"))
+    second = _repeat(b'"tlp": "RED", "share": {"recipients": ["al-cert"], "recipients": []}')
+    body = b'{"alerts": [' + first + b", " + second + b"]}"
+    resp = await api.client.post(
+        "/v1/alerts/batch",
+        data=body,
+        headers={**api.auth("al-cert"), "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
+    answer = await resp.json()
+    assert answer["error"] == "malformed_json"
+    assert '"recipients"' in answer["message"] and "/alerts/1/share" in answer["message"]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.zcard(Keys().recent) == 0
+    finally:
+        client.close()

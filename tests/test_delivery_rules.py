@@ -1,11 +1,20 @@
-"""Retry timing and pausing, pure."""
+"""Retry timing, pausing and the verification answer, pure."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
 
-from hub.delivery_rules import is_gone, parse_retry_after, retry_delay, should_pause
+import orjson
+import pytest
+
+from hub.delivery_rules import (
+    answers_challenge,
+    is_gone,
+    parse_retry_after,
+    retry_delay,
+    should_pause,
+)
 from hub.settings import DEFAULT_RETRY_SCHEDULE
 
 
@@ -51,3 +60,54 @@ def test_only_410_means_gone() -> None:
     """410 Gone alone ends a subscription; other failures, 404 included, are retried."""
     assert is_gone(410)
     assert not any(is_gone(s) for s in (None, 200, 404, 429, 500, 503))
+
+
+CHALLENGE = "Zm9vYmFyLWNoYWxsZW5nZS0xMjM0NTY3OA"
+REQUEST = orjson.dumps(
+    {
+        "type": "hub.verification",
+        "id": "verify_01J0000000000000000000000",
+        "subscription_id": "01J0000000000000000000001",
+        "challenge": CHALLENGE,
+        "occurred_at": "2026-11-20T08:15:00Z",
+    }
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        CHALLENGE.encode(),
+        CHALLENGE.encode() + b"\n",  # echo in a shell script
+        b"  " + CHALLENGE.encode() + b"\r\n",
+        orjson.dumps({"challenge": CHALLENGE}),
+        b'{\n  "challenge": "' + CHALLENGE.encode() + b'"\n}\n',  # pretty-printed
+    ],
+)
+def test_the_challenge_echoed_verifies(body: bytes) -> None:
+    """The challenge alone as text, or the JSON object {"challenge": ...}, verifies, with any
+    spaces or line breaks around it."""
+    assert answers_challenge(body, CHALLENGE)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        REQUEST,  # an endpoint that reflects the whole request
+        b"you sent: " + REQUEST,
+        b"challenge=" + CHALLENGE.encode(),
+        CHALLENGE.encode() + CHALLENGE.encode(),
+        CHALLENGE[:-1].encode(),
+        orjson.dumps(CHALLENGE),  # a JSON string, not the text
+        orjson.dumps({"challenge": CHALLENGE, "ok": True}),
+        orjson.dumps({"data": {"challenge": CHALLENGE}}),
+        orjson.dumps([{"challenge": CHALLENGE}]),
+        b'{"challenge": "other", "challenge": "' + CHALLENGE.encode() + b'"}',
+        orjson.dumps({"challenge": "other"}),
+        b"",
+    ],
+)
+def test_a_body_that_only_contains_the_challenge_does_not_verify(body: bytes) -> None:
+    """A body that holds the challenge among other things (the reflected request, a wrapper,
+    extra keys, a repeated key) is not an echo, and neither is another text."""
+    assert not answers_challenge(body, CHALLENGE)

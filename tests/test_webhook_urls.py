@@ -60,6 +60,22 @@ REFUSED = [
     ("http://[fc00::1]/hook", "is a unique-local address"),
     ("http://[2002:7f00:1::]/hook", "embedding 127.0.0.1, a loopback address"),
     ("http://[64:ff9b::a00:1]/hook", "IPv6 form of 10.0.0.1, a private address"),
+    ("http://192.0.0.8/hook", "is an IETF protocol assignment (192.0.0.0/24)"),
+    ("http://192.88.99.1/hook", "is a deprecated 6to4 relay anycast address"),
+    ("http://[3fff::1]/hook", "is a documentation address"),
+    ("http://[5f00::1]/hook", "is a segment routing (SRv6) SID"),
+    ("http://192.0.2.1/hook", "is a documentation address"),
+    ("http://198.18.0.1/hook", "is a benchmarking address"),
+    ("http://255.255.255.255/hook", "is the limited broadcast address"),
+    ("http://[2001:db8::1]/hook", "is a documentation address"),
+    ("http://[2001:2::1]/hook", "is an IETF protocol assignment (2001::/23)"),
+    ("http://[100::1]/hook", "is a discard-only address"),
+    ("http://[64:ff9b:1::5db8:d822]/hook", "is a local-use NAT64 address"),
+    ("http://[4000::1]/hook", "is a reserved address (outside 2000::/3)"),
+    ("http://[ff02::1]/hook", "is a multicast address"),
+    ("http://[::ffff:192.0.0.8]/hook", "IPv6 form of 192.0.0.8, an IETF protocol assignment"),
+    ("http://[64:ff9b::c058:6301]/hook", "IPv6 form of 192.88.99.1, a deprecated 6to4 relay"),
+    ("http://[2002:c000:8::1]/hook", "embedding 192.0.0.8, an IETF protocol assignment"),
     ("ftp://93.184.216.34/hook", "must start with http:// or https://"),
     ("example.com/hook", "must start with http:// or https://"),
     ("http://user:pw@93.184.216.34/hook", "must not contain a user name or password"),
@@ -269,6 +285,59 @@ def test_internal_addresses_are_not_public(address: str) -> None:
 def test_public_addresses_are_public(address: str) -> None:
     """Internet addresses, and IPv6 wrappings of public IPv4 addresses, are public."""
     assert is_public_address(ipaddress.ip_address(address))
+
+
+# The IANA IPv4 and IPv6 Special-Purpose Address Registries' blocks that are not globally
+# reachable (or only in part), written out here apart from hub/special_addresses.py.
+NOT_GLOBAL = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.0.0/29",
+    "192.0.0.8/32",
+    "192.0.0.170/31",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::1/128",
+    "::/128",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:2::/48",
+    "2001:10::/28",
+    "2001:db8::/32",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+]
+GLOBAL = ["192.31.196.0/24", "192.52.193.0/24", "192.175.48.0/24", "2620:4f:8000::/48"]
+
+
+@pytest.mark.parametrize("block", NOT_GLOBAL)
+def test_every_special_purpose_block_is_refused(block: str) -> None:
+    """The first and the last address of each block the IANA registries call not globally
+    reachable are not public, whatever Python's own tables say."""
+    network = ipaddress.ip_network(block)
+    assert not is_public_address(network[0])
+    assert not is_public_address(network[-1])
+
+
+@pytest.mark.parametrize("block", GLOBAL)
+def test_globally_reachable_special_purpose_blocks_are_public(block: str) -> None:
+    """Blocks the registries call globally reachable (AS112, AMT) are not refused."""
+    network = ipaddress.ip_network(block)
+    assert is_public_address(network[1])
 
 
 class FakeResolver(AbstractResolver):

@@ -77,6 +77,19 @@ async def test_endpoint_that_does_not_echo_the_challenge_gets_no_alerts(
     assert receiver.deliveries == []
 
 
+async def test_the_challenge_echoed_as_plain_text_verifies(
+    dapi: Api, receivers: list[Receiver]
+) -> None:
+    """The challenge alone as plain text, with a trailing line break, verifies the endpoint."""
+    await nodes(dapi)
+    receiver = await Receiver(challenge_form="text").start()
+    receivers.append(receiver)
+    created = await webhook(dapi, "me-cert", receiver)
+    await wait_status(dapi, "me-cert", created["id"], "active")
+    await dapi.post("al-cert", threat_alert("t-1"))
+    await receiver.wait_for(lambda r: len(r.deliveries) == 1)
+
+
 async def test_500_twice_then_200_delivers_on_the_third_try(
     dapi: Api, receivers: list[Receiver]
 ) -> None:

@@ -268,7 +268,8 @@ class WebhookReceiver:
         return web.Response(status=204)
 
     def _challenge(self, event: dict[str, Any]) -> web.Response:
-        """The hub activates the subscription when a 2xx answer's body contains the challenge."""
+        """The hub activates the subscription when a 2xx answer's body is exactly the JSON
+        object {"challenge": "<challenge>"} (or the challenge alone as plain text)."""
         challenge = event.get("challenge")
         if not isinstance(challenge, str) or not challenge:
             self.refused += 1

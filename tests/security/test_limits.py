@@ -1,7 +1,8 @@
 """Limits a hostile or broken client meets: the per-node rate on every authenticated route and
-across hub processes, body size on every route that takes a body, header size and count, and
-the number of Server-Sent Events streams a node may hold open (across processes, freed when a
-stream closes, when its client vanishes, and when its hub process dies).
+across hub processes, body size (and objects that give a key twice) on every route that takes a
+body, the per-alert size inside a batch, header size and count, and the number of Server-Sent
+Events streams a node may hold open (across processes, freed when a stream closes, when its
+client vanishes, and when its hub process dies).
 
 tests/test_rate_limit.py already shows the 429 on POST /v1/alerts and that a batch counts each
 alert; tests/test_bad_input.py the 413 of an alert and of a batch; tests/test_alerts.py the 422
@@ -144,6 +145,50 @@ async def test_every_body_route_refuses_an_oversize_body(
         assert_error(resp.status, await resp.json(), 413, "payload_too_large")
     resp = await api.client.get("/v1/subscriptions", headers=world.headers[caller])
     assert resp.status == 200
+
+
+async def test_an_alert_over_the_limit_is_refused_inside_a_batch(api: Api) -> None:
+    """An alert over the per-alert limit gets no further inside a batch than it would alone:
+    that item is payload_too_large, its neighbour is stored."""
+    await api.add_node("al-cert", "AL")
+    oversize = {**unique_threat("t-big"), "summary": "x" * 262_144}
+    resp = await api.client.post(
+        "/v1/alerts/batch",
+        json={"alerts": [unique_threat("t-1"), oversize]},
+        headers=api.auth("al-cert"),
+    )
+    assert resp.status == 200
+    results = (await resp.json())["results"]
+    refused("limit: body size")
+    assert results[0]["status"] == "created"
+    assert results[1]["status"] == "rejected"
+    assert results[1]["error"]["error"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("method", "pattern"), body_routes(), ids=[f"{m} {p}" for m, p in body_routes()]
+)
+async def test_every_body_route_refuses_a_key_given_twice(
+    api: Api, method: str, pattern: str
+) -> None:
+    """Every route that takes a body answers 400 malformed_json, naming the key, to an object
+    that gives a key twice (`"tlp": "RED", "tlp": "GREEN"` would otherwise read as GREEN),
+    nested or not."""
+    rule, make = ACCESS[(method, pattern)]
+    caller = "operator" if rule.who == "role:operator" else "owner"
+    world = await World.build(api)
+    for body in (b'{"tlp": "RED", "tlp": "GREEN"}', b'{"share": {"tlp": "RED", "tlp": "GREEN"}}'):
+        params, _ = await make(world)
+        resp = await api.client.request(
+            method,
+            pattern.format(**params),
+            data=body,
+            headers={**world.headers[caller], "Content-Type": "application/json"},
+        )
+        refused("malformed: a key given twice")
+        answer = await resp.json()
+        assert_error(resp.status, answer, 400, "malformed_json")
+        assert '"tlp"' in answer["message"]
 
 
 async def raw_request(port: int, data: bytes, within: float = 5.0) -> bytes:

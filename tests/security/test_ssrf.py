@@ -1,8 +1,9 @@
 """Server-side request forgery, beyond tests/test_webhook_urls.py (which covers the private,
-loopback, link-local, shared, unspecified, 6to4 and NAT64 ranges, the decimal, octal, hex and
-short IPv4 spellings, IPv4-mapped IPv6, userinfo and resolver answers): the spellings it does
-not try, PATCH of a URL, the check made again at delivery, and redirects, which the hub must
-never follow, neither for the challenge nor for events."""
+loopback, link-local, shared, unspecified, 6to4 and NAT64 ranges and every special-purpose block
+of the IANA registries, the decimal, octal, hex and short IPv4 spellings, IPv4-mapped IPv6,
+userinfo and resolver answers): the spellings it does not try, PATCH of a URL, the check made
+again at delivery, redirects, which the hub must never follow, neither for the challenge nor for
+events, and endpoints that reflect the challenge request instead of answering it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ REFUSED = [
     ("http://[0:0:0:0:0:0:0:1]/", "is a loopback address"),
     ("http://[::]/", "is the unspecified address"),
     ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "embedding 127.0.0.1"),  # Teredo
+    # special-purpose blocks Python's tables lag on (issue 15): 3.11 calls them global
+    ("http://192.0.0.8/", "is an IETF protocol assignment (192.0.0.0/24)"),
+    ("http://192.88.99.1/", "is a deprecated 6to4 relay anycast address"),
+    ("http://[3fff::1]/", "is a documentation address"),
+    ("http://[::ffff:192.88.99.1]/", "IPv6 form of 192.88.99.1, a deprecated 6to4 relay"),
     # more IPv4 spellings
     ("http://2852039166/latest/meta-data/", "is a link-local address"),  # 169.254.169.254
     ("http://127.000.000.001/", "is a loopback address"),
@@ -72,6 +78,9 @@ async def test_more_spellings_are_refused(url: str, why: str) -> None:
         ("http://zero.example/hook", "0.0.0.0"),
         ("http://metadata.example/hook", "169.254.169.254"),
         ("http://v6.example/hook", "fd00::1"),
+        ("http://dummy.example/hook", "192.0.0.8"),
+        ("http://relay.example/hook", "192.88.99.1"),
+        ("http://docs.example/hook", "3fff::1"),
     ],
 )
 async def test_names_resolving_to_internal_forms_are_refused(url: str, answer: str) -> None:
@@ -197,6 +206,26 @@ async def test_a_redirected_challenge_never_verifies(dapi: Api, endpoints: Endpo
     assert "307" in paused["status_reason"]
     assert len(endpoints.redirected) == 3  # delivery_settings' retry schedule has three tries
     assert endpoints.target_hits == []
+
+
+async def test_an_endpoint_that_reflects_the_request_never_verifies(dapi: Api) -> None:
+    """An endpoint that answers 200 with whatever it is sent (an echo service inside someone's
+    network, say) has not proved it wants alerts: the challenge among the reflected request is
+    no answer, so the subscription never turns active, is paused after its schedule, and gets
+    no alert."""
+    await dapi.add_node("al-cert", "AL")
+    await dapi.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
+    receiver = await Receiver(challenge_form="reflect").start()
+    try:
+        created = await dapi.subscribe("fc-ba", {"type": "webhook", "url": receiver.url})
+        await dapi.post("al-cert", threat_alert("t-1"))
+        paused = await wait_status(dapi, "fc-ba", created["id"], "paused")
+    finally:
+        await receiver.stop()
+    refused("ssrf: reflected challenge", len(receiver.verifications))
+    assert "challenge" in paused["status_reason"]
+    assert len(receiver.verifications) == 3  # delivery_settings' retry schedule has three tries
+    assert receiver.deliveries == []
 
 
 async def test_redirected_events_are_dead_letters_not_followed(dapi: Api) -> None:
