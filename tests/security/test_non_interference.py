@@ -628,11 +628,11 @@ async def run_script(
                 )
         seen_a, seen_b = await delivered(a), await delivered(b)
         got_a, got_b = [a.norm(x) for x in seen_a], [b.norm(x) for x in seen_b]
-        first = next((i for i, (x, y) in enumerate(zip(got_a, got_b)) if x != y), None)
+        first = next((i for i, (x, y) in enumerate(zip(got_a, got_b, strict=False)) if x != y), 0)
         assert got_a == got_b, (
-            f"{observer}'s deliveries tell the worlds apart at #{first} "
-            f"of {len(got_a)} / {len(got_b)}:\nA: {got_a[first : first + 2] if first is not None else got_a}"
-            f"\nB: {got_b[first : first + 2] if first is not None else got_b}\nscript: {script}"
+            f"{observer}'s deliveries tell the worlds apart at #{first} of "
+            f"{len(got_a)} / {len(got_b)}:\nA: {got_a[first : first + 2]}\n"
+            f"B: {got_b[first : first + 2]}\nscript: {script}"
         )
 
 
