@@ -92,15 +92,19 @@ local function file_audiences(hub_id, names_json, add)
   end
 end
 
+-- At maxmemory (noeviction) Redis refuses a script's first write only if that write is one that
+-- may use memory: every path below writes such a command (INCR, ZADD, XADD, HSET) before any
+-- other (ZREM, LREM, ZREMRANGEBYSCORE), so a full Redis stores nothing half-way.
+
 -- The reports carrying this content within the window (keys.py, Keys.fingerprint_reports),
 -- earliest first: dedup.py answers from the first of them the sender may see.
 local function current_carriers()
-  redis.call('ZREMRANGEBYSCORE', fpr_key, '-inf', '(' .. (now_ms - window_ms))
-  return redis.call('ZRANGE', fpr_key, 0, -1)
+  return redis.call('ZRANGEBYSCORE', fpr_key, now_ms - window_ms, '+inf')
 end
 
 local function carry_fingerprint(hub_id)
   redis.call('ZADD', fpr_key, now_ms, hub_id)
+  redis.call('ZREMRANGEBYSCORE', fpr_key, '-inf', '(' .. (now_ms - window_ms))
   redis.call('PEXPIRE', fpr_key, window_ms)
 end
 
@@ -137,29 +141,29 @@ if existing then
   end
   if revision < cur_rev then return {'stale', existing, cur[4], cur_rev} end
   if cur[3] == 'retracted' then return {'retracted', existing, cur[4], cur_rev} end
+  -- New content of this report: it carries the new content from now on, and joins the cluster
+  -- of that content (clusters are named by their content: dedup.py).
+  local moved = cur[6] ~= fingerprint
+  local cluster = cur[4]
+  if moved then cluster = cluster_id end
+  -- `logged_as`: the log entry of the alert's latest report or revision (explain.py).
+  local event_id = redis.call('XADD', events, '*', 'type', 'updated', 'hub_id', existing,
+                              'cluster_id', cluster, 'sender', sender, 'revision', revision,
+                              'occurred_at', now)
   remove_links(#cjson.decode(cur[5]), cur[7], existing)
   add_links(existing)
-  local cluster = cur[4]
-  if cur[6] ~= fingerprint then
-    -- New content of this report: it carries the new content from now on, and joins the
-    -- cluster of that content (clusters are named by their content: dedup.py).
+  if moved then
     if cur[6] then redis.call('ZREM', core .. 'fpr:' .. cur[6], existing) end
-    current_carriers()
     carry_fingerprint(existing)
-    if cluster ~= cluster_id then
-      redis.call('LREM', core .. 'cluster:' .. cluster, 0, existing)
-      redis.call('RPUSH', core .. 'cluster:' .. cluster_id, existing)
-      cluster = cluster_id
+    if cluster ~= cur[4] then
+      redis.call('LREM', core .. 'cluster:' .. cur[4], 0, existing)
+      redis.call('RPUSH', core .. 'cluster:' .. cluster, existing)
     end
   end
   if cur[8] ~= audiences_json then
     if cur[8] then file_audiences(existing, cur[8], false) end
     file_audiences(existing, audiences_json, true)
   end
-  -- `logged_as`: the log entry of the alert's latest report or revision (explain.py).
-  local event_id = redis.call('XADD', events, '*', 'type', 'updated', 'hub_id', existing,
-                              'cluster_id', cluster, 'sender', sender, 'revision', revision,
-                              'occurred_at', now)
   redis.call('HSET', akey, 'doc', doc, 'meta', meta, 'revision', revision,
              'content_hash', content_hash, 'updated_at', now, 'links', links_json,
              'links_bucket', links_bucket, 'fingerprint', fingerprint, 'logged_as', event_id,
@@ -200,10 +204,10 @@ local cur = redis.call('HMGET', alert_key, 'sender', 'status', 'cluster_id', 're
 if not cur[1] then return {'missing'} end
 if cur[1] ~= sender then return {'not_sender'} end
 if cur[2] == 'retracted' then return {'already'} end
--- A retracted report carries its content no longer: nothing corroborates it from now on.
-if cur[5] then redis.call('ZREM', core .. 'fpr:' .. cur[5], hub_id) end
 redis.call('HSET', alert_key, 'status', 'retracted', 'retracted_at', now,
            'retraction_reason', reason)
+-- A retracted report carries its content no longer: nothing corroborates it from now on.
+if cur[5] then redis.call('ZREM', core .. 'fpr:' .. cur[5], hub_id) end
 local event_id = redis.call('XADD', events, '*', 'type', 'retracted', 'hub_id', hub_id,
                             'cluster_id', cur[3], 'sender', sender, 'revision', cur[4],
                             'occurred_at', now)
