@@ -10,7 +10,7 @@ Scenarios (defaults; see --help to change them):
 - sse: 20 alerts/s for 30 s to 1,000 pull subscriptions (100 per subscriber node), each read by
   one `GET /v1/subscriptions/{id}/events` stream; 500 streams per receiver process, two processes.
 
-Each run of a scenario starts, in a temporary folder, a real redis-server (hub/embedded.py: the
+Each run of a scenario starts, in a temporary folder, a real redis-server (store/embedded.py: the
 append-only file on, fsync every second, over a Unix socket, as `alerthub serve` runs it) and one
 hub process (`python -m hub serve`, log level warning), registers a publishing node and the
 subscribers, waits until every webhook subscription is `active` or every SSE stream is open, then
@@ -70,8 +70,8 @@ from fanout_receivers import raise_fd_limit
 from ingest import AlertBodies, Server, machine, percentile, start_server
 
 from hub.cli import new_event_loop
-from hub.embedded import RedisServer, start_redis_server
-from hub.keys import Keys
+from hub.store.embedded import RedisServer, start_redis_server
+from hub.store.keys import Keys
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -923,7 +923,7 @@ def build_report(
             "log_level": args.log_level,
             "drain_idle_s": args.drain_idle,
             "drain_timeout_s": args.drain_timeout,
-            "redis": "redis-server as `alerthub serve` runs it (hub/embedded.py), Unix socket",
+            "redis": "redis-server as `alerthub serve` runs it (store/embedded.py), Unix socket",
             "pinning": "none",
         },
         "runs": runs,

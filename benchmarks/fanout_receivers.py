@@ -38,7 +38,7 @@ import orjson
 from aiohttp import web
 
 from hub.cli import new_event_loop
-from hub.embedded import free_port
+from hub.store.embedded import free_port
 
 VERIFICATION = b"hub.verification"
 RETRY_S = 0.5

@@ -56,7 +56,7 @@ import redis.asyncio
 from wrk_load import WrkRun, find_wrk, run_wrk
 
 import hub
-from hub.embedded import RedisServer, find_redis_server, free_port, start_redis_server
+from hub.store.embedded import RedisServer, find_redis_server, free_port, start_redis_server
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -862,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
             "log_level": args.log_level,
             "body_bytes": body_bytes,
             "pinning": pinning.describe(),
-            "redis": "redis-server as `alerthub serve` configures it (hub/embedded.py): "
+            "redis": "redis-server as `alerthub serve` configures it (hub/store/embedded.py): "
             "appendonly yes, appendfsync everysec",
             "redis_transport": args.redis_transport,
             "store": args.store,

@@ -21,8 +21,8 @@ import time
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import create_app
-from hub.embedded import free_port, start_redis_server
 from hub.settings import Settings
+from hub.store.embedded import free_port, start_redis_server
 
 OP = "bench-operator-token-0123456789"
 

@@ -40,7 +40,7 @@ import aiohttp
 import orjson
 from ingest import cpu_seconds, hub_env, register_node, start_server
 
-from hub.embedded import start_redis_server
+from hub.store.embedded import start_redis_server
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -15,21 +15,22 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from hub import (
-    api_alerts,
-    api_meta,
-    api_metrics,
-    api_nodes,
-    api_page,
-    api_reports,
-    api_status,
-    api_subscriptions,
-)
-from hub.alert_views import AlertViews
+from hub.api import alerts as api_alerts
+from hub.api import meta as api_meta
+from hub.api import metrics as api_metrics
+from hub.api import nodes as api_nodes
+from hub.api import page as api_page
+from hub.api import reports as api_reports
+from hub.api import status as api_status
+from hub.api import subscriptions as api_subscriptions
+from hub.api.web_io import json_response
 from hub.auth import Authenticator
-from hub.batching import ScriptBatcher
 from hub.context import HUB, Hub
-from hub.dedup import AlertStore, file_older_alerts
+from hub.delivery.fanout import Fanout
+from hub.delivery.feed_news import FeedNews
+from hub.delivery.feeds import FeedReader
+from hub.delivery.subscriptions import SubscriptionStore
+from hub.delivery.webhooks import Delivery, WebhookSender, WebhookSupervisor
 from hub.errors import (
     HubError,
     MalformedJson,
@@ -38,24 +39,21 @@ from hub.errors import (
     RateLimited,
     Unavailable,
 )
-from hub.fanout import Fanout
-from hub.feed_news import FeedNews
-from hub.feeds import FeedReader
 from hub.ids import new_ulid
-from hub.keys import Keys
-from hub.leases import process_identity
+from hub.ingest.alert_views import AlertViews
+from hub.ingest.dedup import AlertStore, file_older_alerts
+from hub.ingest.validation import SchemaSet
 from hub.logs import get_logger
-from hub.metrics import route_of
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
-from hub.redis_faults import store_unavailable
-from hub.redis_pipe import PipelinedRedis
-from hub.scripts import Scripts
+from hub.ops.metrics import route_of
 from hub.settings import Settings, redact_url
-from hub.stats import LastSeen
-from hub.subscriptions import SubscriptionStore
-from hub.validation import SchemaSet
-from hub.web_io import json_response
-from hub.webhooks import Delivery, WebhookSender, WebhookSupervisor
+from hub.store.batching import ScriptBatcher
+from hub.store.keys import Keys
+from hub.store.leases import process_identity
+from hub.store.redis_faults import store_unavailable
+from hub.store.redis_pipe import PipelinedRedis
+from hub.store.scripts import Scripts
+from hub.store.stats import LastSeen
 
 log = get_logger("hub.app")
 

@@ -14,10 +14,10 @@ import structlog
 from redis.asyncio import Redis
 
 from hub.errors import Forbidden, RateLimited, Unauthenticated
-from hub.keys import Keys
 from hub.nodes import Node, secret_matches, split_token
-from hub.scripts import Scripts
-from hub.stats import LastSeen
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
+from hub.store.stats import LastSeen
 
 _BEARER = "bearer "
 RATE_COUNTER_TTL_S = 120

@@ -18,15 +18,15 @@ from redis.asyncio import Redis
 from hub import __version__
 from hub.app import create_app
 from hub.context import HUB
-from hub.demo import DemoError, DemoOptions, register_demo_nodes, run_demo
-from hub.demo_scenario import ScenarioError
-from hub.embedded import EmbeddedRedis, EmbeddedRedisError, answers, shared_url
-from hub.keys import Keys
+from hub.demo.command import DemoError, DemoOptions, register_demo_nodes, run_demo
+from hub.demo.scenario import ScenarioError
+from hub.ingest.validation import SchemaSet
 from hub.logs import configure_logging, hide_literal
 from hub.nodes import NodeRegistry
-from hub.scripts import Scripts
 from hub.settings import Settings, SettingsError
-from hub.validation import SchemaSet
+from hub.store.embedded import EmbeddedRedis, EmbeddedRedisError, answers, shared_url
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
 
 
 def _parser() -> argparse.ArgumentParser:

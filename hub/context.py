@@ -9,18 +9,18 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hub.alert_views import AlertViews
 from hub.auth import Authenticator, require_role
-from hub.dedup import AlertStore
-from hub.feed_news import FeedNews
-from hub.feeds import FeedReader
-from hub.keys import Keys
-from hub.metrics import Metrics
+from hub.delivery.feed_news import FeedNews
+from hub.delivery.feeds import FeedReader
+from hub.delivery.subscriptions import SubscriptionStore
+from hub.ingest.alert_views import AlertViews
+from hub.ingest.dedup import AlertStore
+from hub.ingest.validation import SchemaSet
 from hub.nodes import Node, NodeRegistry
-from hub.scripts import Scripts
+from hub.ops.metrics import Metrics
 from hub.settings import Settings
-from hub.subscriptions import SubscriptionStore
-from hub.validation import SchemaSet
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
 
 
 @dataclass(slots=True)

@@ -14,9 +14,9 @@ import orjson
 from redis.asyncio import Redis
 
 from hub.ids import now_rfc3339, ulid_floor
-from hub.keys import Keys
 from hub.logs import get_logger
-from hub.scripts import Scripts
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
 
 log = get_logger("hub.nodes")
 

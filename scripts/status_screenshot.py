@@ -20,10 +20,10 @@ from aiohttp import web
 from playwright.async_api import async_playwright
 
 from hub.app import create_app
-from hub.demo import DEMO_NODES
-from hub.embedded import free_port, start_redis_server
-from hub.keys import Keys
+from hub.demo.command import DEMO_NODES
 from hub.settings import Settings
+from hub.store.embedded import free_port, start_redis_server
+from hub.store.keys import Keys
 
 TOKEN = "screenshot-operator-token-0123456789"
 CHROMIUM_ARGS = [

@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from hub.app import create_app
-from hub.embedded import RedisServer, free_port, start_redis_server
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
+from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.receivers import Receiver
 
 OPERATOR_TOKEN = "test-operator-token-0123456789"

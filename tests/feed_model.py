@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hub.keys import Keys
+from hub.store.keys import Keys
 
 KEYS = Keys()
 

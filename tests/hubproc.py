@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.embedded import free_port, stop_process
+from hub.store.embedded import free_port, stop_process
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> None:

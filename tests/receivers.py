@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hub.embedded import free_port
+from hub.store.embedded import free_port
 
 
 @dataclass

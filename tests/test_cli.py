@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.embedded import answers, shared_url
+from hub.store.embedded import answers, shared_url
 from tests.hubproc import HubProcess
 
 

@@ -25,9 +25,9 @@ import redis
 import yaml
 
 from hub.app import create_app
-from hub.embedded import find_redis_server, free_port, stop_process
+from hub.ingest.validation import SCHEMA_NAMES, schemas_dir
 from hub.settings import Settings, read_env_file
-from hub.validation import SCHEMA_NAMES, schemas_dir
+from hub.store.embedded import find_redis_server, free_port, stop_process
 from tests.hubproc import HubProcess, http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,20 +300,22 @@ def test_a_regular_install_ships_the_schemas(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The image's (and the systemd venv's) non-editable pip install carries every JSON Schema
-    inside the hub package (hub/schemas/), and hub.validation, installed so, reads them there."""
+    inside the hub package (hub/schemas/), and hub.ingest.validation, installed so, reads them
+    there."""
     tool = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
     assert "hub.schemas" in tool["packages"]
     assert tool["package-dir"]["hub.schemas"] == "schemas"
     patterns = tool["package-data"]["hub.schemas"]
     for name in SCHEMA_NAMES:
         assert any(Path(f"{name}.schema.json").match(p) for p in patterns), name
-    # The layout a wheel install has: site-packages/hub/validation.py beside hub/schemas/.
+    # The layout a wheel install has: site-packages/hub/ingest/validation.py and hub/schemas/.
     installed = tmp_path / "site-packages" / "hub"
     (installed / "schemas").mkdir(parents=True)
-    shutil.copy(ROOT / "hub" / "validation.py", installed / "validation.py")
+    (installed / "ingest").mkdir()
+    shutil.copy(ROOT / "hub" / "ingest" / "validation.py", installed / "ingest" / "validation.py")
     monkeypatch.delenv("ALERTHUB_SCHEMAS_DIR", raising=False)
     spec = importlib.util.spec_from_file_location(
-        "installed_validation", installed / "validation.py"
+        "installed_validation", installed / "ingest" / "validation.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -14,11 +14,11 @@ import yaml
 from jsonschema import Draft202012Validator
 from structlog.testing import capture_logs
 
-from hub.keys import Keys
+from hub.store.keys import Keys
 from tests.conftest import Api, unique_threat
+from tests.delivery.test_webhooks import wait_status, webhook
 from tests.receivers import Receiver
 from tests.sse_client import SseReader
-from tests.test_webhooks import wait_status, webhook
 
 KEYS = Keys()
 EVENT_FIELDS = {"id", "type", "occurred_at", "node"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from hub.keys import Keys
+from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN, Api, threat_alert
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from hub.embedded import free_port
+from hub.store.embedded import free_port
 
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import pytest
 
-from hub.embedded import free_port, start_redis_server
+from hub.store.embedded import free_port, start_redis_server
 from tests.conftest import OPERATOR_TOKEN, unique_threat
 from tests.faults.redis_harness import hub_env
 from tests.hubproc import HubProcess

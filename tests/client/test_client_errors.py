@@ -32,9 +32,9 @@ from alerthub_client import (
 )
 from alerthub_client.errors import parse_retry_after
 from hub.app import create_app
-from hub.embedded import RedisServer, free_port, start_redis_server
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
+from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.client.hubs import client_for, hub_url, until
 from tests.client.tcp_proxy import TcpProxy
 from tests.conftest import Api, unique_threat

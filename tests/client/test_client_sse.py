@@ -12,7 +12,7 @@ from aiohttp import web
 from alerthub_client import Event, HubClient, Unauthenticated
 from alerthub_client.client import Backoff
 from alerthub_client.sse import SseComment, SseMessage, SseParser, SseProtocolError
-from hub.embedded import free_port
+from hub.store.embedded import free_port
 from tests.client.hubs import client_for
 from tests.client.tcp_proxy import TcpProxy
 from tests.conftest import Api, unique_threat

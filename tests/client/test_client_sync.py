@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from alerthub_client import HubUnreachable, NotFound, SyncHubClient, ValidationFailed
-from hub.embedded import free_port
+from hub.store.embedded import free_port
 from tests.client.hubs import hub_url
 from tests.conftest import Api, unique_threat
 

@@ -24,9 +24,9 @@ from alerthub_client.webhooks import (
     sign_webhook,
     verify_webhook,
 )
-from hub.signing import new_secret, webhook_headers
+from hub.delivery.signing import new_secret, webhook_headers
 from tests.conftest import Api, unique_threat
-from tests.test_webhooks import wait_status
+from tests.delivery.test_webhooks import wait_status
 
 # The test vector published with the Standard Webhooks specification's reference libraries.
 SPEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -21,10 +21,10 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hub.embedded import free_port
-from hub.fanout import GROUP
-from hub.keys import Keys
-from hub.signing import verify
+from hub.delivery.fanout import GROUP
+from hub.delivery.signing import verify
+from hub.store.embedded import free_port
+from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN
 from tests.feed_model import NODES, Report, Sub, expected_feed, first_difference
 from tests.hubproc import HubProcess

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import orjson
 
-from hub.embedded import free_port
+from hub.store.embedded import free_port
 
 FLOOD_CHUNK = 64 * 1024
 SLOW_BYTE_S = 0.5  # the status line, one byte per half second

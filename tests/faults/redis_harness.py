@@ -18,8 +18,8 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
-from hub.embedded import RedisServer, free_port, start_redis_server
-from hub.keys import Keys
+from hub.store.embedded import RedisServer, free_port, start_redis_server
+from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN
 from tests.hubproc import HubProcess
 

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hub.webhook_sender import MAX_HEADER_BYTES, MAX_POSTS, MAX_RESPONSE_BYTES
+from hub.delivery.webhook_sender import MAX_HEADER_BYTES, MAX_POSTS, MAX_RESPONSE_BYTES
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
 from tests.faults.hostile_receivers import Behaviour, HostileServer
 from tests.hubproc import HubProcess

@@ -15,15 +15,15 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from hub.fanout import GROUP
+from hub.delivery.fanout import GROUP
+from hub.delivery.subscriptions import SubscriptionStore, new_subscription
 from hub.ids import stream_id
-from hub.keys import Keys
-from hub.scripts import Scripts
-from hub.subscriptions import SubscriptionStore, new_subscription
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
+from tests.delivery.test_fanout_crash import BLOCKER, stopped_in_python
 from tests.faults.cluster import Client, Cluster, fanned_out, wait_for
 from tests.feed_model import PUBLISHERS, Scenario, Sub, receives
 from tests.hubproc import HubProcess
-from tests.test_fanout_crash import BLOCKER, stopped_in_python
 
 KEYS = Keys()
 BACKLOGS = 4  # tries at catching the fan-out mid-batch; a loaded machine can miss the moment

@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from hub.app import create_app
-from hub.keys import Keys
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
+from hub.store.keys import Keys
 from tests.conftest import Api, unique_threat
 from tests.faults.cluster import Hook, wait_for
 

@@ -35,10 +35,10 @@ from hypothesis.stateful import (
 )
 
 from hub.app import create_app
-from hub.embedded import RedisServer, free_port, start_redis_server
-from hub.keys import Keys
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
+from hub.store.embedded import RedisServer, free_port, start_redis_server
+from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN
 from tests.fuzz.alert_model import (
     SEVERITIES,

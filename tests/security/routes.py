@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from hub.app import create_app
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
 
 
 def served_routes() -> list[tuple[str, str]]:

@@ -24,11 +24,11 @@ import pytest
 import redis
 
 from hub.app import create_app
-from hub.embedded import free_port, start_redis_server
-from hub.keys import Keys
+from hub.delivery.sse_slots import lease_ttl_s
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings, SettingsError
-from hub.sse_slots import lease_ttl_s
-from hub.validation import SchemaSet
+from hub.store.embedded import free_port, start_redis_server
+from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
 from tests.hubproc import HubProcess
 from tests.security.routes import served_routes

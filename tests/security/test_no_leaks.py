@@ -20,10 +20,10 @@ from aiohttp import ClientResponse
 
 from hub.ids import new_ulid
 from tests.conftest import Api, unique_threat
+from tests.delivery.test_webhooks import wait_status
 from tests.receivers import Receiver
 from tests.security.routes import path_params, served_routes
 from tests.security.tally import refused
-from tests.test_webhooks import wait_status
 
 pytestmark = pytest.mark.timeout(60)
 

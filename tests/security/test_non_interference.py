@@ -36,10 +36,10 @@ from hypothesis import strategies as st
 
 from hub.app import create_app
 from hub.context import HUB
-from hub.embedded import RedisServer, free_port, start_redis_server
-from hub.fanout import GROUP
+from hub.delivery.fanout import GROUP
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
+from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.receivers import Receiver
 from tests.security.tally import refused
 

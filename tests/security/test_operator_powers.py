@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 import redis
 
-from hub.keys import Keys
+from hub.store.keys import Keys
 from tests.conftest import Api
+from tests.delivery.test_webhooks import wait_status, webhook
 from tests.receivers import Receiver
 from tests.security.tally import refused
-from tests.test_webhooks import wait_status, webhook
 
 KEYS = Keys()
 

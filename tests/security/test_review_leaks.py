@@ -13,9 +13,9 @@ import pytest
 
 from hub.context import HUB
 from tests.conftest import Api, unique_threat
+from tests.delivery.test_webhooks import wait_status
 from tests.receivers import Receiver
 from tests.security.tally import refused
-from tests.test_webhooks import wait_status
 
 pytestmark = pytest.mark.timeout(90)
 

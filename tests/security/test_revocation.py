@@ -17,14 +17,14 @@ import pytest
 import redis
 
 from hub.app import create_app
-from hub.keys import Keys
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
+from hub.store.keys import Keys
 from tests.conftest import Api, unique_threat
+from tests.delivery.test_webhooks import wait_status, webhook
 from tests.receivers import Receiver
 from tests.security.tally import refused
 from tests.sse_client import SseReader
-from tests.test_webhooks import wait_status, webhook
 
 KEYS = Keys()
 # A heartbeat far longer than the bound: a stream that ends within the bound was ended by the

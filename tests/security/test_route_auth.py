@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from hub.app import create_app
+from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
-from hub.validation import SchemaSet
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
 from tests.security.routes import served_routes
 from tests.security.tally import refused

@@ -23,16 +23,16 @@ import redis
 from aiohttp import web
 from redis.asyncio import Redis as AsyncRedis
 
-from hub.embedded import free_port
-from hub.keys import Keys
 from hub.logs import scrub_secrets
 from hub.nodes import NodeRegistry
-from hub.scripts import Scripts
+from hub.store.embedded import free_port
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
+from tests.delivery.test_webhooks import wait_status
 from tests.hubproc import HubProcess
 from tests.receivers import Receiver
 from tests.security.tally import refused
-from tests.test_webhooks import wait_status
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
 SECRET_WORDS = re.compile(r"secret|token|signature|digest|password|hash|mac\b|tag\b", re.IGNORECASE)

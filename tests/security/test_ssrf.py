@@ -14,14 +14,14 @@ import orjson
 import pytest
 from aiohttp import web
 
-from hub.embedded import free_port
-from hub.webhook_sender import WebhookSender
-from hub.webhook_urls import UnsafeWebhookUrl, check_webhook_url
+from hub.delivery.webhook_sender import WebhookSender
+from hub.delivery.webhook_urls import UnsafeWebhookUrl, check_webhook_url
+from hub.store.embedded import free_port
 from tests.conftest import Api, threat_alert
+from tests.delivery.test_webhook_urls import no_resolution, resolving_to
+from tests.delivery.test_webhooks import wait_status
 from tests.receivers import Receiver
 from tests.security.tally import refused
-from tests.test_webhook_urls import no_resolution, resolving_to
-from tests.test_webhooks import wait_status
 
 REFUSED = [
     # IPv4-compatible (deprecated ::a.b.c.d) and NAT64 written with a dotted tail

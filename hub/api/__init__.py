@@ -1,0 +1,1 @@
+"""HTTP handlers and the request/response helpers they share."""

@@ -1,0 +1,411 @@
+"""Reading a subscription's feed, the one store behind pull, SSE and webhooks. The sharing policy
+is checked again on every read: an alert whose sender has since withheld it from the reader is
+left out, whichever way the feed is read."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from hub.errors import HistoryTruncated
+from hub.ids import now_rfc3339, stream_id, utc_now
+from hub.ingest.alert_views import StoredAlert, load_alerts
+from hub.logs import get_logger
+from hub.nodes import Node
+from hub.policy import Sharing, may_see
+from hub.store.batching import ScriptBatcher
+from hub.store.keys import Keys
+from hub.store.redis_faults import refusal_code
+from hub.store.scripts import Scripts
+
+log = get_logger("hub.feeds")
+
+T = TypeVar("T")
+STATE_TTL_S = 1.0
+BODY_CACHE_BYTES = 64 * 1024 * 1024
+EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+MAX_STREAM_ID_PART = 2**64 - 1
+
+
+NODE_REGISTERED = "node.registered"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One feed entry: an alert's event (hub_id, cluster_id, revision), or a node's
+    registration (node: the registered node as JSON text; hub_id and cluster_id empty)."""
+
+    id: str
+    type: str
+    hub_id: str
+    cluster_id: str
+    occurred_at: str
+    revision: int
+    # The entry's place in its feed: 1 for the first event ever appended (feed_append_lua).
+    # Not part of the event a subscriber sees; positions and lag are counted with it.
+    seq: int = 0
+    node: str = ""
+
+    @property
+    def is_alert(self) -> bool:
+        return self.type != NODE_REGISTERED
+
+    @classmethod
+    def from_stream(cls, entry_id: bytes, fields: list[bytes]) -> FeedEntry:
+        """From a raw XRANGE entry: its id and its flat field/value list."""
+        text = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
+        return cls(
+            id=entry_id.decode(),
+            type=text["type"],
+            hub_id=text.get("hub_id", ""),
+            cluster_id=text.get("cluster_id", ""),
+            occurred_at=text.get("occurred_at", ""),
+            revision=int(text.get("revision", "1")),
+            seq=int(text.get("seq", "0")),
+            node=text.get("node", ""),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry as a webhook's retry and dead-letter records keep it: for an alert, the
+        event's own head; a registration has no hub_id, cluster_id or revision (null)."""
+        if not self.is_alert:
+            return {
+                "id": self.id,
+                "type": self.type,
+                "hub_id": None,
+                "cluster_id": None,
+                "occurred_at": self.occurred_at,
+                "revision": None,
+                "node": orjson.loads(self.node),
+            }
+        return {
+            "id": self.id,
+            "type": self.type,
+            "hub_id": self.hub_id,
+            "cluster_id": self.cluster_id,
+            "occurred_at": self.occurred_at,
+            "revision": self.revision,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeedEntry:
+        node = data.get("node")
+        return cls(
+            id=data["id"],
+            type=data["type"],
+            hub_id=data.get("hub_id") or "",
+            cluster_id=data.get("cluster_id") or "",
+            occurred_at=data["occurred_at"],
+            revision=int(data.get("revision") or 0),
+            node=orjson.dumps(node).decode() if node is not None else "",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """A pull page: the events, the cursor to go on from, and the last entry read (which may be
+    one the readers may not see: it counts for the owner's read position, never as a cursor)."""
+
+    events: list[dict[str, Any]]
+    next: str | None
+    last_read: FeedEntry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An event's body as delivered, and the sharing that decides who may get it now (None
+    for a registration: whoever reads the feed it was fanned into may have it)."""
+
+    sharing: Sharing | None
+    body: bytes
+
+    def visible_to(self, readers: tuple[Node, ...]) -> bool:
+        return self.sharing is None or all(may_see(self.sharing, r) for r in readers)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    marker: str  # revision and status: a new one means a new body (and perhaps new sharing)
+    read_at: float
+
+
+def state_marker(revision: object, status: str) -> str:
+    return f"{revision}:{status}"
+
+
+class LruCache(Generic[T]):
+    """The most recently put values, at most `size` of them and, when `weigh` is given, at most
+    `max_weight` in all (bodies of up to 256 KiB must not pile up to gigabytes)."""
+
+    def __init__(
+        self, size: int, weigh: Callable[[T], int] | None = None, max_weight: int = 0
+    ) -> None:
+        self._size = size
+        self._weigh = weigh
+        self._max_weight = max_weight
+        self._weight = 0
+        self._items: OrderedDict[object, T] = OrderedDict()
+
+    def get(self, key: object) -> T | None:
+        return self._items.get(key)
+
+    def put(self, key: object, value: T) -> None:
+        old = self._items.pop(key, None)
+        if old is not None and self._weigh is not None:
+            self._weight -= self._weigh(old)
+        self._items[key] = value
+        if self._weigh is not None:
+            self._weight += self._weigh(value)
+        while len(self._items) > self._size or (
+            self._weigh is not None and self._weight > self._max_weight and len(self._items) > 1
+        ):
+            _, evicted = self._items.popitem(last=False)
+            if self._weigh is not None:
+                self._weight -= self._weigh(evicted)
+
+
+def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
+    """The event as every delivery path sends it (API.md): the alert is its stored current form."""
+    return {**entry.as_json(), "alert": alert.summary_json(utc_now())}
+
+
+def registration_json(entry: FeedEntry) -> dict[str, Any]:
+    """A node.registered event as every delivery path sends it: no hub_id and no alert."""
+    return {
+        "id": entry.id,
+        "type": entry.type,
+        "occurred_at": entry.occurred_at,
+        "node": orjson.loads(entry.node),
+    }
+
+
+def is_event_id(text: str) -> bool:
+    """Whether `text` is an id Redis takes as a stream id: two decimal parts, each of which
+    fits in 64 bits (the pattern alone lets 20 digits through, and Redis refuses the rest)."""
+    return bool(EVENT_ID.match(text)) and all(int(p) <= MAX_STREAM_ID_PART for p in text.split("-"))
+
+
+class FeedReader:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        batcher: ScriptBatcher,
+        dedup_window_s: int = 604_800,
+    ) -> None:
+        self._redis = redis
+        self._window_ms = dedup_window_s * 1000
+        self._keys = keys
+        self._scripts = scripts
+        self._batcher = batcher
+        self._bodies: LruCache[Rendered] = LruCache(
+            4096, weigh=lambda r: len(r.body), max_weight=BODY_CACHE_BYTES
+        )
+        self._state_cache: LruCache[AlertState] = LruCache(4096)
+        self._in_flight: dict[object, asyncio.Future[Any]] = {}
+
+    async def rendered(self, entries: list[FeedEntry]) -> dict[str, Rendered | None]:
+        """Each entry's body as SSE and webhooks send it, with the sharing read together with
+        that body (None when the alert is gone). A body is rendered once per process and alert
+        state (revision, status) for every subscriber that gets the same event. The state is
+        looked up at most STATE_TTL_S old, so an update that withholds an alert applies to
+        every read within that time; a body and the sharing it is checked against always come
+        from one read."""
+        markers = await self._markers(sorted({e.hub_id for e in entries if e.is_alert}))
+        out: dict[str, Rendered | None] = {}
+        for entry in entries:
+            if not entry.is_alert:
+                out[entry.id] = Rendered(None, orjson.dumps(registration_json(entry)))
+                continue
+            marker = markers.get(entry.hub_id)
+            if marker is None:
+                out[entry.id] = None
+                continue
+            rendered = self._bodies.get((entry.id, entry.type, marker))
+            if rendered is None:
+                rendered = await self._single_flight((entry.id, entry.type), self._render(entry))
+            out[entry.id] = rendered
+        return out
+
+    async def _render(self, entry: FeedEntry) -> Rendered | None:
+        alert = (await self.alerts([entry.hub_id])).get(entry.hub_id)
+        if alert is None:
+            return None
+        rendered = Rendered(alert.sharing, orjson.dumps(event_json(entry, alert)))
+        marker = state_marker(alert.doc.get("revision"), alert.status)
+        self._bodies.put((entry.id, entry.type, marker), rendered)
+        return rendered
+
+    async def _markers(self, hub_ids: list[str]) -> dict[str, str]:
+        now = time.monotonic()
+        found: dict[str, str] = {}
+        for hub_id in hub_ids:
+            cached = self._state_cache.get(hub_id)
+            if cached is None or cached.read_at <= now - STATE_TTL_S:
+                cached = await self._single_flight(("state", hub_id), self._read_state(hub_id))
+            if cached is not None:
+                found[hub_id] = cached.marker
+        return found
+
+    async def _read_state(self, hub_id: str) -> AlertState | None:
+        revision, status = await self._redis.hmget(self._keys.alert(hub_id), ["revision", "status"])
+        if revision is None:
+            return None
+        state = AlertState(
+            state_marker(revision.decode(), (status or b"").decode()), time.monotonic()
+        )
+        self._state_cache.put(hub_id, state)
+        return state
+
+    async def _single_flight(self, key: object, work: Coroutine[Any, Any, T]) -> T:
+        """One read or render per key at a time: concurrent callers (the streams one feed-news
+        message wakes) share its result."""
+        running = self._in_flight.get(key)
+        if running is not None:
+            work.close()
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(work)
+        self._in_flight[key] = task
+        task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        # Shielded: one waiter cancelled (its client gone) does not cancel the others' read.
+        return await asyncio.shield(task)
+
+    async def check_not_truncated(self, sub_id: str, after: str) -> None:
+        """HistoryTruncated when entries after `after` may have been trimmed away. The message
+        does not name where the feed now starts: that may be an event the reader may not see."""
+        trimmed = await self._redis.hget(self._keys.feed_state(sub_id), "trimmed_upto")
+        if trimmed is not None and stream_id(after) < stream_id(trimmed.decode()):
+            raise HistoryTruncated(
+                f"the feed no longer holds every event after {after}; read it again from its "
+                "start (no cursor) to get what it holds"
+            )
+
+    async def note_read(self, sub_id: str, entry: FeedEntry) -> None:
+        """Record that a pull or SSE reader of `sub_id` has been handed `entry` (its lag). When
+        Redis refuses writes (maxmemory) the reader still gets its events: only the lag stays
+        behind until a later read is noted."""
+        if entry.seq <= 0:
+            return
+        try:
+            await self._batcher.call(
+                self._scripts.note_read,
+                keys=[self._keys.feed_state(sub_id)],
+                args=[entry.seq, now_rfc3339()],
+            )
+        except ResponseError as e:
+            if refusal_code(e) is None:
+                raise
+            log.warning("feed_read_not_noted", subscription=sub_id, refusal=refusal_code(e))
+
+    async def entries(self, sub_id: str, after: str | None, limit: int) -> list[FeedEntry]:
+        """Up to `limit` entries after `after` (from the oldest held when None), oldest first."""
+        low = f"({after}" if after else "-"
+        raw = await self._batcher.command(
+            "XRANGE", self._keys.feed(sub_id), low, "+", "COUNT", limit
+        )
+        return [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
+
+    async def page(
+        self, sub_id: str, after: str | None, limit: int, readers: tuple[Node, ...]
+    ) -> FeedPage:
+        """Up to `limit` events after `after` that every one of `readers` may see, and the cursor
+        to go on from: the last of them, or `after` when there is none. Entries they may not see
+        are read past, never stood on, so the cursor moves only when something visible came."""
+        events: list[dict[str, Any]] = []
+        position: str | None = after
+        last_read: FeedEntry | None = None
+        while len(events) < limit:
+            wanted = limit - len(events)
+            entries = await self.entries(sub_id, position, wanted)
+            if not entries:
+                break
+            events += await self.events(await self.retyped(sub_id, entries, readers), readers)
+            last_read = entries[-1]
+            position = last_read.id
+            if len(entries) < wanted:
+                break
+        return FeedPage(events, events[-1]["id"] if events else after, last_read)
+
+    async def retyped(
+        self, sub_id: str, entries: list[FeedEntry], readers: tuple[Node, ...]
+    ) -> list[FeedEntry]:
+        """The entries with `alert.corroborated` turned into `alert.created` wherever none of
+        the reports of the cluster that the feed had before it (within the dedup window) is one
+        all of `readers` may see now. A feed is typed for its owner when it is written; read by
+        the operator too, or after a sender withheld an earlier report, a corroboration would
+        otherwise tell of a report the reader may not see. What the feed had is read from its
+        own record (feed_append_lua, `r:<cluster>`), so the answer does not change with later
+        updates that move reports between clusters."""
+        doubtful = [e for e in entries if e.type == "alert.corroborated"]
+        if not doubtful:
+            return entries
+        clusters = sorted({e.cluster_id for e in doubtful})
+        rows = await self._redis.hmget(self._keys.feed_state(sub_id), [f"r:{c}" for c in clusters])
+        had: dict[str, list[tuple[str, str]]] = {}
+        for cluster_id, row in zip(clusters, rows, strict=True):
+            if row is not None:
+                pairs = (item.split(" ", 1) for item in row.decode().split(",") if item)
+                had[cluster_id] = [(event_id, hub_id) for event_id, hub_id in pairs]
+        sharing = await self._sharing(sorted({h for pairs in had.values() for _, h in pairs}))
+        seen = {h for h, s in sharing.items() if all(may_see(s, reader) for reader in readers)}
+        out = []
+        for entry in entries:
+            # A feed written before the record was kept has none: its typing stands.
+            if (
+                entry.type == "alert.corroborated"
+                and entry.cluster_id in had
+                and not any(
+                    hub_id != entry.hub_id and hub_id in seen and self._earlier(event_id, entry.id)
+                    for event_id, hub_id in had[entry.cluster_id]
+                )
+            ):
+                entry = replace(entry, type="alert.created")
+            out.append(entry)
+        return out
+
+    def _earlier(self, then_id: str, event_id: str) -> bool:
+        """Whether event `then_id` came before `event_id`, within the dedup window."""
+        then, now = stream_id(then_id), stream_id(event_id)
+        return then < now and now[0] - then[0] <= self._window_ms
+
+    async def _sharing(self, hub_ids: list[str]) -> dict[str, Sharing]:
+        if not hub_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hget(self._keys.alert(hub_id), "meta")
+            rows = await pipe.execute()
+        return {
+            h: Sharing.from_json(orjson.loads(meta), h)
+            for h, meta in zip(hub_ids, rows, strict=True)
+            if meta is not None
+        }
+
+    async def events(
+        self, entries: list[FeedEntry], readers: tuple[Node, ...]
+    ) -> list[dict[str, Any]]:
+        """The entries as events, leaving out alerts any of `readers` may not see (now)."""
+        alerts = await self.alerts([e.hub_id for e in entries if e.is_alert])
+        out = []
+        for entry in entries:
+            if not entry.is_alert:
+                out.append(registration_json(entry))
+                continue
+            alert = alerts.get(entry.hub_id)
+            if alert is not None and all(may_see(alert.sharing, r) for r in readers):
+                out.append(event_json(entry, alert))
+        return out
+
+    async def alerts(self, hub_ids: list[str]) -> dict[str, StoredAlert]:
+        loaded = await load_alerts(self._redis, self._keys, sorted(set(hub_ids)))
+        return {alert.hub_id: alert for alert in loaded if alert is not None}

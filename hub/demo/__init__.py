@@ -1,0 +1,1 @@
+"""The regional demo: `alerthub demo`."""
