@@ -30,7 +30,8 @@ from hub.delivery.fanout import Fanout
 from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import SubscriptionStore
-from hub.delivery.webhooks import Delivery, WebhookSender, WebhookSupervisor
+from hub.delivery.webhook_supervisor import WebhookSupervisor
+from hub.delivery.webhooks import Delivery, WebhookSender
 from hub.errors import (
     HubError,
     MalformedJson,

@@ -20,7 +20,7 @@ from hub.api.web_io import (
 )
 from hub.context import Hub, caller
 from hub.delivery import sse
-from hub.delivery.feeds import is_event_id
+from hub.delivery.feed_events import is_event_id
 from hub.delivery.filters import SubscriptionFilter
 from hub.delivery.sse_slots import SseSlots
 from hub.delivery.subscriptions import Subscription, new_subscription

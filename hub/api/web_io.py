@@ -9,8 +9,8 @@ import orjson
 from aiohttp import web
 from multidict import MultiMapping
 
-from hub.api.json_keys import repeated_key
 from hub.errors import MalformedJson, PayloadTooLarge, ProblemDetail, UnsupportedMediaType
+from hub.json_keys import repeated_key
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None):

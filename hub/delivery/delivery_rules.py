@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 
 import orjson
 
-from hub.api.json_keys import repeated_key
+from hub.json_keys import repeated_key
 
 JITTER = 0.2  # each delay is drawn from ±20% around its scheduled value
 MAX_RETRY_AFTER_S = 86_400.0

@@ -5,19 +5,25 @@ left out, whichever way the feed is read."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from hub.delivery.feed_events import (
+    FeedEntry,
+    FeedPage,
+    Rendered,
+    event_json,
+    registration_json,
+)
+from hub.delivery.lru import LruCache
 from hub.errors import HistoryTruncated
-from hub.ids import now_rfc3339, stream_id, utc_now
+from hub.ids import now_rfc3339, stream_id
 from hub.ingest.alert_views import StoredAlert, load_alerts
 from hub.logs import get_logger
 from hub.nodes import Node
@@ -32,104 +38,6 @@ log = get_logger("hub.feeds")
 T = TypeVar("T")
 STATE_TTL_S = 1.0
 BODY_CACHE_BYTES = 64 * 1024 * 1024
-EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
-MAX_STREAM_ID_PART = 2**64 - 1
-
-
-NODE_REGISTERED = "node.registered"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
-    """One feed entry: an alert's event (hub_id, cluster_id, revision), or a node's
-    registration (node: the registered node as JSON text; hub_id and cluster_id empty)."""
-
-    id: str
-    type: str
-    hub_id: str
-    cluster_id: str
-    occurred_at: str
-    revision: int
-    # The entry's place in its feed: 1 for the first event ever appended (feed_append_lua).
-    # Not part of the event a subscriber sees; positions and lag are counted with it.
-    seq: int = 0
-    node: str = ""
-
-    @property
-    def is_alert(self) -> bool:
-        return self.type != NODE_REGISTERED
-
-    @classmethod
-    def from_stream(cls, entry_id: bytes, fields: list[bytes]) -> FeedEntry:
-        """From a raw XRANGE entry: its id and its flat field/value list."""
-        text = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
-        return cls(
-            id=entry_id.decode(),
-            type=text["type"],
-            hub_id=text.get("hub_id", ""),
-            cluster_id=text.get("cluster_id", ""),
-            occurred_at=text.get("occurred_at", ""),
-            revision=int(text.get("revision", "1")),
-            seq=int(text.get("seq", "0")),
-            node=text.get("node", ""),
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        """The entry as a webhook's retry and dead-letter records keep it: for an alert, the
-        event's own head; a registration has no hub_id, cluster_id or revision (null)."""
-        if not self.is_alert:
-            return {
-                "id": self.id,
-                "type": self.type,
-                "hub_id": None,
-                "cluster_id": None,
-                "occurred_at": self.occurred_at,
-                "revision": None,
-                "node": orjson.loads(self.node),
-            }
-        return {
-            "id": self.id,
-            "type": self.type,
-            "hub_id": self.hub_id,
-            "cluster_id": self.cluster_id,
-            "occurred_at": self.occurred_at,
-            "revision": self.revision,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FeedEntry:
-        node = data.get("node")
-        return cls(
-            id=data["id"],
-            type=data["type"],
-            hub_id=data.get("hub_id") or "",
-            cluster_id=data.get("cluster_id") or "",
-            occurred_at=data["occurred_at"],
-            revision=int(data.get("revision") or 0),
-            node=orjson.dumps(node).decode() if node is not None else "",
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FeedPage:
-    """A pull page: the events, the cursor to go on from, and the last entry read (which may be
-    one the readers may not see: it counts for the owner's read position, never as a cursor)."""
-
-    events: list[dict[str, Any]]
-    next: str | None
-    last_read: FeedEntry | None
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """An event's body as delivered, and the sharing that decides who may get it now (None
-    for a registration: whoever reads the feed it was fanned into may have it)."""
-
-    sharing: Sharing | None
-    body: bytes
-
-    def visible_to(self, readers: tuple[Node, ...]) -> bool:
-        return self.sharing is None or all(may_see(self.sharing, r) for r in readers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,58 +48,6 @@ class AlertState:
 
 def state_marker(revision: object, status: str) -> str:
     return f"{revision}:{status}"
-
-
-class LruCache(Generic[T]):
-    """The most recently put values, at most `size` of them and, when `weigh` is given, at most
-    `max_weight` in all (bodies of up to 256 KiB must not pile up to gigabytes)."""
-
-    def __init__(
-        self, size: int, weigh: Callable[[T], int] | None = None, max_weight: int = 0
-    ) -> None:
-        self._size = size
-        self._weigh = weigh
-        self._max_weight = max_weight
-        self._weight = 0
-        self._items: OrderedDict[object, T] = OrderedDict()
-
-    def get(self, key: object) -> T | None:
-        return self._items.get(key)
-
-    def put(self, key: object, value: T) -> None:
-        old = self._items.pop(key, None)
-        if old is not None and self._weigh is not None:
-            self._weight -= self._weigh(old)
-        self._items[key] = value
-        if self._weigh is not None:
-            self._weight += self._weigh(value)
-        while len(self._items) > self._size or (
-            self._weigh is not None and self._weight > self._max_weight and len(self._items) > 1
-        ):
-            _, evicted = self._items.popitem(last=False)
-            if self._weigh is not None:
-                self._weight -= self._weigh(evicted)
-
-
-def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
-    """The event as every delivery path sends it (API.md): the alert is its stored current form."""
-    return {**entry.as_json(), "alert": alert.summary_json(utc_now())}
-
-
-def registration_json(entry: FeedEntry) -> dict[str, Any]:
-    """A node.registered event as every delivery path sends it: no hub_id and no alert."""
-    return {
-        "id": entry.id,
-        "type": entry.type,
-        "occurred_at": entry.occurred_at,
-        "node": orjson.loads(entry.node),
-    }
-
-
-def is_event_id(text: str) -> bool:
-    """Whether `text` is an id Redis takes as a stream id: two decimal parts, each of which
-    fits in 64 bits (the pattern alone lets 20 digits through, and Redis refuses the rest)."""
-    return bool(EVENT_ID.match(text)) and all(int(p) <= MAX_STREAM_ID_PART for p in text.split("-"))
 
 
 class FeedReader:

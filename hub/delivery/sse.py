@@ -13,8 +13,9 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from hub.delivery.feed_events import FeedEntry
 from hub.delivery.feed_news import FeedNews, Revocation, first_of
-from hub.delivery.feeds import FeedEntry, FeedReader
+from hub.delivery.feeds import FeedReader
 from hub.delivery.sse_slots import StreamLease
 from hub.errors import HistoryTruncated
 from hub.logs import get_logger

@@ -12,20 +12,21 @@ import contextlib
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hub.delivery.delivery_rules import answers_challenge, is_gone, retry_delay, should_pause
+from hub.delivery.feed_events import FeedEntry, Rendered
 from hub.delivery.feed_news import FeedNews, first_of
-from hub.delivery.feeds import FeedEntry, FeedReader, Rendered
+from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import Subscription, SubscriptionStore
 from hub.delivery.webhook_sender import WebhookSender
 from hub.ids import new_ulid, now_rfc3339
 from hub.logs import get_logger
 from hub.nodes import Node, NodeRegistry
-from hub.ops.metrics import Metrics
 from hub.store.batching import ScriptBatcher
 from hub.store.keys import Keys
 from hub.store.leases import Lease
@@ -36,8 +37,18 @@ log = get_logger("hub.webhooks")
 BATCH = 32
 IDLE_LOOK_S = 1.0
 RETRY_LOOK_MS = 1000
-SCAN_EVERY_S = 2.0
-SUPERVISE_EVERY_S = 0.25
+
+
+class DeliveryCounter(Protocol):
+    """Where webhook outcomes are counted (ops.metrics.Metrics is one): delivery reports to it
+    and knows nothing of how it is shown."""
+
+    def delivery(self, outcome: str) -> None: ...
+
+
+class _Uncounted:
+    def delivery(self, outcome: str) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -67,7 +78,7 @@ class Delivery:
     lease_ttl_ms: int
     batcher: ScriptBatcher
     snapshot: Snapshot = field(default_factory=Snapshot)
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: DeliveryCounter = field(default_factory=_Uncounted)
 
 
 def _ms() -> int:
@@ -351,62 +362,3 @@ def _pause_if(url: str | None, reason: str):
         return replace(current, status="paused", status_reason=reason)
 
     return change
-
-
-class WebhookSupervisor:
-    """Starts a worker for each webhook subscription whose lease this process can take."""
-
-    def __init__(self, ctx: Delivery) -> None:
-        self._ctx = ctx
-        self._workers: dict[str, asyncio.Task[None]] = {}
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        version, scanned_at = -1, 0.0
-        try:
-            while not stopping.is_set():
-                try:
-                    current = await self._ctx.subscriptions.version()
-                    if current != version or time.monotonic() - scanned_at > SCAN_EVERY_S:
-                        version, subs = await self._ctx.subscriptions.all()
-                        scanned_at = time.monotonic()
-                        owners = {n.id: n for n in await self._ctx.nodes.list()}
-                        snapshot = self._ctx.snapshot
-                        snapshot.subs = {sub.id: sub for sub in subs}
-                        snapshot.owners = owners
-                        snapshot.version = version
-                        await self._start_workers(subs, stopping)
-                except (RedisError, OSError) as e:
-                    log.warning("webhook_supervisor_redis_error", error=str(e)[:200])
-                except Exception:
-                    log.exception("webhook_supervisor_failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), SUPERVISE_EVERY_S)
-        finally:
-            await self._stop_workers()
-
-    async def _start_workers(self, subs: list[Subscription], stopping: asyncio.Event) -> None:
-        for done in [k for k, t in self._workers.items() if t.done()]:
-            del self._workers[done]
-        for sub in subs:
-            if not sub.is_webhook or sub.status == "paused" or sub.id in self._workers:
-                continue
-            lease = Lease(
-                self._ctx.scripts,
-                self._ctx.keys.delivery_lease(sub.id),
-                self._ctx.owner,
-                self._ctx.lease_ttl_ms,
-            )
-            if await lease.hold():
-                worker = WebhookWorker(self._ctx, sub.id, lease)
-                self._workers[sub.id] = asyncio.create_task(
-                    worker.run(stopping), name=f"webhook-{sub.id}"
-                )
-
-    async def _stop_workers(self) -> None:
-        tasks = list(self._workers.values())
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=0.2)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)

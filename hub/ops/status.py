@@ -9,17 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 import hub
-from hub.context import Hub
 from hub.delivery.fanout import GROUP
-from hub.delivery.subscriptions import Subscription
+from hub.delivery.subscriptions import Subscription, SubscriptionStore
 from hub.ids import now_rfc3339
-from hub.nodes import Node
+from hub.nodes import Node, NodeRegistry
+from hub.store.keys import Keys
 
 MINUTES_SHOWN = 60
 HOURS_SHOWN = 24
@@ -29,7 +29,22 @@ STORED_OUTCOMES = ("created", "corroborated", "updated")
 Raw = Mapping[bytes, bytes]
 
 
-async def collect_status(hub_: Hub) -> dict[str, Any]:
+class StatusSources(Protocol):
+    """What the status is read from (context.Hub has all of it)."""
+
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def keys(self) -> Keys: ...
+    @property
+    def nodes(self) -> NodeRegistry: ...
+    @property
+    def subscriptions(self) -> SubscriptionStore: ...
+    @property
+    def started_at(self) -> float: ...
+
+
+async def collect_status(hub_: StatusSources) -> dict[str, Any]:
     """The whole status document; Redis-derived sections are None when Redis does not answer."""
     out: dict[str, Any] = {
         "version": hub.__version__,
@@ -82,7 +97,7 @@ def persistence_view(info: Mapping[str, Any], appendfsync: str | None) -> dict[s
     }
 
 
-async def _ingest(hub_: Hub, now: float) -> dict[str, Any]:
+async def _ingest(hub_: StatusSources, now: float) -> dict[str, Any]:
     this_minute = int(now // 60)
     minutes = list(range(this_minute - MINUTES_SHOWN + 1, this_minute + 1))
     async with hub_.redis.pipeline(transaction=False) as pipe:
@@ -120,7 +135,7 @@ def _minute_counts(counts: Mapping[str, int]) -> dict[str, int]:
     }
 
 
-async def _nodes(hub_: Hub) -> list[dict[str, Any]]:
+async def _nodes(hub_: StatusSources) -> list[dict[str, Any]]:
     nodes = await hub_.nodes.list()
     async with hub_.redis.pipeline(transaction=False) as pipe:
         for node in nodes:
@@ -148,7 +163,7 @@ def node_view(node: Node, raw: Raw) -> dict[str, Any]:
     }
 
 
-async def _subscriptions(hub_: Hub) -> list[dict[str, Any]]:
+async def _subscriptions(hub_: StatusSources) -> list[dict[str, Any]]:
     _, subs = await hub_.subscriptions.all()
     keys = hub_.keys
     async with hub_.redis.pipeline(transaction=False) as pipe:
@@ -204,7 +219,7 @@ def subscription_view(
     }
 
 
-async def _fanout(hub_: Hub) -> dict[str, Any]:
+async def _fanout(hub_: StatusSources) -> dict[str, Any]:
     """Events logged but not yet fanned out: those after the group's last read, and those read
     but not acknowledged (a holder that died mid-batch)."""
     events = hub_.keys.events
@@ -227,7 +242,7 @@ async def _fanout(hub_: Hub) -> dict[str, Any]:
     }
 
 
-async def _sharing(hub_: Hub, now: float) -> dict[str, Any]:
+async def _sharing(hub_: StatusSources, now: float) -> dict[str, Any]:
     this_hour = int(now // 3600)
     hours = list(range(this_hour - HOURS_SHOWN + 1, this_hour + 1))
     async with hub_.redis.pipeline(transaction=False) as pipe:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.delivery.feeds import LruCache
+from hub.delivery.lru import LruCache
 
 
 def test_body_cache_is_bounded_by_bytes() -> None:

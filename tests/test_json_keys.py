@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.api.json_keys import repeated_key
+from hub.json_keys import repeated_key
 
 
 def find(raw: bytes) -> tuple[str, str] | None:

@@ -1,0 +1,79 @@
+"""One webhook worker per webhook subscription in this process: the supervisor starts and stops
+them as subscriptions come and go (delivery leases decide which process sends)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from redis.exceptions import RedisError
+
+from hub.delivery.subscriptions import Subscription
+from hub.delivery.webhooks import Delivery, WebhookWorker
+from hub.logs import get_logger
+from hub.store.leases import Lease
+
+log = get_logger("hub.webhooks")
+
+SCAN_EVERY_S = 2.0
+SUPERVISE_EVERY_S = 0.25
+
+
+class WebhookSupervisor:
+    """Starts a worker for each webhook subscription whose lease this process can take."""
+
+    def __init__(self, ctx: Delivery) -> None:
+        self._ctx = ctx
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        version, scanned_at = -1, 0.0
+        try:
+            while not stopping.is_set():
+                try:
+                    current = await self._ctx.subscriptions.version()
+                    if current != version or time.monotonic() - scanned_at > SCAN_EVERY_S:
+                        version, subs = await self._ctx.subscriptions.all()
+                        scanned_at = time.monotonic()
+                        owners = {n.id: n for n in await self._ctx.nodes.list()}
+                        snapshot = self._ctx.snapshot
+                        snapshot.subs = {sub.id: sub for sub in subs}
+                        snapshot.owners = owners
+                        snapshot.version = version
+                        await self._start_workers(subs, stopping)
+                except (RedisError, OSError) as e:
+                    log.warning("webhook_supervisor_redis_error", error=str(e)[:200])
+                except Exception:
+                    log.exception("webhook_supervisor_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), SUPERVISE_EVERY_S)
+        finally:
+            await self._stop_workers()
+
+    async def _start_workers(self, subs: list[Subscription], stopping: asyncio.Event) -> None:
+        for done in [k for k, t in self._workers.items() if t.done()]:
+            del self._workers[done]
+        for sub in subs:
+            if not sub.is_webhook or sub.status == "paused" or sub.id in self._workers:
+                continue
+            lease = Lease(
+                self._ctx.scripts,
+                self._ctx.keys.delivery_lease(sub.id),
+                self._ctx.owner,
+                self._ctx.lease_ttl_ms,
+            )
+            if await lease.hold():
+                worker = WebhookWorker(self._ctx, sub.id, lease)
+                self._workers[sub.id] = asyncio.create_task(
+                    worker.run(stopping), name=f"webhook-{sub.id}"
+                )
+
+    async def _stop_workers(self) -> None:
+        tasks = list(self._workers.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=0.2)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
