@@ -45,9 +45,10 @@ class Keys:
         return f"{self.core}sender-ids"
 
     def fingerprint_reports(self, fp: str) -> str:
-        """Sorted set: the live reports that carry content fingerprint `fp`, each scored by when
-        it took that content (ms); entries older than the dedup window are pruned as it is
-        written. Dedup answers from the earliest of them that the sender may see (dedup.py).
+        """Sorted set: the live reports that carry content fingerprint `fp`, each scored by the
+        log position of the event that gave it that content (ms * 1000 + sequence, so in the
+        order Redis ran them); entries older than the dedup window are pruned as it is written.
+        Dedup answers from the earliest of them that the sender may see (dedup.py).
         The store script builds the same name from the tag prefix ("fpr:" + fingerprint)."""
         return f"{self.core}fpr:{fp}"
 

@@ -93,18 +93,26 @@ local function file_audiences(hub_id, names_json, add)
 end
 
 -- At maxmemory (noeviction) Redis refuses a script's first write only if that write is one that
--- may use memory: every path below writes such a command (INCR, ZADD, XADD, HSET) before any
+-- may use memory: every path below writes such a command (INCR, XADD, HSET) before any
 -- other (ZREM, LREM, ZREMRANGEBYSCORE), so a full Redis stores nothing half-way.
 
 -- The reports carrying this content within the window (keys.py, Keys.fingerprint_reports),
--- earliest first: dedup.py answers from the first of them the sender may see.
-local function current_carriers()
-  return redis.call('ZRANGEBYSCORE', fpr_key, now_ms - window_ms, '+inf')
+-- earliest first: dedup.py answers from the first of them the sender may see. A carrier's score
+-- is the log id of the event that gave it the content, as ms * 1000 + sequence: the order in
+-- which Redis ran the steps, whatever the clocks of the hub processes that sent them.
+local function position(event_id)
+  local ms, seq = string.match(event_id, '^(%d+)-(%d+)$')
+  return tonumber(ms) * 1000 + math.min(tonumber(seq), 999)
 end
 
-local function carry_fingerprint(hub_id)
-  redis.call('ZADD', fpr_key, now_ms, hub_id)
-  redis.call('ZREMRANGEBYSCORE', fpr_key, '-inf', '(' .. (now_ms - window_ms))
+local function current_carriers()
+  return redis.call('ZRANGEBYSCORE', fpr_key, (now_ms - window_ms) * 1000, '+inf')
+end
+
+local function carry_fingerprint(hub_id, event_id)
+  local at = position(event_id)
+  redis.call('ZADD', fpr_key, at, hub_id)
+  redis.call('ZREMRANGEBYSCORE', fpr_key, '-inf', '(' .. (at - window_ms * 1000))
   redis.call('PEXPIRE', fpr_key, window_ms)
 end
 
@@ -154,7 +162,7 @@ if existing then
   add_links(existing)
   if moved then
     if cur[6] then redis.call('ZREM', core .. 'fpr:' .. cur[6], existing) end
-    carry_fingerprint(existing)
+    carry_fingerprint(existing, event_id)
     if cluster ~= cur[4] then
       redis.call('LREM', core .. 'cluster:' .. cur[4], 0, existing)
       redis.call('RPUSH', core .. 'cluster:' .. cluster, existing)
@@ -177,11 +185,11 @@ end
 local earlier = current_carriers()
 local outcome = 'created'
 if #earlier > 0 then outcome = 'corroborated' end
-carry_fingerprint(new_hub_id)
-redis.call('RPUSH', core .. 'cluster:' .. cluster_id, new_hub_id)
 local event_id = redis.call('XADD', events, '*', 'type', outcome, 'hub_id', new_hub_id,
                             'cluster_id', cluster_id, 'sender', sender, 'revision', revision,
                             'occurred_at', now)
+carry_fingerprint(new_hub_id, event_id)
+redis.call('RPUSH', core .. 'cluster:' .. cluster_id, new_hub_id)
 redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'sender', sender,
            'alert_id', alert_id, 'revision', revision, 'content_hash', content_hash,
            'cluster_id', cluster_id, 'received_at', now, 'status', 'active',
