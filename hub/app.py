@@ -304,7 +304,9 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         client_max_size=settings.max_batch_bytes + 1,
     )
     app[SETTINGS] = settings
-    app[SCHEMAS_KEY] = schemas or SchemaSet()
+    schemas = schemas or SchemaSet()
+    schemas.prepare_explanations()  # now, rather than while the first refused body waits
+    app[SCHEMAS_KEY] = schemas
     app.cleanup_ctx.append(_redis_and_services)
     app.on_shutdown.append(_stop_streams)
     app.add_routes(
