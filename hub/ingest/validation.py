@@ -184,7 +184,7 @@ class SchemaSet:
                 )
             else:
                 found.append(Problem(at, rule, _shorten(error.message)))
-        return found
+        return _one_per_value(found, keep="format")
 
     def _reference_problems(self, name: str, instance: object) -> list[Problem]:
         found: list[Problem] = []
@@ -207,7 +207,7 @@ class SchemaSet:
                 found.append(self._wrong_kind(name, path))
             else:
                 found.extend(_explain(error))
-        return found
+        return _one_per_value(found, keep="pattern")
 
     def _wrong_kind(self, name: str, path: Any) -> Problem:
         parts = list(path)
@@ -237,6 +237,17 @@ def _sort_key(problem: Problem) -> tuple[object, ...]:
         numeric = part.isascii() and part.isdigit()
         segments.append((0, int(part), "") if numeric else (1, 0, part))
     return (segments, problem.rule, problem.message)
+
+
+def _one_per_value(found: list[Problem], keep: str) -> list[Problem]:
+    """One problem, not two, for a value that breaks both the pattern and the format of its
+    definition (`$defs/url` and `$defs/dateTime` carry both, to keep the two validators in
+    agreement): `keep` names the more useful one. The reference validator's pattern sentence
+    names the expected form by the definition's title ("must be an http(s) URL"); the compiled
+    validator's would quote the regular expression, its format sentence does not."""
+    drop = "format" if keep == "pattern" else "pattern"
+    pointers = {p.pointer for p in found if p.rule == keep}
+    return [p for p in found if p.rule != drop or p.pointer not in pointers]
 
 
 def _sorted_unique(found: list[Problem]) -> list[Problem]:

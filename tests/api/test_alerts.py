@@ -98,6 +98,21 @@ async def test_cyrillic_and_latin_reports_meet(nodes: Api) -> None:
     assert body["status"] == "corroborated" and body["duplicate_of"] == first["hub_id"]
 
 
+async def test_upper_case_scheme_and_host_are_accepted_and_compared_folded(nodes: Api) -> None:
+    """An alert whose URL has an upper-case scheme and host is accepted, and dedup compares it
+    folded: the same content with the plain lower-case URL corroborates it."""
+    shouted = disinfo_alert("rs-1", urls=["HTTPS://News.Example:443/x"])
+    status, first = await nodes.post("rs-cert", shouted)
+    assert status == 201, first
+    status, body = await nodes.post(
+        "al-cert", disinfo_alert("al-1", urls=["https://news.example/x"])
+    )
+    assert status == 201
+    assert body["status"] == "corroborated" and body["duplicate_of"] == first["hub_id"]
+    _, stored = await nodes.get("rs-cert", f"/v1/alerts/{first['hub_id']}")
+    assert stored["urls"] == ["HTTPS://News.Example:443/x"]  # the sender's text is kept
+
+
 async def test_other_language_report_is_related(nodes: Api) -> None:
     """An Albanian report of the same campaign (same URL, other claim) is linked as related."""
     _, serbian = await nodes.post("rs-cert", disinfo_alert("rs-1"))
