@@ -286,6 +286,22 @@ async def test_listing_refuses_bad_parameters(nodes: Api) -> None:
     assert pointers == {"/limit", "/kind", "/since", "/after", "/target_country"}
 
 
+async def test_bad_query_parameters_are_counted_in_plain_english(nodes: Api) -> None:
+    """One bad parameter is "1 bad query parameter", two are "2 bad query parameters", on
+    the listing, a feed and the sharing report alike."""
+    sub = await nodes.subscribe("al-cert")
+    for path, one, two in (
+        ("/v1/alerts", "limit=0", "limit=0&kind=rumour"),
+        (f"/v1/subscriptions/{sub['id']}/feed", "limit=0", "limit=0&after=x"),
+        ("/v1/reports/sharing", "format=xml", "format=xml&since=yesterday"),
+    ):
+        caller = "operator" if "reports" in path else "al-cert"
+        status, body = await nodes.get(caller, f"{path}?{one}")
+        assert (status, body["message"]) == (422, "1 bad query parameter"), path
+        status, body = await nodes.get(caller, f"{path}?{two}")
+        assert (status, body["message"]) == (422, "2 bad query parameters"), path
+
+
 async def test_batch_each_alert_on_its_own(nodes: Api) -> None:
     """A batch answers per alert: good ones stored, bad ones rejected with their own error."""
     bad = threat_alert("t-bad")
