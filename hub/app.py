@@ -35,9 +35,11 @@ from hub.delivery.webhooks import Delivery, WebhookSender
 from hub.errors import (
     HubError,
     MalformedJson,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    Unauthenticated,
     Unavailable,
 )
 from hub.ids import new_ulid
@@ -63,6 +65,7 @@ STATUS_OF: dict[str, int] = {
     "unauthenticated": 401,
     "forbidden": 403,
     "not_found": 404,
+    "method_not_allowed": 405,
     "conflict": 409,
     "history_truncated": 410,
     "payload_too_large": 413,
@@ -71,6 +74,7 @@ STATUS_OF: dict[str, int] = {
     "rate_limited": 429,
     "unavailable": 503,
 }
+REALM = "alerthub"  # of the bearer challenge on a 401
 SHUTDOWN_GRACE_S = 0.2
 # A Redis outage or refusal is usually short (a restart, a failover, memory freed): clients that
 # honour Retry-After come back soon, and a retry of the same request is always safe.
@@ -92,13 +96,31 @@ def _error_response(error: HubError) -> web.Response:
         headers = {"Retry-After": str(error.retry_after_s)}
     elif isinstance(error, Unavailable):
         headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
+    elif isinstance(error, Unauthenticated):
+        headers = {"WWW-Authenticate": bearer_challenge(error)}
+    elif isinstance(error, MethodNotAllowed):
+        headers = {"Allow": error.allowed}
     return json_response(error.body(), status=STATUS_OF.get(error.code, 500), headers=headers)
+
+
+def bearer_challenge(error: Unauthenticated) -> str:
+    """The WWW-Authenticate value of a 401 (RFC 6750, section 3): the scheme and realm, and
+    when a token was presented, the error code and the message as its description."""
+    challenge = f'Bearer realm="{REALM}"'
+    if error.token_error is not None:
+        # A quoted-string of RFC 6750's restricted characters: printable ASCII but " and \.
+        text = "".join(c for c in error.message if " " <= c <= "~" and c not in '"\\')
+        challenge += f', error="{error.token_error}", error_description="{text}"'
+    return challenge
 
 
 def _from_aiohttp(exc: web.HTTPException) -> HubError | None:
     """aiohttp's own refusals (unknown route, wrong method, oversize) in our error shape."""
     if exc.status == 404:
         return NotFound("no such resource")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return MethodNotAllowed(f"{exc.method} is not allowed here; Allow: {allowed}", allowed)
     if exc.status == 413:
         return PayloadTooLarge("the body is over the limit")
     if exc.status == 400:
@@ -127,11 +149,8 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as e:
         converted = _from_aiohttp(e)
         if converted is None:
-            body = {
-                "error": "method_not_allowed" if e.status == 405 else "http_error",
-                "message": e.reason,
-            }
-            response = json_response(body, status=e.status, headers=_allow_header(e))
+            body = {"error": "http_error", "message": e.reason}
+            response = json_response(body, status=e.status)
         else:
             response = _error_response(converted)
     except Exception as e:
@@ -159,11 +178,6 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         duration_ms=round(duration_s * 1000, 2),
     )
     return response
-
-
-def _allow_header(e: web.HTTPException) -> dict[str, str] | None:
-    allow = e.headers.get("Allow")
-    return {"Allow": allow} if allow else None
 
 
 async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
@@ -305,7 +319,9 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         client_max_size=settings.max_batch_bytes + 1,
     )
     app[SETTINGS] = settings
-    app[SCHEMAS_KEY] = schemas or SchemaSet()
+    schemas = schemas or SchemaSet()
+    schemas.prepare_explanations()  # now, rather than while the first refused body waits
+    app[SCHEMAS_KEY] = schemas
     app.cleanup_ctx.append(_redis_and_services)
     app.on_shutdown.append(_stop_streams)
     app.add_routes(

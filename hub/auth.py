@@ -136,12 +136,16 @@ def require_role(node: Node, role: str) -> None:
 
 def _bearer(authorization: str | None) -> str:
     if not authorization:
-        raise Unauthenticated("an Authorization: Bearer token is required")
+        raise Unauthenticated("an Authorization: Bearer token is required", token_error=None)
+    if authorization.strip().lower() == _BEARER.strip():  # HTTP strips the space after it
+        raise Unauthenticated("the bearer token is empty", token_error="invalid_request")
     if not authorization[: len(_BEARER)].lower() == _BEARER:
-        raise Unauthenticated("the Authorization header must use the Bearer scheme")
+        raise Unauthenticated(
+            "the Authorization header must use the Bearer scheme", token_error=None
+        )
     token = authorization[len(_BEARER) :].strip()
     if not token:
-        raise Unauthenticated("the bearer token is empty")
+        raise Unauthenticated("the bearer token is empty", token_error="invalid_request")
     if not token.isascii():
         raise Unauthenticated("the bearer token is not a valid hub token")
     return token

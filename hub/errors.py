@@ -17,6 +17,11 @@ class ProblemDetail:
         return {"pointer": self.pointer, "rule": self.rule, "message": self.message}
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 problem", "2 problems"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class HubError(Exception):
     """Base of every error the hub answers with a clear body; `code` is API.md's `error` value."""
 
@@ -39,7 +44,15 @@ class MalformedJson(HubError):
 
 
 class Unauthenticated(HubError):
+    """`token_error` is RFC 6750's error code for the WWW-Authenticate challenge:
+    "invalid_token" for a token the hub does not accept, "invalid_request" for a malformed
+    Authorization header, None when the request carried no bearer token at all."""
+
     code = "unauthenticated"
+
+    def __init__(self, message: str, token_error: str | None = "invalid_token") -> None:
+        super().__init__(message)
+        self.token_error = token_error
 
 
 class Forbidden(HubError):
@@ -48,6 +61,16 @@ class Forbidden(HubError):
 
 class NotFound(HubError):
     code = "not_found"
+
+
+class MethodNotAllowed(HubError):
+    """The path exists, the method does not; `allowed` lists the methods it takes."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allowed: str) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 class Conflict(HubError):
@@ -73,8 +96,13 @@ class ValidationFailed(HubError):
     def from_problems(cls, problems: Sequence[Any], what: str) -> ValidationFailed:
         """From validation.Problem-shaped items (pointer, rule, message) found in `what`."""
         details = [ProblemDetail(p.pointer, p.rule, p.message) for p in problems]
-        noun = "problem" if len(details) == 1 else "problems"
-        return cls(f"{len(details)} {noun} in the {what}", details)
+        return cls(f"{counted(len(details), 'problem')} in the {what}", details)
+
+    @classmethod
+    def in_query(cls, details: Sequence[ProblemDetail]) -> ValidationFailed:
+        """For the problems found in a request's query parameters, counted by parameter."""
+        parameters = len({d.pointer for d in details})
+        return cls(counted(parameters, "bad query parameter"), details)
 
 
 class RateLimited(HubError):

@@ -24,6 +24,43 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 APPENDFSYNC_POLICIES = ("everysec", "always", "no")
 
 
+# Every variable `Settings.from_env` reads, its default and what it sets, for `serve --help`.
+ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
+    ("ALERTHUB_REDIS_URL", "unset", "the Redis to use; unset: an embedded redis-server"),
+    ("ALERTHUB_DATA_DIR", "./var/alerthub", "where the embedded Redis keeps its files"),
+    ("ALERTHUB_BOOTSTRAP_TOKEN", "unset", "the token of the `operator` node"),
+    (
+        "ALERTHUB_ALLOW_PRIVATE_WEBHOOKS",
+        "false",
+        "allow webhook URLs on loopback and private addresses (tests, closed networks)",
+    ),
+    (
+        "ALERTHUB_RETRY_SCHEDULE",
+        ",".join(f"{d:g}" for d in DEFAULT_RETRY_SCHEDULE),
+        "webhook retry delays in seconds",
+    ),
+    ("ALERTHUB_MAX_BODY_BYTES", "262144", "one alert's body limit (a batch: 4 MiB)"),
+    ("ALERTHUB_RATE_LIMIT_PER_MINUTE", "600", "requests per node per minute"),
+    ("ALERTHUB_DEDUP_WINDOW_S", "604800", "how long content fingerprints are remembered"),
+    ("ALERTHUB_FEED_RETENTION", "100000", "events kept per subscription feed"),
+    ("ALERTHUB_WEBHOOK_TIMEOUT_S", "10", "how long one webhook POST may take"),
+    ("ALERTHUB_SSE_HEARTBEAT_S", "15", "seconds between SSE heartbeat comments"),
+    ("ALERTHUB_MAX_SSE_PER_NODE", "20", "open SSE streams per node"),
+    ("ALERTHUB_APPENDFSYNC", "everysec", "the embedded Redis's fsync: everysec, always or no"),
+    ("ALERTHUB_LOG_LEVEL", "info", "debug, info, warning or error"),
+    ("ALERTHUB_KEY_PREFIX", "alerthub", "the prefix of every Redis key"),
+    ("ALERTHUB_SCHEMAS_DIR", "the packaged schemas", "a folder of *.schema.json to use instead"),
+)
+
+
+def environment_help() -> str:
+    """The ENVIRONMENT table as help text."""
+    lines = ["environment (also read from --env-file; the environment wins):"]
+    for name, default, meaning in ENVIRONMENT:
+        lines += [f"  {name}  (default: {default})", f"      {meaning}"]
+    return "\n".join(lines)
+
+
 class SettingsError(ValueError):
     """A setting has a value the hub cannot use; the message names the variable."""
 

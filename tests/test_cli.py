@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hub.store.embedded import answers, shared_url
+from hub.store.embedded import answers, free_port, shared_url
 from tests.hubproc import HubProcess
 
 
@@ -105,8 +107,123 @@ def test_serve_demo_on_a_fresh_folder(tmp_path: Path) -> None:
             assert len(json.load(resp)["nodes"]) == 9
         listed = run_cli("nodes", "list", env=env, cwd=tmp_path)
         assert "rs-cert" in listed.stdout
-        second = run_cli("serve", "--port", "1", env=env, cwd=tmp_path)
+        second = run_cli("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
         assert second.returncode == 1 and "ALERTHUB_REDIS_URL=" in second.stderr
     finally:
         assert hub.stop() == 0
     assert not answers(url)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port another process listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(busy_port: int, tmp_path: Path) -> None:
+    """`serve --demo` on a port in use answers one line and exit 2, as `alerthub demo` does:
+    no traceback, no demo token printed, no embedded Redis started."""
+    env = {"ALERTHUB_DATA_DIR": str(tmp_path / "data")}
+    served = run_cli("serve", "--port", str(busy_port), "--demo", env=env, cwd=tmp_path)
+    assert served.returncode == 2
+    assert served.stderr.splitlines() == [
+        f"alerthub: cannot listen on 127.0.0.1:{busy_port}: Address already in use "
+        "(another process listens there: stop it, or choose another --port)"
+    ]
+    assert "ah_" not in served.stdout
+    assert shared_url((tmp_path / "data").resolve()) is None
+
+
+def test_serve_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
+    """A port past 65535 is refused by the argument parser (exit 2), not by a traceback."""
+    served = run_cli("serve", "--port", "70000", env={}, cwd=tmp_path)
+    assert served.returncode == 2
+    assert "--port: must be 0 to 65535" in served.stderr and "Traceback" not in served.stderr
+
+
+# Run in a fresh interpreter: which modules a command loaded. rfc3987_syntax builds a grammar
+# when imported (1.4 s; jsonschema imports it when it is installed), aiohttp and the app are
+# most of the rest of a second.
+LOADED = """
+import sys
+from hub.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+heavy = ("rfc3987_syntax", "jsonschema", "aiohttp", "hub.app")
+print("loaded:", " ".join(m for m in heavy if m in sys.modules))
+raise SystemExit(code)
+"""
+
+
+def loaded_by(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("loaded:")]
+    return done.returncode, set(line.removeprefix("loaded:").split())
+
+
+def test_help_and_nodes_commands_load_no_service_and_no_format_grammar(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """`alerthub --help`, `serve --help` and the `nodes` commands answer without importing
+    jsonschema (and the rfc3987_syntax grammar it pulls in), aiohttp or the app: they took
+    ~2 s when they did."""
+    env = {"ALERTHUB_REDIS_URL": redis_url}
+    assert loaded_by("--help", env=env, cwd=tmp_path) == (0, set())
+    assert loaded_by("serve", "--help", env=env, cwd=tmp_path) == (0, set())
+    add = ("nodes", "add", "mk-cert", "--name", "MKD-CIRT", "--country", "mk", "--kind")
+    assert loaded_by(*add, "government", env=env, cwd=tmp_path) == (0, set())
+    assert loaded_by("nodes", "list", env=env, cwd=tmp_path) == (0, set())
+    assert loaded_by("nodes", "revoke", "mk-cert", env=env, cwd=tmp_path) == (0, set())
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each argument of an argparse help page ("  --port PORT  the TCP port..."), by its first
+    word, with the help text that follows it ("" when there is none)."""
+    entries: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        entry = re.match(r"^  ([-\w]+)((?: [^ ]+)*)(?:  +(.*))?$", line)
+        if entry and not line.startswith("   "):
+            current = entry.group(1)
+            entries[current] = entry.group(3) or ""
+        elif current is not None and line.startswith("    ") and line.strip():
+            entries[current] = (entries[current] + " " + line.strip()).strip()
+        else:
+            current = None
+    return entries
+
+
+def test_serve_help_has_a_description_defaults_and_the_environment(tmp_path: Path) -> None:
+    """`serve --help` says what serve does, gives each flag's help and default, and lists
+    every environment variable the settings read."""
+    shown = run_cli("serve", "--help", env={}, cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "embedded redis-server" in shown.stdout
+    entries = help_entries(shown.stdout)
+    assert "(default: 127.0.0.1)" in entries["--host"]
+    assert "(default: 8080)" in entries["--port"]
+    assert entries["--demo"]
+    settings_source = (Path(__file__).resolve().parent.parent / "hub" / "settings.py").read_text()
+    read = set(re.findall(r'"(ALERTHUB_[A-Z_]+)"', settings_source))
+    assert read and {name for name in read if name not in shown.stdout} == set()
+    assert "ALERTHUB_SCHEMAS_DIR" in shown.stdout
+
+
+def test_nodes_add_help_explains_every_argument(tmp_path: Path) -> None:
+    """Each argument of `nodes add` has a help text (id, --name, --country, --kind, --roles,
+    --withhold-from)."""
+    shown = run_cli("nodes", "add", "--help", env={}, cwd=tmp_path)
+    assert shown.returncode == 0
+    entries = help_entries(shown.stdout)
+    for argument in ("ID", "--name", "--country", "--kind", "--roles", "--withhold-from"):
+        assert entries.get(argument), (argument, shown.stdout)

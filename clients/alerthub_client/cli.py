@@ -112,7 +112,7 @@ async def run_post(args: argparse.Namespace) -> int:
     rejected = [r for r in results if r.get("status") not in ACCEPTED]
     if not rejected:
         return EXIT_OK
-    _say(f"{len(rejected)} of {len(items)} alerts rejected")
+    _say(f"{len(rejected)} of {len(items)} alert{'' if len(items) == 1 else 's'} rejected")
     unavailable = any((r.get("error") or {}).get("error") == "unavailable" for r in rejected)
     return EXIT_UNAVAILABLE if unavailable else EXIT_REFUSED
 

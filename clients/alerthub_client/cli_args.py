@@ -7,10 +7,12 @@ import argparse
 import os
 import textwrap
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 PROG = "alerthub-client"
 DEFAULT_URL = "http://127.0.0.1:8080"
+DISTRIBUTION = "alerthub"  # the client installs with the hub, from the same package
 
 ENV_HELP = """\
 environment:
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_connection_options(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_post(commands)
     _add_reads(commands)
@@ -81,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tail(commands)
     _add_receive(commands)
     return parser
+
+
+def version() -> str:
+    """The installed alerthub package's version ("unknown" when run from sources that were
+    never installed)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _command(

@@ -197,7 +197,7 @@ def _list_query(request: web.Request, cursor_key: bytes) -> dict[str, Any]:
                 ProblemDetail("/after", "format", "must be a `next` from an earlier listing")
             )
     if problems:
-        raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
+        raise ValidationFailed.in_query(problems)
     return {"kind": kind, "target_country": target, "since": since, "limit": limit, "after": after}
 
 

@@ -64,7 +64,7 @@ def _query(request: web.Request, now: datetime) -> tuple[datetime, datetime, str
                 ProblemDetail("/since", "range", "the window may span 366 days at most")
             )
     if problems or since is None or until is None:
-        raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
+        raise ValidationFailed.in_query(problems)
     return since, until, fmt
 
 

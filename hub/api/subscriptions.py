@@ -40,6 +40,12 @@ log = get_logger("hub.subscriptions")
 # What only a subscription's owner may change: where and what it delivers. The operator may
 # pause, resume and delete, but must not redirect a partner's deliveries to itself (DESIGN.md).
 OWNER_ONLY_FIELDS = ("url", "filter")
+# Said when a loopback or private webhook address is refused: what a newcomer trying a local
+# receiver needs to know.
+LOCAL_WEBHOOKS_HINT = (
+    "a hub for tests or a closed network may allow loopback and private webhook addresses: "
+    "its operator sets ALERTHUB_ALLOW_PRIVATE_WEBHOOKS=true"
+)
 
 
 async def _body(request: web.Request, hub: Hub, schema: str) -> dict[str, Any]:
@@ -57,8 +63,11 @@ async def _check_url(hub: Hub, url: str, pointer: str) -> None:
     try:
         await check_webhook_url(url, allow_private=hub.settings.allow_private_webhooks)
     except UnsafeWebhookUrl as e:
+        message = str(e)
+        if e.local:
+            message += f" ({LOCAL_WEBHOOKS_HINT})"
         raise ValidationFailed(
-            "the webhook URL is refused", [ProblemDetail(pointer, "public_address", str(e))]
+            "the webhook URL is refused", [ProblemDetail(pointer, "public_address", message)]
         ) from e
 
 
@@ -170,7 +179,7 @@ def _feed_query(request: web.Request) -> tuple[str | None, int]:
                 ProblemDetail("/limit", "range", f"must be a whole number 1 to {MAX_FEED_PAGE}")
             )
     if problems:
-        raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
+        raise ValidationFailed.in_query(problems)
     return after, limit
 
 

@@ -50,7 +50,13 @@ _HEX, _OCTAL, _DECIMAL = (re.compile(p) for p in (r"0x[0-9a-f]*", r"0[0-7]+", r"
 
 
 class UnsafeWebhookUrl(ValueError):
-    """A webhook URL the hub will not deliver to; its str is a sentence saying why."""
+    """A webhook URL the hub will not deliver to; its str is a sentence saying why. `local` is
+    True when the refused address is a loopback or private one: the kind a test or a closed
+    network means, which ALERTHUB_ALLOW_PRIVATE_WEBHOOKS lets through."""
+
+    def __init__(self, message: str, local: bool = False) -> None:
+        super().__init__(message)
+        self.local = local
 
 
 class NoPublicAddress(OSError):
@@ -157,10 +163,23 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
     return [str(sockaddr[0]) for *_, sockaddr in infos]
 
 
+# Loopback and the private-use ranges (RFC 1918, unique-local fc00::/7).
+_LOCAL_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
+)
+
+
+def _is_local(ip: IPAddress) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in _LOCAL_NETWORKS)
+
+
 def _refuse_if_not_public(ip: IPAddress, what: str) -> None:
     reason = _reason(ip)
     if reason is not None:
-        raise UnsafeWebhookUrl(f"{what} {reason}")
+        raise UnsafeWebhookUrl(f"{what} {reason}", local=_is_local(ip))
 
 
 async def check_webhook_url(

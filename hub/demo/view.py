@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from hub.demo.scenario import StepResult
+from hub.errors import counted
 
 NAME_WIDTH = 13
 SHORT_TYPES = {
@@ -125,4 +126,5 @@ def closing_lines(
 def verdict_lines(mismatches: Sequence[str]) -> list[str]:
     if not mismatches:
         return ["Every expectation of the scenario held."]
-    return [f"{len(mismatches)} expectation(s) did not hold:", *(f"  {m}" for m in mismatches)]
+    head = f"{counted(len(mismatches), 'expectation')} did not hold:"
+    return [head, *(f"  {m}" for m in mismatches)]

@@ -98,6 +98,21 @@ async def test_cyrillic_and_latin_reports_meet(nodes: Api) -> None:
     assert body["status"] == "corroborated" and body["duplicate_of"] == first["hub_id"]
 
 
+async def test_upper_case_scheme_and_host_are_accepted_and_compared_folded(nodes: Api) -> None:
+    """An alert whose URL has an upper-case scheme and host is accepted, and dedup compares it
+    folded: the same content with the plain lower-case URL corroborates it."""
+    shouted = disinfo_alert("rs-1", urls=["HTTPS://News.Example:443/x"])
+    status, first = await nodes.post("rs-cert", shouted)
+    assert status == 201, first
+    status, body = await nodes.post(
+        "al-cert", disinfo_alert("al-1", urls=["https://news.example/x"])
+    )
+    assert status == 201
+    assert body["status"] == "corroborated" and body["duplicate_of"] == first["hub_id"]
+    _, stored = await nodes.get("rs-cert", f"/v1/alerts/{first['hub_id']}")
+    assert stored["urls"] == ["HTTPS://News.Example:443/x"]  # the sender's text is kept
+
+
 async def test_other_language_report_is_related(nodes: Api) -> None:
     """An Albanian report of the same campaign (same URL, other claim) is linked as related."""
     _, serbian = await nodes.post("rs-cert", disinfo_alert("rs-1"))
@@ -269,6 +284,22 @@ async def test_listing_refuses_bad_parameters(nodes: Api) -> None:
     assert status == 422
     pointers = {d["pointer"] for d in body["details"]}
     assert pointers == {"/limit", "/kind", "/since", "/after", "/target_country"}
+
+
+async def test_bad_query_parameters_are_counted_in_plain_english(nodes: Api) -> None:
+    """One bad parameter is "1 bad query parameter", two are "2 bad query parameters", on
+    the listing, a feed and the sharing report alike."""
+    sub = await nodes.subscribe("al-cert")
+    for path, one, two in (
+        ("/v1/alerts", "limit=0", "limit=0&kind=rumour"),
+        (f"/v1/subscriptions/{sub['id']}/feed", "limit=0", "limit=0&after=x"),
+        ("/v1/reports/sharing", "format=xml", "format=xml&since=yesterday"),
+    ):
+        caller = "operator" if "reports" in path else "al-cert"
+        status, body = await nodes.get(caller, f"{path}?{one}")
+        assert (status, body["message"]) == (422, "1 bad query parameter"), path
+        status, body = await nodes.get(caller, f"{path}?{two}")
+        assert (status, body["message"]) == (422, "2 bad query parameters"), path
 
 
 async def test_batch_each_alert_on_its_own(nodes: Api) -> None:

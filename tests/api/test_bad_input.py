@@ -140,8 +140,26 @@ async def test_unknown_route_and_wrong_method_are_json(api: Api) -> None:
     assert resp.status == 404 and (await resp.json())["error"] == "not_found"
     resp = await api.client.put("/v1/alerts")
     assert resp.status == 405
-    assert (await resp.json())["error"] == "method_not_allowed"
-    assert "POST" in resp.headers["Allow"]
+    body = await resp.json()
+    assert body == {
+        "error": "method_not_allowed",
+        "message": "PUT is not allowed here; Allow: GET, POST",
+    }
+    assert resp.headers["Allow"] == "GET, POST"
+
+
+async def test_401_carries_a_bearer_challenge(api: Api) -> None:
+    """A 401 says how to authenticate (RFC 6750): `Bearer realm="alerthub"` without a token,
+    and with error="invalid_token" and the reason when the token is not accepted."""
+    resp = await api.client.get("/v1/alerts")
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"] == 'Bearer realm="alerthub"'
+    resp = await api.client.get("/v1/alerts", headers={"Authorization": "Bearer ah_0.x"})
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"] == (
+        'Bearer realm="alerthub", error="invalid_token", '
+        'error_description="the bearer token is not a valid hub token"'
+    )
 
 
 async def test_oversize_batch_is_413(api: Api) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from hub.app import create_app
+from hub.app import STATUS_OF, create_app
 from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
 
@@ -50,3 +50,19 @@ def test_described_statuses_include_the_error_statuses() -> None:
                 assert "401" in statuses, (method, path)
             if "requestBody" in op:
                 assert {"400", "413", "415", "422"} <= statuses, (method, path)
+
+
+def test_every_error_code_is_documented() -> None:
+    """The Error body's `error` enum in openapi.yaml lists every code the hub answers with,
+    method_not_allowed (405) among them, and no other."""
+    spec = yaml.safe_load(OPENAPI.read_text())
+    documented = set(spec["components"]["schemas"]["Error"]["properties"]["error"]["enum"])
+    assert documented == set(STATUS_OF)
+    assert STATUS_OF["method_not_allowed"] == 405
+
+
+def test_401_documents_the_bearer_challenge() -> None:
+    """The 401 response declares the WWW-Authenticate header every 401 carries."""
+    spec = yaml.safe_load(OPENAPI.read_text())
+    headers = spec["components"]["responses"]["Unauthenticated"].get("headers", {})
+    assert "WWW-Authenticate" in headers

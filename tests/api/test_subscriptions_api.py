@@ -118,6 +118,32 @@ async def test_private_webhook_urls_are_refused_unless_allowed(api: Api) -> None
         assert body["details"][0]["rule"] == "public_address"
 
 
+async def test_a_refused_local_webhook_names_the_setting_that_allows_it(api: Api) -> None:
+    """A webhook on loopback or a private address (a newcomer's local receiver) is refused
+    with a message naming ALERTHUB_ALLOW_PRIVATE_WEBHOOKS; other refused addresses (the cloud
+    metadata service, documentation ranges) are not given that hint."""
+    await nodes(api)
+    hinted = {
+        "http://127.0.0.1:9000/hook": True,
+        "http://localhost:9000/hook": True,
+        "http://[::1]:9000/hook": True,
+        "http://192.168.1.20/hook": True,
+        "http://[fd00::7]/hook": True,
+        "http://169.254.169.254/latest": False,
+        "http://203.0.113.5/hook": False,
+    }
+    for url, hint in hinted.items():
+        resp = await api.client.post(
+            "/v1/subscriptions",
+            json={"delivery": {"type": "webhook", "url": url}},
+            headers=api.auth("fc-ba"),
+        )
+        body = await resp.json()
+        assert resp.status == 422, url
+        (detail,) = body["details"]
+        assert ("ALERTHUB_ALLOW_PRIVATE_WEBHOOKS=true" in detail["message"]) == hint, detail
+
+
 async def test_allowed_private_webhook_and_new_url_goes_back_to_pending(dapi: Api) -> None:
     """With private webhooks allowed a loopback URL is accepted as pending; changing the URL
     of a subscription asks the new endpoint to verify again."""

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import pytest
 
+from hub import __version__ as hub_version
 from hub.store.embedded import free_port, start_redis_server
 from tests.conftest import OPERATOR_TOKEN, unique_threat
 from tests.faults.redis_harness import hub_env
@@ -168,6 +169,14 @@ def test_help_names_commands_environment_and_exit_codes() -> None:
         assert word in shown.stdout
     bad = run(None, "list", "--limit", "0", node=None)
     assert bad.returncode == 2 and "--limit" in bad.stderr
+
+
+def test_version_is_the_installed_packages() -> None:
+    """`alerthub-client --version` prints the version of the alerthub package it came with, the
+    same one `alerthub --version` prints."""
+    shown = run(None, "--version", node=None)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"alerthub-client {hub_version}\n"
 
 
 def test_post_json_ndjson_and_stdin(hub: Hub, tmp_path: Path) -> None:

@@ -141,7 +141,8 @@ def test_demo_no_wait_delivers_what_the_sharing_rules_allow(tmp_path: Path) -> N
 
 
 def test_demo_fails_naming_an_expectation_that_does_not_hold(tmp_path: Path) -> None:
-    """A scenario whose expectation breaks the sharing rules makes the demo exit 1 and name it."""
+    """A scenario whose expectation breaks the sharing rules makes the demo exit 1 and name it
+    (counted in plain English)."""
     scenario = packaged_scenario()
     first = scenario["steps"][0]  # AMBER: a civil-society partner gets it only when named
     first["expect"]["factcheck-ba"] = NEW
@@ -151,6 +152,7 @@ def test_demo_fails_naming_an_expectation_that_does_not_hold(tmp_path: Path) -> 
     done = run_demo("--no-wait", "--port", "0", "--scenario", str(path), cwd=tmp_path)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "step 1: factcheck-ba received nothing, expected alert.created" in done.stdout
+    assert "1 expectation did not hold:" in done.stdout
 
 
 def test_scenario_alerts_validate_and_fold_across_scripts() -> None:

@@ -170,6 +170,57 @@ def test_bad_indicator_is_reported_once_at_its_value() -> None:
     ]
 
 
+@pytest.mark.parametrize("value", ["yesterday", "2026-11-20 08:15:00Z", "2026-13-01T00:00:00Z"])
+def test_a_bad_time_is_one_problem_not_two(value: str) -> None:
+    """A bad date-time breaks both the pattern and the format of $defs/dateTime: it is reported
+    once, by both explanations (the reference one names the form, the compiled one the format)."""
+    bad = _with(THREAT, observed_at=value)
+    assert SCHEMA_SET.problems("alert", bad) == [
+        Problem(
+            "/observed_at", "pattern", "must be an RFC 3339 date-time such as 2026-11-20T08:15:00Z"
+        )
+    ]
+    assert [(p.pointer, p.rule) for p in SCHEMA_SET.problems("alert", bad, thorough=False)] == [
+        ("/observed_at", "format")
+    ]
+
+
+def test_a_bad_url_is_one_problem_not_two() -> None:
+    """A value that is no URL at all breaks the pattern and the format of $defs/url: one
+    problem, saying what is expected."""
+    bad = _with(DISINFORMATION, urls=["not a url"])
+    assert SCHEMA_SET.problems("alert", bad) == [
+        Problem("/urls/0", "pattern", "must be an http(s) URL")
+    ]
+    assert len(SCHEMA_SET.problems("alert", bad, thorough=False)) == 1
+
+
+def test_a_real_date_check_stays_when_the_pattern_passes() -> None:
+    """A date-time of the right shape that is no date (February 30) is still refused, by the
+    format check: the date-time checker is installed without jsonschema's format extra."""
+    problems = SCHEMA_SET.problems("alert", _with(THREAT, observed_at="2026-02-30T00:00:00Z"))
+    assert [(p.pointer, p.rule) for p in problems] == [("/observed_at", "format")]
+
+
+def test_upper_case_scheme_and_host_are_accepted_wherever_a_url_is() -> None:
+    """Scheme and host are case-insensitive (RFC 3986): HTTPS://News.Example:443/x is a valid
+    URL in an alert, a fact-check, a reference, an indicator and a webhook subscription."""
+    url = "HTTPS://News.Example:443/x"
+    alert = _with(
+        DISINFORMATION,
+        urls=[url, "Http://EXAMPLE.org/"],
+        references=[{"url": url, "title": "t"}],
+        claims=[{"text": "a claim", "language": "sr-Latn", "fact_check_url": url}],
+    )
+    assert SCHEMA_SET.problems("alert", alert) == []
+    threat = _with(THREAT, indicators=[{"type": "url", "value": url}])
+    assert SCHEMA_SET.problems("alert", threat) == []
+    webhook = {"filter": {}, "delivery": {"type": "webhook", "url": url}}
+    assert SCHEMA_SET.problems("subscription", webhook) == []
+    assert SCHEMA_SET.problems("subscription-patch", {"url": url}) == []
+    assert SCHEMA_SET.problems("alert", _with(DISINFORMATION, urls=["FTP://News.Example/x"]))
+
+
 def test_problems_are_sorted_numerically_and_deduplicated() -> None:
     """Problems come sorted by pointer, with array indexes in numeric order."""
     tags = [f"ok{i}" for i in range(12)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,9 @@ ROLES: dict[str, frozenset[str]] = {
     "operator_node": frozenset({"operator"}),  # an operator node created through the API
 }
 CALLERS = (*UNIDENTIFIED, *ROLES)
+# The WWW-Authenticate challenge each unidentified caller gets (RFC 6750, section 3): no error
+# code without a bearer token, invalid_request for an empty one, invalid_token for the rest.
+CHALLENGE_ERROR = {"anonymous": None, "wrong_scheme": None, "empty_bearer": "invalid_request"}
 NODE_IDS = {"publisher": "al-pub", "subscriber": "fc-sub", "owner": "rs-owner",
             "operator_node": "ops-desk", "revoked": "gone-node"}  # fmt: skip
 
@@ -290,11 +293,23 @@ async def test_each_caller_gets_what_the_rule_says(api: Api, method: str, patter
                 wrong.append((caller, status, resp.status, await resp.text()))
             elif set(body) != {"error", "message"} or not body["message"]:
                 wrong.append((caller, status, resp.status, f"error body shape: {body}"))
+            elif status == 401 and not challenges(resp.headers, caller):
+                challenge = resp.headers.get("WWW-Authenticate")
+                wrong.append((caller, status, resp.status, f"WWW-Authenticate: {challenge}"))
         finally:
             resp.close()
     assert not wrong, "\n".join(
         f"{method} {pattern} as {c}: expected {e}, got {g}: {t[:200]}" for c, e, g, t in wrong
     )
+
+
+def challenges(headers: Mapping[str, str], caller: str) -> bool:
+    """Whether a 401's headers carry the Bearer challenge `caller` should get."""
+    value = headers.get("WWW-Authenticate", "")
+    error = CHALLENGE_ERROR.get(caller, "invalid_token")
+    if not value.startswith('Bearer realm="alerthub"'):
+        return False
+    return (f'error="{error}"' in value) if error else ("error=" not in value)
 
 
 async def test_a_route_missing_from_the_table_is_named(api: Api) -> None:

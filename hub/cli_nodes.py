@@ -1,0 +1,87 @@
+"""`alerthub nodes add|list|revoke`: the node registry, straight on Redis."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from hub.ingest.validation import SchemaSet
+from hub.nodes import NodeRegistry
+from hub.settings import Settings
+from hub.store.embedded import EmbeddedRedis, answers, shared_url
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
+
+
+@contextlib.asynccontextmanager
+async def _registry(settings: Settings) -> AsyncIterator[NodeRegistry]:
+    """The node registry on the configured Redis, on a running hub's embedded Redis, or on an
+    embedded Redis started just for this command."""
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        running = shared_url(settings.data_dir.resolve())
+        if running is not None and answers(running):
+            url = running
+        else:
+            embedded = EmbeddedRedis(settings.data_dir, settings.appendfsync)
+            url = embedded.start()
+    client = Redis.from_url(url)
+    try:
+        keys = Keys(settings.key_prefix)
+        yield NodeRegistry(client, keys, Scripts.register(client))
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            embedded.close()
+
+
+async def nodes_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with _registry(settings) as registry:
+        if args.nodes_command == "add":
+            return await _add_node(registry, args)
+        if args.nodes_command == "list":
+            for node in await registry.list():
+                state = f"revoked {node.revoked_at}" if node.revoked_at else "active"
+                print(
+                    f"{node.id:<20} {node.country or '--':<3} {node.kind:<14} "
+                    f"{','.join(sorted(node.roles)):<26} {state}"
+                )
+            return 0
+        result = await registry.revoke(args.id)
+        if result == "missing":
+            print(f"alerthub: no node {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}" if result == "revoked" else f"{args.id} was already revoked")
+        return 0
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+async def _add_node(registry: NodeRegistry, args: argparse.Namespace) -> int:
+    profile = {
+        "id": args.id,
+        "name": args.name,
+        "country": args.country.upper(),
+        "kind": args.kind,
+        "roles": _split(args.roles),
+        "defaults": {"withhold_from": _split(args.withhold_from)},
+    }
+    problems = SchemaSet().problems("node", profile)
+    if problems:
+        for p in problems:
+            print(f"alerthub: {p.pointer or '/'}: {p.message} ({p.rule})", file=sys.stderr)
+        return 2
+    try:
+        node, token = await registry.create(profile, registered_by="cli")
+    except KeyError:
+        print(f"alerthub: a node {args.id} exists (or existed)", file=sys.stderr)
+        return 1
+    print(f"added {node.id}; its token, shown only now:\n{token}")
+    return 0
