@@ -19,7 +19,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ops", ("hub.ops",)),
     ("services", ("hub.context",)),
     ("api", ("hub.api",)),
-    ("app", ("hub.app", "hub.demo", "hub.cli", "hub.__main__")),
+    (
+        "app",
+        (
+            "hub.app",
+            "hub.demo",
+            "hub.cli",
+            "hub.cli_args",
+            "hub.cli_nodes",
+            "hub.cli_serve",
+            "hub.__main__",
+        ),
+    ),
 ]
 
 
