@@ -196,7 +196,8 @@ def _schedule(raw: str | None) -> tuple[float, ...]:
 
 
 def _appendfsync(raw: str | None) -> str:
-    """The embedded Redis's fsync policy for its append-only file (README "Guarantees")."""
+    """The embedded Redis's fsync policy for its append-only file (docs/guarantees.md,
+    "Durability")."""
     policy = (raw or "everysec").lower()
     if policy not in APPENDFSYNC_POLICIES:
         raise SettingsError(

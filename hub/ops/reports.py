@@ -2,7 +2,7 @@
 time window, computed from the event log. Pure: the HTTP layer (api_reports.py) reads the log and
 the alerts' sharing, this module counts and renders.
 
-Definitions (README.md, "Sharing report", says the same):
+Definitions (docs/operations.md, "Sharing report", says the same):
 
 - the window is [since, until): an entry whose stream id's milliseconds equal `since` is in it, one
   whose milliseconds equal `until` is not (it belongs to the window that starts there), so

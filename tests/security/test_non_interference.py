@@ -78,7 +78,7 @@ CONTENTS = 4
 # reports each node posted and when, hub-wide ingest totals per minute, the sharing chart, each
 # subscription's lag and delivery times, the fan-out's lag, the sharing report's `restricted`
 # volume. An operator must see that the hub takes and delivers traffic in order to run it; what
-# it is shown is how much, never which alert, its content, sharing, cluster or id. README.md,
+# it is shown is how much, never which alert, its content, sharing, cluster or id. docs/api.md,
 # "What the operator sees", says so to senders.
 OPERATOR_VOLUME = {
     "/v1/status": (
