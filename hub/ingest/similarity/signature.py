@@ -3,10 +3,10 @@
 A claim's `tokens` (text.py) are shingled one word each (word order is no evidence: copies
 reorder) and summarised by MinHash: NUM_PERM universal hash functions (a·h + b) mod (2^61 − 1)
 over each token's 32-bit CRC, the same maths as `datasketch`. The signature is cut into BANDS
-bands of ROWS rows, and each band is one index score: two claims whose token sets have Jaccard
-similarity s share at least one band with probability 1 − (1 − s^ROWS)^BANDS (0.96 at s = 0.5,
-0.2 at s = 0.2). Cross-language candidates come from pairs of the claim's entities (at most
-MAX_PAIR_ENTITIES, one at least not broad). Candidates are then scored exactly:
+bands of ROWS rows, and each band is one index score (its CRC-32): two claims whose token sets
+have Jaccard similarity s share at least one band with probability 1 − (1 − s^ROWS)^BANDS
+(0.96 at s = 0.5, 0.2 at s = 0.2). Cross-language candidates come from pairs of the claim's
+entities (at most MAX_PAIR_ENTITIES, one at least not broad). Candidates are then scored exactly:
 
 - via "claim": Jaccard similarity of the two token sets, when they share at least
   MIN_SHARED_TOKENS tokens (or are equal);
@@ -20,6 +20,7 @@ threshold (settings: ALERTHUB_SIMILARITY_THRESHOLD). Pure; numpy for the hashing
 
 from __future__ import annotations
 
+import functools
 import itertools
 import zlib
 from collections.abc import Iterable
@@ -52,9 +53,7 @@ _MERSENNE = np.uint64((1 << 61) - 1)
 _rng = np.random.RandomState(20)  # fixed: every process, and every stored index, agrees
 _A = _rng.randint(1, 1 << 31, size=NUM_PERM, dtype=np.uint64)
 _B = _rng.randint(0, 1 << 31, size=NUM_PERM, dtype=np.uint64)
-_SCORE_BITS = 52  # a double holds the index score exactly (like canon.link_score)
-_BAND_IDS = np.arange(1, BANDS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-_MIX = [np.uint64(m) for m in (0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93)]
+_PAIR_RANGE = 1 << 32  # pair scores lie above band scores (both are CRC-32s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,33 +127,33 @@ def alert_claims(alert: dict[str, Any]) -> list[ClaimSignature]:
     return list(found.values())
 
 
+@functools.lru_cache(maxsize=65_536)
+def _permuted(token: str) -> np.ndarray:
+    """A token's NUM_PERM hash values, one per permutation (tokens recur across claims)."""
+    h = np.uint64(zlib.crc32(token.encode("utf-8", "surrogatepass")))
+    return (_A * h + _B) % _MERSENNE & np.uint64(0xFFFFFFFF)
+
+
 def minhash(tokens: Iterable[str]) -> np.ndarray:
     """The NUM_PERM MinHash values of a token set (all 2^32 - 1 for an empty set)."""
-    hashes = np.fromiter(
-        (zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in tokens), dtype=np.uint64
-    )
-    if hashes.size == 0:
+    rows = [_permuted(t) for t in tokens]
+    if not rows:
         return np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint64)
-    permuted = (np.outer(hashes, _A) + _B) % _MERSENNE & np.uint64(0xFFFFFFFF)
-    return permuted.min(axis=0)
+    return np.vstack(rows).min(axis=0)
 
 
 def band_scores(values: np.ndarray) -> list[int]:
-    """One index score per band of a MinHash signature: the band's ROWS values and its number
-    mixed by odd multipliers (wrapping at 64 bits), kept to _SCORE_BITS bits."""
-    rows = values.reshape(BANDS, ROWS)
-    mixed = _BAND_IDS.copy()
-    for row in range(ROWS):
-        mixed = (mixed ^ rows[:, row]) * _MIX[row]
-    return [int(x) for x in mixed >> np.uint64(64 - _SCORE_BITS)]
+    """One index score per band of a MinHash signature: the CRC-32 of the band's ROWS values,
+    seeded with the band's number. 32 bits are plenty: a score only proposes a candidate,
+    which is then scored exactly."""
+    data = values.astype(">u4").tobytes()
+    width = ROWS * 4
+    return [zlib.crc32(data[band * width : (band + 1) * width], band) for band in range(BANDS)]
 
 
 def pair_score(a: str, b: str) -> int:
-    """The index score of two entities seen together (a < b): their CRCs mixed, in a range of
-    their own (top bit set) so that no band's score stands for a pair by design."""
-    ha = zlib.crc32(a.encode("utf-8", "surrogatepass"))
-    hb = zlib.crc32(b.encode("utf-8", "surrogatepass"))
-    return (1 << (_SCORE_BITS - 1)) | ((ha << 20) ^ (hb * 0x9E3779B1)) & ((1 << 51) - 1)
+    """The index score of two entities seen together (a < b), above every band's score."""
+    return _PAIR_RANGE | zlib.crc32(f"{a}|{b}".encode("utf-8", "surrogatepass"))
 
 
 def index_scores(claims: list[ClaimSignature]) -> list[str]:

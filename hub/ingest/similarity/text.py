@@ -49,18 +49,14 @@ MAX_WORDS = 200
 ENTITY_PREFIXES = ("p:", "h:", "o:", "k:", "n:", "y:", "d:", "m:", "t:", "a:", "w:", "x:")
 BROAD_PREFIX = "k:"  # countries and NATO, EU, UN: in too many claims to tell two apart
 
+# Words first: most of a claim is words, and the scanner tries the alternatives in order.
 _TOKENS = re.compile(
-    r"""
-     (?P<url>(?:https?://|www\.)[^\s<>"'()]+)
-    |(?P<tag>\#[^\W_]\w*)
-    |(?P<handle>@\w+)
-    |(?P<date>\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}\.\s?\d{1,2}\.(?:\s?\d{4}\b\.?)?)
-    |(?P<num>\d{1,3}(?:[.,\u00a0\u202f\ ]\d{3}(?!\d))+(?:,\d+)?|\d+(?:[.,]\d+)?)
-    |(?P<sym>[€$%])
-    |(?P<word>[^\W\d_]+)
-    """,
-    re.VERBOSE,
+    r"(?P<word>[^\W\d_]+)"
+    r"|(?P<num>\d+(?:[.,]\d+)*(?:[\u00a0\u202f ]\d{3}(?!\d))*\.?)"
+    r"|(?P<mark>[#@€$%])"
 )
+_URLS = re.compile(r"(?:https?://|www\.)[^\s<>\"'()]+")
+_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(?:(\d{4})\.?)?")
 _NO_WORD = Word("", "", fuzzy=False, capital=False)
 _SYMBOL_UNITS = {"€": "eur", "$": "usd", "%": "pct"}
 # Serbian Cyrillic read as Latin with its diacritics, for the lemmatiser's Latin dictionary.
@@ -176,23 +172,43 @@ def _number_key(value: float) -> str:
 
 def _scan(text: str, group: str | None) -> list[_Item]:
     items: list[_Item] = []
-    for match in _TOKENS.finditer(text[:MAX_CLAIM_CHARS]):
-        kind = match.lastgroup or "word"
-        raw = match.group()
+    text = text[:MAX_CLAIM_CHARS]
+    if "://" in text or "www." in text:
+        items += [_Item("url", url) for url in _URLS.findall(text)]
+        text = _URLS.sub(" ", text)
+    mark: re.Match[str] | None = None  # a "#" or "@" just before what follows it
+    for match in _TOKENS.finditer(text):
+        kind, raw = match.lastgroup, match.group()
+        after_mark = mark is not None and mark.end() == match.start()
         if kind == "word":
-            info = word_info(group, raw)
-            if info.word.surface:
+            if after_mark:
+                assert mark is not None
+                items.append(_Item("tag" if mark.group() == "#" else "handle", raw))
+            else:
+                info = word_info(group, raw)
                 word = info.word
-                items.append(_Item("word", raw, info, 0.0, word.surface, word.lemma, word))
+                if word.surface:
+                    items.append(_Item("word", raw, info, 0.0, word.surface, word.lemma, word))
         elif kind == "num":
-            value = _number(raw)
-            if value is not None:
-                items.append(_Item("num", raw, value=value))
-        else:
-            items.append(_Item(kind, raw))
+            items.append(_number_item(raw))
+        elif raw in _SYMBOL_UNITS:
+            items.append(_Item("sym", raw))
+        mark = match if kind == "mark" and raw in "#@" else None
         if len(items) >= MAX_WORDS:
             break
     return items
+
+
+def _number_item(raw: str) -> _Item:
+    """A number, or a date ("15.01.2024.", "15.1."): a date has two or three dotted parts,
+    ends in a dot or has a year, and names a real day and month."""
+    date = _DATE.fullmatch(raw)
+    if date is not None and (raw.endswith(".") or date.group(3)):
+        day, month = int(date.group(1)), int(date.group(2))
+        if 1 <= day <= 31 and 1 <= month <= 12:
+            return _Item("date", raw)
+    value = _number(raw.rstrip("."))
+    return _Item("num", raw, value=value if value is not None else 0.0)
 
 
 def _drop_source_tail(items: list[_Item]) -> list[_Item]:
@@ -204,17 +220,12 @@ def _drop_source_tail(items: list[_Item]) -> list[_Item]:
     return items
 
 
-def _date_key(text: str) -> tuple[str | None, str | None]:
-    """(d:MM-DD, y:YYYY) of "15.01.2024.", "15. 1." or "2024-01-15" (None where absent)."""
-    parts = [int(p) for p in re.findall(r"\d+", text)]
-    if len(parts) == 3 and parts[0] > 31:
-        year, month, day = parts
-    else:
-        day, month = parts[0], parts[1]
-        year = parts[2] if len(parts) > 2 else None
-    if not (1 <= day <= 31 and 1 <= month <= 12):
-        return None, None
-    return f"d:{month:02d}-{day:02d}", (f"y:{year}" if year else None)
+def _date_key(text: str) -> tuple[str, str | None]:
+    """(d:MM-DD, y:YYYY or None) of a date _number_item found."""
+    date = _DATE.fullmatch(text)
+    assert date is not None
+    day, month, year = date.group(1), date.group(2), date.group(3)
+    return f"d:{int(month):02d}-{int(day):02d}", (f"y:{year}" if year else None)
 
 
 def analyse(text: str, language: str | None, group: str | None = None) -> ClaimText:
@@ -268,9 +279,9 @@ def analyse(text: str, language: str | None, group: str | None = None) -> ClaimT
         elif item.kind == "sym":
             features.add("u:" + _SYMBOL_UNITS[item.text])
         elif item.kind == "tag":
-            _tag_feature(item.text[1:], features)
+            _tag_feature(item.text, features)
         elif item.kind == "handle":
-            features.add("a:" + normalise_claim(item.text[1:]).replace(" ", "_"))
+            features.add("a:" + normalise_claim(item.text).replace(" ", "_"))
         elif item.kind == "url":
             features.add(url_feature(item.text))
         i += 1
