@@ -43,6 +43,7 @@ from hub.errors import (
 from hub.ids import new_ulid
 from hub.ingest.alert_views import AlertViews
 from hub.ingest.dedup import AlertStore, file_older_alerts
+from hub.ingest.similar_views import SimilarViews
 from hub.ingest.validation import SchemaSet
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
@@ -198,6 +199,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         filed = await file_older_alerts(client, keys)
         if filed:
             log.info("older_alerts_filed", count=filed)
+        similar = SimilarViews(
+            client, keys, settings.dedup_window_s, settings.similarity_threshold, cursor_key
+        )
         auth = Authenticator(
             redis=client,
             keys=keys,
@@ -218,7 +222,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             store=AlertStore(
                 client, keys, scripts, settings.dedup_window_s, batcher, cluster_key=cursor_key
             ),
-            views=AlertViews(client, keys, settings.dedup_window_s),
+            views=AlertViews(client, keys, settings.dedup_window_s, similar),
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
             feeds=FeedReader(

@@ -14,8 +14,8 @@ Sources (see hub/ingest/similarity/data/README.md for their licences):
 - people and institutions: data/curated.tsv, written by hand for this project.
 
 An alternate name is kept when it is written in Latin or Cyrillic letters, starts with a capital
-and is not a code (all capitals), and, for a one-word name of a place under 100,000 people, when it is no common word in the
-region's languages or English (simplemma's dictionaries: "Most", "Kula", "Bor" are words first).
+and is not a code (all capitals), and, for a one-word name of a place under 100,000 people,
+when it is no common word in the region's languages or English (simplemma's dictionaries: "Most", "Kula", "Bor" are words first).
 The loader (gazetteer.py) gives an alias to the first entry that claims it: curated entries,
 then countries, then places by population.
 """
@@ -79,9 +79,7 @@ def acceptable(alias: str, population: int) -> bool:
     words = alias.split()
     if len(words) > 4:
         return False
-    if len(words) == 1 and population < BIG_CITY and common_word(alias):
-        return False
-    return True
+    return not (len(words) == 1 and population < BIG_CITY and common_word(alias))
 
 
 def common_word(word: str) -> bool:
@@ -128,7 +126,8 @@ def place_rows() -> list[str]:
     rows = []
     for city in chosen:
         names = [city["name"], *city.get("alternatenames", [])]
-        aliases = list(dict.fromkeys(clean(n) for n in names if acceptable(clean(n), city["population"])))
+        kept = (clean(n) for n in names if acceptable(clean(n), city["population"]))
+        aliases = list(dict.fromkeys(kept))
         if not aliases:
             continue
         display = f"{clean(city['name'])} ({city['countrycode']})"

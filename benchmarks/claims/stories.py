@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (one telling per line reads best)
 """The stories the claim evaluation set is built from (pairs.py turns them into labelled pairs).
 
 Each story is one false claim of the kind the region's fact-checkers see, written for this set
