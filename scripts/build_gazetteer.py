@@ -15,9 +15,9 @@ Sources (see hub/ingest/similarity/data/README.md for their licences):
 
 An alternate name is kept when it is written in Latin or Cyrillic letters, starts with a capital
 and is not a code (all capitals), and, for a one-word name of a place under 100,000 people,
-when it is no common word in the region's languages or English (simplemma's dictionaries: "Most", "Kula", "Bor" are words first).
-The loader (gazetteer.py) gives an alias to the first entry that claims it: curated entries,
-then countries, then places by population.
+when it is no common word in the region's languages or English (simplemma's dictionaries:
+"Most", "Kula", "Bor" are words first). The loader (names.py) gives an alias to the first
+entry that claims it: curated entries, then countries, then places by population.
 """
 
 from __future__ import annotations
