@@ -226,7 +226,12 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
             feeds=FeedReader(
-                client, keys, scripts, delivery_batcher, dedup_window_s=settings.dedup_window_s
+                client,
+                keys,
+                scripts,
+                delivery_batcher,
+                dedup_window_s=settings.dedup_window_s,
+                similar=similar,
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
         )
