@@ -100,31 +100,36 @@ async def register(base: str) -> str:
         return str(body["token"])
 
 
-async def drive(base: str, token: str, connections: int, warmup: float, duration: float) -> int:
-    """Alerts answered 201 within the measured window, after `warmup` seconds."""
+async def drive(
+    base: str, token: str, connections: int, warmup: float, duration: float
+) -> tuple[int, int]:
+    """Alerts answered 201 within the measured window, after `warmup` seconds, and how many
+    were answered otherwise (a 503 when the shared machine stalls Redis past its timeout)."""
     counter = iter(range(10**9))
-    done = 0
+    done = failed = 0
     start = time.monotonic() + warmup
     end = start + duration
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal done
+        nonlocal done, failed
         while time.monotonic() < end:
             async with session.post(f"{base}/v1/alerts", data=alert(next(counter))) as resp:
                 await resp.read()
-                if resp.status != 201:
-                    raise RuntimeError(f"answered {resp.status}")
+                ok = resp.status == 201
             if start <= time.monotonic() < end:
-                done += 1
+                done += ok
+                failed += not ok
 
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         await asyncio.gather(*(worker(session) for _ in range(connections)))
-    return done
+    return done, failed
 
 
-def run_once(redis_url: str, similarity: bool, args: argparse.Namespace, folder: Path) -> float:
+def run_once(
+    redis_url: str, similarity: bool, args: argparse.Namespace, folder: Path
+) -> tuple[float, int]:
     redis.Redis.from_url(redis_url).flushall()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTHUB_")}
     env.update(ALERTHUB_REDIS_URL=redis_url, ALERTHUB_BOOTSTRAP_TOKEN=TOKEN,
@@ -144,8 +149,10 @@ def run_once(redis_url: str, similarity: bool, args: argparse.Namespace, folder:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/readyz")
         token = asyncio.run(register(base))
-        count = asyncio.run(drive(base, token, args.connections, args.warmup, args.duration))
-        return count / args.duration
+        count, failed = asyncio.run(
+            drive(base, token, args.connections, args.warmup, args.duration)
+        )
+        return count / args.duration, failed
     finally:
         hub.terminate()
         hub.wait(15)
@@ -162,20 +169,23 @@ def main(argv: list[str] | None = None) -> int:
     if (os.cpu_count() or 1) >= 2:
         pin({1})  # this process and the redis-server it starts
     figures: dict[str, list[float]] = {"on": [], "off": []}
+    failures: dict[str, int] = {"on": 0, "off": 0}
     with tempfile.TemporaryDirectory(prefix="claims-bench-") as tmp:
         folder = Path(tmp)
         store = start_redis_server(folder / "redis", port=free_port())
         try:
             for _ in range(args.runs):
                 for mode in ("on", "off"):
-                    rate = run_once(store.url, mode == "on", args, folder)
+                    rate, failed = run_once(store.url, mode == "on", args, folder)
                     figures[mode].append(round(rate, 1))
-                    print(f"similarity {mode}: {rate:.0f} alerts/s", flush=True)
+                    failures[mode] += failed
+                    print(f"similarity {mode}: {rate:.0f} alerts/s ({failed} not 201)", flush=True)
         finally:
             store.stop()
     on, off = statistics.median(figures["on"]), statistics.median(figures["off"])
     report = {
         "runs": figures,
+        "not_created": failures,
         "median_on": on,
         "median_off": off,
         "ratio": round(on / off, 3) if off else None,
