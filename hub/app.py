@@ -44,6 +44,7 @@ from hub.ids import new_ulid
 from hub.ingest.alert_views import AlertViews
 from hub.ingest.dedup import AlertStore, file_older_alerts
 from hub.ingest.similar_views import SimilarViews
+from hub.ingest.similarity.signature import warm_up as similarity_warm_up
 from hub.ingest.validation import SchemaSet
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
@@ -235,6 +236,10 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
         )
+        if settings.similarity:
+            # In a thread, so that start-up does not wait: the first claim would otherwise wait
+            # the 1-3 s its dictionaries take to load.
+            asyncio.get_running_loop().run_in_executor(None, similarity_warm_up)
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         async with _background_work(app[HUB], delivery_batcher):
             yield

@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 
-import simplemma
+from simplemma.strategies import DictionaryLookupStrategy
 
 from hub.ingest.canon_values import canonical_url
 from hub.ingest.claim_text import normalise_claim
@@ -58,6 +58,7 @@ _TOKENS = re.compile(
 _URLS = re.compile(r"(?:https?://|www\.)[^\s<>\"'()]+")
 _DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(?:(\d{4})\.?)?")
 _NO_WORD = Word("", "", fuzzy=False, capital=False)
+_DICTIONARY = DictionaryLookupStrategy()
 _SYMBOL_UNITS = {"€": "eur", "$": "usd", "%": "pct"}
 # Serbian Cyrillic read as Latin with its diacritics, for the lemmatiser's Latin dictionary.
 _SERBIAN_LATIN = str.maketrans(
@@ -114,8 +115,12 @@ def word_forms(group: str | None, word: str) -> Word:
     if group == HBS:
         looked_up = looked_up.translate(_SERBIAN_LATIN)
     if group in (HBS, SQ, EN) or (group == MK and any("Ѐ" <= ch <= "ӿ" for ch in word)):
-        lemma = simplemma.lemmatize(looked_up, lang=group)
-        known = simplemma.is_known(looked_up, lang=group)
+        # The dictionary alone, in one lookup: a word it does not know stays as it is (the
+        # lemmatiser's guesses by affixes cost a hundred times more, and a new word is most
+        # often a name).
+        found = _DICTIONARY.get_lemma(looked_up, group)
+        if found is not None:
+            lemma, known = found, True
     folded = normalise_claim(lemma).replace(" ", "") or surface
     if group in (HBS, MK, None):
         folded = ekavian(STANDARD_VARIANTS.get(folded, folded))
