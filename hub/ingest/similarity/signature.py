@@ -117,7 +117,7 @@ def alert_claims(alert: dict[str, Any]) -> list[ClaimSignature]:
             shared.add(media_feature(algorithm, value))
     found: dict[tuple[frozenset[str], frozenset[str]], ClaimSignature] = {}
     for text, language in dict.fromkeys(texts):
-        claim: ClaimText = analyse(text, language, language_group(language, text))
+        claim = _analysed(text, language)
         if not claim.tokens and not claim.features:
             continue
         signature = ClaimSignature(claim.tokens, claim.features | shared)
@@ -140,6 +140,12 @@ def warm_up() -> None:
     for text, language in (("NATO kod Zvečana", "sr"), ("NATO pranë", "sq"),
                            ("НАТО кај", "mk"), ("NATO near", "en")):  # fmt: skip
         alert_claims({"claims": [{"text": text, "language": language}]})
+
+
+@functools.lru_cache(maxsize=4096)
+def _analysed(text: str, language: str | None) -> ClaimText:
+    """analyse, remembered: the same claim reaches the hub from several nodes and copies."""
+    return analyse(text, language, language_group(language, text))
 
 
 def minhash(tokens: Iterable[str]) -> np.ndarray:
