@@ -45,6 +45,8 @@ from hub.errors import (
 from hub.ids import new_ulid
 from hub.ingest.alert_views import AlertViews
 from hub.ingest.dedup import AlertStore, file_older_alerts
+from hub.ingest.similar_views import SimilarViews
+from hub.ingest.similarity.signature import warm_up as similarity_warm_up
 from hub.ingest.validation import SchemaSet
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
@@ -212,6 +214,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         filed = await file_older_alerts(client, keys)
         if filed:
             log.info("older_alerts_filed", count=filed)
+        similar = SimilarViews(
+            client, keys, settings.dedup_window_s, settings.similarity_threshold, cursor_key
+        )
         auth = Authenticator(
             redis=client,
             keys=keys,
@@ -232,14 +237,23 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             store=AlertStore(
                 client, keys, scripts, settings.dedup_window_s, batcher, cluster_key=cursor_key
             ),
-            views=AlertViews(client, keys, settings.dedup_window_s),
+            views=AlertViews(client, keys, settings.dedup_window_s, similar),
             cursor_key=cursor_key,
             subscriptions=SubscriptionStore(client, keys, scripts),
             feeds=FeedReader(
-                client, keys, scripts, delivery_batcher, dedup_window_s=settings.dedup_window_s
+                client,
+                keys,
+                scripts,
+                delivery_batcher,
+                dedup_window_s=settings.dedup_window_s,
+                similar=similar,
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
         )
+        if settings.similarity:
+            # In a thread, so that start-up does not wait: the first claim would otherwise wait
+            # the 1-3 s its dictionaries take to load.
+            asyncio.get_running_loop().run_in_executor(None, similarity_warm_up)
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         async with _background_work(app[HUB], delivery_batcher):
             yield

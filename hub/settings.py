@@ -83,6 +83,11 @@ class Settings:
     appendfsync: str = "everysec"
     log_level: str = "info"
     key_prefix: str = "alerthub"
+    # Claim similarity (docs/claims.md): on or off, and the score from which two reports'
+    # claims are linked (0.5: edits and re-scriptings link, different claims about one place or
+    # person do not; higher links less).
+    similarity: bool = True
+    similarity_threshold: float = 0.5
 
     def __repr__(self) -> str:
         shown = []
@@ -125,6 +130,8 @@ class Settings:
             appendfsync=_appendfsync(get("ALERTHUB_APPENDFSYNC")),
             log_level=_log_level(get("ALERTHUB_LOG_LEVEL")),
             key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
+            similarity=_bool("ALERTHUB_SIMILARITY", get, True),
+            similarity_threshold=_threshold(get("ALERTHUB_SIMILARITY_THRESHOLD")),
         )
 
 
@@ -193,6 +200,24 @@ def _schedule(raw: str | None) -> tuple[float, ...]:
     if not delays or any(not math.isfinite(d) or d < 0 for d in delays):
         raise SettingsError("ALERTHUB_RETRY_SCHEDULE needs one or more delays >= 0")
     return delays
+
+
+def _threshold(raw: str | None) -> float:
+    """A similarity score from which claims are linked: more than 0.2 (below it, claims that
+    share a few words would link), at most 1 (only claims equal once folded)."""
+    if raw is None:
+        return 0.5
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(
+            f"ALERTHUB_SIMILARITY_THRESHOLD must be a number, not {raw!r}"
+        ) from None
+    if not 0.2 < value <= 1:
+        raise SettingsError(
+            f"ALERTHUB_SIMILARITY_THRESHOLD must be more than 0.2 and at most 1, not {raw}"
+        )
+    return value
 
 
 def _appendfsync(raw: str | None) -> str:

@@ -50,7 +50,7 @@ def _prepare_one(
     problems = hub.schemas.problems("alert", body, thorough)
     if problems:
         raise ValidationFailed.from_problems(problems, "alert")
-    return prepare(body, node)
+    return prepare(body, node, hub.settings.similarity)
 
 
 def _outcome_status(outcome: Outcome) -> int:

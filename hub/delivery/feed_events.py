@@ -108,14 +108,25 @@ class Rendered:
 
     sharing: Sharing | None
     body: bytes
+    # The event, when its alert carries claims: its `story_id` and `similar` depend on the
+    # readers, and are filled in for each (FeedReader.personal); `body` has them empty.
+    event: dict[str, Any] | None = None
 
     def visible_to(self, readers: tuple[Node, ...]) -> bool:
         return self.sharing is None or all(may_see(self.sharing, r) for r in readers)
 
 
 def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
-    """The event as every delivery path sends it (API.md): the alert is its stored current form."""
-    return {**entry.as_json(), "alert": alert.summary_json(utc_now())}
+    """The event as every delivery path sends it (API.md): the alert is its stored current form,
+    with `story_id` and `similar` empty until filled in for the readers (FeedReader)."""
+    summary = alert.summary_json(utc_now())
+    summary.update(story_id=None, similar=[])
+    return {**entry.as_json(), "alert": summary}
+
+
+def may_have_claims(alert: StoredAlert) -> bool:
+    """Whether the alert may carry claim text (so a story and similar reports)."""
+    return bool(alert.doc.get("claims") or alert.doc.get("narrative"))
 
 
 def registration_json(entry: FeedEntry) -> dict[str, Any]:
@@ -132,5 +143,3 @@ def is_event_id(text: str) -> bool:
     """Whether `text` is an id Redis takes as a stream id: two decimal parts, each of which
     fits in 64 bits (the pattern alone lets 20 digits through, and Redis refuses the rest)."""
     return bool(EVENT_ID.match(text)) and all(int(p) <= MAX_STREAM_ID_PART for p in text.split("-"))
-
-

@@ -19,12 +19,14 @@ from hub.delivery.feed_events import (
     FeedPage,
     Rendered,
     event_json,
+    may_have_claims,
     registration_json,
 )
 from hub.delivery.lru import LruCache
 from hub.errors import HistoryTruncated
 from hub.ids import now_rfc3339, stream_id
 from hub.ingest.alert_views import StoredAlert, load_alerts
+from hub.ingest.similar_views import SimilarViews
 from hub.logs import get_logger
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
@@ -58,8 +60,10 @@ class FeedReader:
         scripts: Scripts,
         batcher: ScriptBatcher,
         dedup_window_s: int = 604_800,
+        similar: SimilarViews | None = None,
     ) -> None:
         self._redis = redis
+        self._similar = similar
         self._window_ms = dedup_window_s * 1000
         self._keys = keys
         self._scripts = scripts
@@ -97,10 +101,47 @@ class FeedReader:
         alert = (await self.alerts([entry.hub_id])).get(entry.hub_id)
         if alert is None:
             return None
-        rendered = Rendered(alert.sharing, orjson.dumps(event_json(entry, alert)))
+        event = event_json(entry, alert)
+        rendered = Rendered(
+            alert.sharing, orjson.dumps(event), event if may_have_claims(alert) else None
+        )
         marker = state_marker(alert.doc.get("revision"), alert.status)
         self._bodies.put((entry.id, entry.type, marker), rendered)
         return rendered
+
+    async def personal(
+        self, entries: list[FeedEntry], readers: tuple[Node, ...]
+    ) -> dict[str, bytes | None]:
+        """Each entry's body for `readers` (None where they may not see it now): rendered, with
+        the alert's story and similar reports as the readers may see them (similar_views)."""
+        rendered = await self.rendered(entries)
+        out: dict[str, bytes | None] = {}
+        claims: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            event = rendered.get(entry.id)
+            if event is None or not event.visible_to(readers):
+                out[entry.id] = None
+            elif event.event is None or self._similar is None:
+                out[entry.id] = event.body
+            else:
+                claims[entry.id] = event.event
+        if claims:
+            annotated = await self._annotate(list(claims.values()), readers)
+            out.update({k: orjson.dumps(v) for k, v in zip(claims, annotated, strict=True)})
+        return out
+
+    async def _annotate(
+        self, events: list[dict[str, Any]], readers: tuple[Node, ...]
+    ) -> list[dict[str, Any]]:
+        """The events with their alerts' `story_id` and `similar` as `readers` may see them."""
+        if self._similar is None:
+            return events
+        subjects = await self._similar.subjects(sorted({e["hub_id"] for e in events}))
+        found = await self._similar.annotations(list(subjects.values()), readers)
+        return [
+            {**e, "alert": {**e["alert"], **found[e["hub_id"]]}} if e["hub_id"] in found else e
+            for e in events
+        ]
 
     async def _markers(self, hub_ids: list[str]) -> dict[str, str]:
         now = time.monotonic()
@@ -260,6 +301,13 @@ class FeedReader:
             alert = alerts.get(entry.hub_id)
             if alert is not None and all(may_see(alert.sharing, r) for r in readers):
                 out.append(event_json(entry, alert))
+        with_claims = [
+            i for i, e in enumerate(out) if e.get("hub_id") and may_have_claims(alerts[e["hub_id"]])
+        ]
+        if with_claims:
+            annotated = await self._annotate([out[i] for i in with_claims], readers)
+            for i, event in zip(with_claims, annotated, strict=True):
+                out[i] = event
         return out
 
     async def alerts(self, hub_ids: list[str]) -> dict[str, StoredAlert]:

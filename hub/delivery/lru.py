@@ -38,5 +38,3 @@ class LruCache(Generic[T]):
             _, evicted = self._items.popitem(last=False)
             if self._weigh is not None:
                 self._weight -= self._weigh(evicted)
-
-

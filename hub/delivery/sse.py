@@ -138,11 +138,11 @@ async def _send_feed(
         check_truncation = len(entries) == PAGE
         if entries:
             entries = await feeds.retyped(sub_id, entries, readers)
-            rendered = await feeds.rendered(entries)
+            bodies = await feeds.personal(entries, readers)
             frames = [
-                raw_frame(event.body, entry.type, entry.id)
+                raw_frame(body, entry.type, entry.id)
                 for entry in entries
-                if (event := rendered[entry.id]) is not None and event.visible_to(readers)
+                if (body := bodies[entry.id]) is not None
             ]
             if frames:
                 await response.write(b"".join(frames))

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hub.delivery.delivery_rules import answers_challenge, is_gone, retry_delay, should_pause
-from hub.delivery.feed_events import FeedEntry, Rendered
+from hub.delivery.feed_events import FeedEntry
 from hub.delivery.feed_news import FeedNews, first_of
 from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import Subscription, SubscriptionStore
@@ -229,7 +229,10 @@ class WebhookWorker:
                 entries = await ctx.feeds.retyped(sub.id, entries, (owner,))
             records = [{"event": e.as_json(), "seq": e.seq, "attempts": 0} for e in entries]
             advance = True
-        bodies = await ctx.feeds.rendered([FeedEntry.from_json(r["event"]) for r in records])
+        bodies: dict[str, bytes | None] = {}
+        if owner is not None:
+            feed_entries = [FeedEntry.from_json(r["event"]) for r in records]
+            bodies = await ctx.feeds.personal(feed_entries, (owner,))
         for record in records:
             if stopping.is_set() or not await self._keep_lease():
                 return None
@@ -245,21 +248,20 @@ class WebhookWorker:
         sub: Subscription,
         owner: Node | None,
         record: dict,
-        bodies: dict[str, Rendered | None],
+        bodies: dict[str, bytes | None],
         advance: bool,
     ) -> bool | None:
         """POST one event and record what came of it; None when the worker must stop, False
         when the event was not sent (no free slot) and nothing was recorded."""
         ctx = self._ctx
         entry = FeedEntry.from_json(record["event"])
-        rendered = bodies.get(entry.id)
+        body = bodies.get(entry.id)  # None: gone, or not for the owner (now)
         finished_ms = _ms()
         attempt = None
         if (
             owner is None
             or owner.revoked_at is not None
-            or rendered is None
-            or not rendered.visible_to((owner,))
+            or body is None
             # Asked of Redis before each send: the owner may have been revoked a moment ago,
             # which the supervisor's snapshot learns only at its next scan.
             or not await ctx.nodes.all_live((owner.id,))
@@ -268,7 +270,7 @@ class WebhookWorker:
         else:
             assert sub.url is not None and sub.secret is not None
             attempt = await ctx.sender.post(
-                sub.url, sub.secret, entry.id, rendered.body, trusted=self._trusted
+                sub.url, sub.secret, entry.id, body, trusted=self._trusted
             )
             if not attempt.tried:
                 return False

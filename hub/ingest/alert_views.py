@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from hub.errors import NotFound
 from hub.ids import is_ulid, ulid_floor, utc_now
+from hub.ingest.similar_views import SimilarViews
 from hub.nodes import Node
 from hub.policy import Sharing, may_see, reader_audiences
 from hub.store.keys import Keys, links_bucket_now
@@ -152,10 +153,13 @@ async def load_alerts(redis: Redis, keys: Keys, hub_ids: list[str]) -> list[Stor
 
 
 class AlertViews:
-    def __init__(self, redis: Redis, keys: Keys, window_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, window_s: int, similar: SimilarViews | None = None
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._window_s = window_s
+        self._similar = similar
 
     async def _load_many(self, hub_ids: list[str]) -> list[StoredAlert | None]:
         return await load_alerts(self._redis, self._keys, hub_ids)
@@ -182,6 +186,8 @@ class AlertViews:
         out = alert.summary_json(now)
         out["reporters"] = await self._reporters(alert, caller)
         out["related"] = await self._related(alert, caller)
+        if self._similar is not None:
+            out.update(await self._similar.annotate(alert.hub_id, (caller,)))
         return out
 
     async def _reporters(self, alert: StoredAlert, caller: Node) -> list[dict[str, str | None]]:

@@ -22,6 +22,7 @@ from hub.auth import StoreGuard, rate_limited
 from hub.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from hub.ids import new_ulid, now_rfc3339
 from hub.ingest import canon
+from hub.ingest.similarity.signature import alert_claims, claims_json, index_scores
 from hub.nodes import Node
 from hub.policy import Sharing, may_see
 from hub.store.batching import ScriptBatcher
@@ -44,6 +45,10 @@ class PreparedAlert:
     kind: str
     target_countries: tuple[str, ...]
     audiences: list[str]  # the listing indexes it is filed under (policy.Sharing.audiences)
+    # Its claims as the similarity index keeps them (similarity.signature), as JSON ("[]" for
+    # none), and their index scores.
+    similarity: bytes = b"[]"
+    similarity_scores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +83,10 @@ def check_claimed_sender(body: dict, node: Node) -> None:
         raise Forbidden(f"node {node.id} posts from {node.country}, not {country}")
 
 
-def prepare(body: dict, sender: Node) -> PreparedAlert:
+def prepare(body: dict, sender: Node, similarity: bool = True) -> PreparedAlert:
     """The stored form of a schema-valid alert body (checked by check_claimed_sender): the sender
     and its country come from the node, never from the body; the node's standing withholds join
-    the alert's own."""
+    the alert's own. With `similarity`, its claims' signatures for the similarity index."""
     revision = int(body.get("revision", 1))  # 2.0 is the integer 2 to JSON Schema, and here
     if revision > MAX_REVISION:
         raise Conflict(f"revision may be at most {MAX_REVISION}")
@@ -96,6 +101,7 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
     )
     doc_bytes = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     fingerprint, links = canon.content_keys(body)
+    claims = alert_claims(body) if similarity else []
     return PreparedAlert(
         alert_id=body["id"],
         revision=revision,
@@ -107,6 +113,8 @@ def prepare(body: dict, sender: Node) -> PreparedAlert:
         kind=body["kind"],
         target_countries=tuple(sorted(set(body.get("target_countries", ())))),
         audiences=sharing.audiences(),
+        similarity=orjson.dumps(claims_json(claims)),
+        similarity_scores=tuple(index_scores(claims)),
     )
 
 
@@ -152,6 +160,7 @@ class AlertStore:
                 guard.token_key,
                 guard.rate_key,
                 self._keys.links(links_bucket),
+                self._keys.similar(links_bucket),
             ],
             args=[
                 self._core,
@@ -177,6 +186,8 @@ class AlertStore:
                 MINUTE_KEY_TTL_S,
                 HOUR_KEY_TTL_S,
                 int(now * 1000),
+                alert.similarity,
+                orjson.dumps(alert.similarity_scores),
             ],
         )
         if reply[0] == b"unauthenticated":

@@ -39,6 +39,14 @@ class Keys:
         SADD and an EXPIRE per link key, and Redis keeps one key instead of several per alert."""
         return f"{self.core}links:{bucket}"
 
+    def similar(self, bucket: int) -> str:
+        """Sorted set: the similarity index of one dedup window (bucket as for `links`): an
+        entry "<hub_id>:<n>" per index score of an alert's claims (MinHash bands, entity
+        pairs: hub.ingest.similarity.signature.index_scores), scored by it, so that
+        ZRANGEBYSCORE of one score finds the alerts whose claims may be alike. Written by the
+        store script with the alert (the `sim` and `sim_n` fields of its record)."""
+        return f"{self.core}similar:{bucket}"
+
     @property
     def sender_ids(self) -> str:
         """Hash: "<sender>|<sender's alert id>" -> hub_id ("|" is in neither id alphabet)."""

@@ -25,7 +25,7 @@ from hub.store.scripts_delivery import (
 
 store_alert_lua = """
 local sender_ids, events, recent, counts, fpr_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local token_key, rate_key, links_key = KEYS[6], KEYS[7], KEYS[8]
+local token_key, rate_key, links_key, similar_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local core, sender, alert_id = ARGV[1], ARGV[2], ARGV[3]
 local revision, new_hub_id, cluster_id, now = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local doc, meta, content_hash, fingerprint = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -33,6 +33,7 @@ local window, links_json, audiences_json = tonumber(ARGV[12]), ARGV[13], ARGV[14
 local rate_limit, rate_ttl = tonumber(ARGV[15]), tonumber(ARGV[16])
 local links_bucket, minute, hour, country = ARGV[17], ARGV[18], ARGV[19], ARGV[20]
 local minute_ttl, hour_ttl, now_ms = ARGV[21], ARGV[22], tonumber(ARGV[23])
+local sim_json, sim_scores_json = ARGV[24], ARGV[25]
 
 -- The sender's token is checked here, in the same step as the write, so that a token revoked a
 -- moment ago stores nothing; the request is counted against the sender's rate unless the caller
@@ -78,6 +79,31 @@ local function remove_links(count, bucket, hub_id)
   if not bucket then return end
   for from = 1, count, 200 do
     redis.call('ZREM', core .. 'links:' .. bucket, unpack(link_members(count, hub_id, from)))
+  end
+end
+
+-- The window's similarity index (keys.py, Keys.similar), laid out as the link index is: an
+-- entry "<hub_id>:<n>" per index score of the alert's claims.
+local sim_scores = cjson.decode(sim_scores_json)
+
+local function add_similar(hub_id)
+  for from = 1, #sim_scores, 200 do
+    local args = {}
+    for i, member in ipairs(link_members(#sim_scores, hub_id, from)) do
+      args[#args + 1] = sim_scores[from + i - 1]
+      args[#args + 1] = member
+    end
+    redis.call('ZADD', similar_key, unpack(args))
+  end
+  if #sim_scores > 0 and redis.call('TTL', similar_key) < 0 then
+    redis.call('EXPIRE', similar_key, 3 * window)
+  end
+end
+
+local function remove_similar(count, bucket, hub_id)
+  if not bucket or count == 0 then return end
+  for from = 1, count, 200 do
+    redis.call('ZREM', core .. 'similar:' .. bucket, unpack(link_members(count, hub_id, from)))
   end
 end
 
@@ -141,7 +167,7 @@ local existing = redis.call('HGET', sender_ids, sender .. '|' .. alert_id)
 if existing then
   local akey = core .. 'alert:' .. existing
   local cur = redis.call('HMGET', akey, 'revision', 'content_hash', 'status', 'cluster_id', 'links',
-                         'fingerprint', 'links_bucket', 'audiences')
+                         'fingerprint', 'links_bucket', 'audiences', 'sim_n')
   local cur_rev = tonumber(cur[1])
   if revision == cur_rev then
     if cur[2] == content_hash then return {'unchanged', existing, cur[4], cur_rev} end
@@ -160,6 +186,8 @@ if existing then
                               'occurred_at', now)
   remove_links(#cjson.decode(cur[5]), cur[7], existing)
   add_links(existing)
+  remove_similar(tonumber(cur[9] or '0'), cur[7], existing)
+  add_similar(existing)
   if moved then
     if cur[6] then redis.call('ZREM', core .. 'fpr:' .. cur[6], existing) end
     carry_fingerprint(existing, event_id)
@@ -175,7 +203,8 @@ if existing then
   redis.call('HSET', akey, 'doc', doc, 'meta', meta, 'revision', revision,
              'content_hash', content_hash, 'updated_at', now, 'links', links_json,
              'links_bucket', links_bucket, 'fingerprint', fingerprint, 'logged_as', event_id,
-             'cluster_id', cluster, 'audiences', audiences_json)
+             'cluster_id', cluster, 'audiences', audiences_json, 'sim', sim_json,
+             'sim_n', #sim_scores)
   count_stored('updated')
   return {'updated', existing, cluster, revision, event_id}
 end
@@ -194,10 +223,12 @@ redis.call('HSET', core .. 'alert:' .. new_hub_id, 'doc', doc, 'meta', meta, 'se
            'alert_id', alert_id, 'revision', revision, 'content_hash', content_hash,
            'cluster_id', cluster_id, 'received_at', now, 'status', 'active',
            'links', links_json, 'links_bucket', links_bucket, 'fingerprint', fingerprint,
-           'logged_as', event_id, 'audiences', audiences_json)
+           'logged_as', event_id, 'audiences', audiences_json, 'sim', sim_json,
+           'sim_n', #sim_scores)
 redis.call('HSET', sender_ids, sender .. '|' .. alert_id, new_hub_id)
 redis.call('ZADD', recent, 0, new_hub_id)
 add_links(new_hub_id)
+add_similar(new_hub_id)
 file_audiences(new_hub_id, audiences_json, true)
 count_stored(outcome)
 return {outcome, new_hub_id, cluster_id, revision, event_id, earlier}

@@ -359,3 +359,68 @@ async def test_a_new_subscription_starts_clean(scene: Scene) -> None:
     path = f"/v1/subscriptions/{sub}/explain/{scene.withheld['no-rs'].hub_id}"
     status, body = await api.get("operator", path)
     assert status == 200 and body["verdict"] == "withheld_by_policy", body
+
+
+CLAIM = "KFOR gomila trupe i oklopna vozila kod Zvečana 15. januara, 500 evra po vojniku"
+COPIES = [
+    ("ХИТНО: КФОР гомила трупе и оклопна возила код Звечана 15. јануара, 500 евра 🚨", "sr-Cyrl"),
+    ("KFOR-i po grumbullon trupa pranë Zveçanit më 15 janar, 500 euro për çdo ushtar", "sq"),
+]
+
+
+async def test_similar_and_story_show_no_withheld_report(dapi: Api) -> None:
+    """Reports of one claim withheld from a reader (RED, AMBER, withheld from its country),
+    posted before and after its visible copies, appear in no `similar` list it reads (alert,
+    pull feed, live SSE), and its story is named as if they did not exist: the same story id
+    as for a reader who sees only the visible copies."""
+    api = dapi
+    await api.add_node(SENDER, "AL")
+    await api.add_node(RECIPIENT, "ME")
+    await api.add_node("rs-cert", "RS")
+    await api.add_node("fc-ba", "BA", kind="civil-society", roles=("publish", "subscribe"))
+    pulls = {r: (await api.subscribe(r))["id"] for r in ("rs-cert", "fc-ba")}
+    live = {r: await open_sse(api, r, pulls[r]) for r in pulls}
+
+    async def post(node: str, alert_id: str, text: str, language: str, **sharing: Any) -> str:
+        body = {"id": alert_id, "kind": "disinformation", "title": f"Claim {alert_id}",
+                "severity": "high", "tlp": "GREEN", "observed_at": "2026-11-20T08:15:00Z",
+                "claims": [{"text": text, "language": language}],
+                "urls": [f"https://portal.example/{alert_id}"], **sharing}  # fmt: skip
+        status, answer = await api.post(node, body)
+        assert status == 201, answer
+        return str(answer["hub_id"])
+
+    withheld = {
+        name: await post(SENDER, f"early-{name}", CLAIM, "sr-Latn", **sharing)
+        for name, (sharing, _) in WITHHELD.items()
+    }
+    visible = [await post(RECIPIENT, f"v{i}", t, lang) for i, (t, lang) in enumerate(COPIES)]
+    late = {
+        name: await post(SENDER, f"late-{name}", "HITNO: " + CLAIM, "sr-Latn", **sharing)
+        for name, (sharing, _) in WITHHELD.items()
+    }
+    end = await post(RECIPIENT, "end", CLAIM + " (izvor: Telegram)", "sr-Latn")
+    for reader in ("rs-cert", "fc-ba"):
+        hidden = [withheld[k] for k, (_, who) in WITHHELD.items() if reader in who]
+        hidden += [late[k] for k, (_, who) in WITHHELD.items() if reader in who]
+        assert hidden
+        stories = set()
+        for hub_id in [*visible, end]:
+            refused("leak: similar and story of a withheld report")
+            status, body = await api.get(reader, f"/v1/alerts/{hub_id}")
+            assert status == 200
+            for marker in hidden:
+                assert marker not in str(body), (reader, hub_id)
+            assert {s["hub_id"] for s in body["similar"]} >= {*visible, end} - {hub_id}
+            stories.add(body["story_id"])
+        # Named after the first visible copy, as for a reader that sees only the copies.
+        assert len(stories) == 1
+        events = await api.wait_for_feed(reader, pulls[reader], 3, last=end)
+        text = await read_sse_until(live[reader], end)
+        for marker in hidden:
+            assert marker not in str(events) and marker not in text, reader
+        assert {e["alert"]["story_id"] for e in events if e["hub_id"] in visible} == stories
+    status, body = await api.get(RECIPIENT, f"/v1/alerts/{end}")
+    assert set(withheld.values()) <= {s["hub_id"] for s in body["similar"]}
+    for resp in live.values():
+        resp.close()

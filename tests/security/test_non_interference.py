@@ -73,7 +73,19 @@ HIDING: dict[str, list[dict[str, Any]]] = {
         {"tlp": "GREEN", "share": {"withhold_from": ["operator"]}},
     ],
 }
-CONTENTS = 4
+# Contents 0-3 are threats; 4-7 disinformation claims (issue 20): 4 and 5 one claim, edited and
+# re-scripted (similar via claim), 6 its Albanian telling (similar via entities), 7 another
+# claim about the same place (similar to none). A hidden report of one of them must change no
+# `similar` list and no `story_id` the observer sees.
+CLAIMS = {
+    4: ("KFOR gomila trupe i oklopna vozila kod Zvečana 15. januara, 500 evra po vojniku",
+        "sr-Latn"),
+    5: ("ХИТНО: КФОР гомила трупе и оклопна возила код Звечана 15. јануара, 500 евра по "
+        "војнику 🚨", "sr-Cyrl"),
+    6: ("KFOR-i po grumbullon trupa pranë Zveçanit më 15 janar, 500 euro për çdo ushtar", "sq"),
+    7: ("Kosovska policija uhapsila 12 Srba u Zvečanu bez ikakvog naloga", "sr-Latn"),
+}  # fmt: skip
+CONTENTS = 8
 # The operator's view of the hub's load counts every alert, also those it may not read: how many
 # reports each node posted and when, hub-wide ingest totals per minute, the sharing chart, each
 # subscription's lag and delivery times, the fan-out's lag, the sharing report's `restricted`
@@ -194,7 +206,15 @@ steps = st.one_of(
 
 
 def content(n: int) -> dict[str, Any]:
-    """Content n: a domain of its own, and an address shared with content n ^ 1 (related)."""
+    """Content n: a domain of its own, and an address shared with content n ^ 1 (related); or,
+    for n in CLAIMS, a disinformation claim and a URL of its own."""
+    if n in CLAIMS:
+        text, language = CLAIMS[n]
+        return {
+            "kind": "disinformation",
+            "claims": [{"text": text, "language": language}],
+            "urls": [f"https://c{n}.portal.example/story"],
+        }
     return {
         "indicators": [
             {"type": "domain", "value": f"c{n}.campaign.example"},
@@ -224,6 +244,7 @@ def alert_body(alert_id: str, n: int, revision: int = 1, **sharing: Any) -> dict
 _IDS = re.compile(
     r"(?P<ulid>\b[0-9A-HJKMNP-TV-Z]{26}\b)"
     r"|(?P<cluster>\bcl_[0-9a-f]{24}\b)"
+    r"|(?P<story>\bst_[0-9a-f]{24}\b)"
     r"|(?P<event>\b\d{13}-\d+\b)"
     r"|(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))"
     r"|(?P<loopback>127\.0\.0\.1:\d+)"  # each world's webhook receiver listens on its own port
@@ -652,6 +673,10 @@ FINDING_4 = [VisiblePost(0, 1), HiddenFlood(5001), Read()]
 # Found by this test: a partner's feed typed its GREEN report `alert.corroborated` after a RED
 # one of the same content; read by the operator, that told of the RED report.
 TYPED_FOR_OWNER = [HiddenPost(0, 0, 0), VisiblePost(0, 0), Read()]
+# Issue 20: an earlier hidden report of a claim, then visible copies in another script and
+# language and the observer's own: no similar list names it, no story is named after it.
+SIMILAR_CLAIMS = [HiddenPost(0, 0, 4), VisiblePost(1, 6), ObserverPost(5), HiddenPost(1, 2, 5),
+                  VisiblePost(0, 7), Read()]  # fmt: skip
 
 
 @settings(
@@ -665,6 +690,9 @@ TYPED_FOR_OWNER = [HiddenPost(0, 0, 0), VisiblePost(0, 0), Read()]
 @example(observer="operator", script=FINDING_3)
 @example(observer="obs-rs", script=FINDING_4)
 @example(observer="operator", script=TYPED_FOR_OWNER)
+@example(observer="obs-rs", script=SIMILAR_CLAIMS)
+@example(observer="obs-fc", script=SIMILAR_CLAIMS)
+@example(observer="operator", script=SIMILAR_CLAIMS)
 def test_hidden_actions_change_nothing_the_observer_gets(
     observer: str,
     script: list[Step],
