@@ -29,6 +29,7 @@ import orjson
 SCHEMA_NAMES: tuple[str, ...] = (
     "alert",
     "batch",
+    "fact-check",
     "node",
     "retract",
     "subscription",
