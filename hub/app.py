@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from hub.api import alerts as api_alerts
+from hub.api import clusters as api_clusters
 from hub.api import fact_checks as api_fact_checks
 from hub.api import meta as api_meta
 from hub.api import metrics as api_metrics
@@ -43,6 +44,7 @@ from hub.errors import (
 )
 from hub.ids import new_ulid
 from hub.ingest.alert_views import AlertViews
+from hub.ingest.cluster_views import ClusterViews
 from hub.ingest.dedup import AlertStore, file_older_alerts
 from hub.ingest.fact_checks import FactCheckStore
 from hub.ingest.validation import SchemaSet
@@ -209,6 +211,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             operator=operator,
             last_seen=LastSeen(client, keys),
         )
+        fact_checks = FactCheckStore(client, keys, scripts)
         app[HUB] = Hub(
             settings=settings,
             schemas=app[SCHEMAS_KEY],
@@ -227,7 +230,8 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
                 client, keys, scripts, delivery_batcher, dedup_window_s=settings.dedup_window_s
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
-            fact_checks=FactCheckStore(client, keys, scripts),
+            fact_checks=fact_checks,
+            clusters=ClusterViews(client, keys, fact_checks, settings.dedup_window_s),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         async with _background_work(app[HUB], delivery_batcher):
@@ -318,6 +322,7 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         + api_reports.routes()
         + api_alerts.routes()
         + api_fact_checks.routes()
+        + api_clusters.routes()
         + api_subscriptions.routes()
         + api_page.routes()
         + api_status.routes()

@@ -14,6 +14,7 @@ from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import SubscriptionStore
 from hub.ingest.alert_views import AlertViews
+from hub.ingest.cluster_views import ClusterViews
 from hub.ingest.dedup import AlertStore
 from hub.ingest.fact_checks import FactCheckStore
 from hub.ingest.validation import SchemaSet
@@ -40,6 +41,7 @@ class Hub:
     feeds: FeedReader
     news: FeedNews
     fact_checks: FactCheckStore
+    clusters: ClusterViews
     # Set when the process begins to stop: SSE streams and background workers end on it.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.monotonic)

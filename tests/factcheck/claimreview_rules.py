@@ -104,7 +104,9 @@ def _number(value: Any) -> float | None:
 def _rating(rating: Any) -> list[str]:
     if not isinstance(rating, dict) or rating.get("@type") != "Rating":
         return ["reviewRating: must be a Rating"]
-    found = [f"reviewRating.{p}: required" for p in REQUIRED["Rating"] if not _present(rating.get(p))]
+    found = [
+        f"reviewRating.{p}: required" for p in REQUIRED["Rating"] if not _present(rating.get(p))
+    ]
     if "ratingValue" in rating:
         value = _number(rating["ratingValue"])
         best = _number(rating.get("bestRating", 5))

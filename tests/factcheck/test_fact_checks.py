@@ -127,9 +127,11 @@ async def test_retraction_by_the_checker_only(api: Api) -> None:
     other = f"/v1/alerts/{green}/fact-checks/{new_ulid()}/retract"
     assert (await api.client.post(other, headers=api.auth("fc-ba"))).status == 404
     for _ in range(2):
-        resp = await api.client.post(path, json={"reason": "wrong video"}, headers=api.auth("fc-ba"))
+        reason = {"reason": "wrong video"}
+        resp = await api.client.post(path, json=reason, headers=api.auth("fc-ba"))
         assert resp.status == 200
-        assert await resp.json() == {"fact_check_id": posted["fact_check_id"], "status": "retracted"}
+        answer = await resp.json()
+        assert answer == {"fact_check_id": posted["fact_check_id"], "status": "retracted"}
     _, alert = await api.get("rs-cert", f"/v1/alerts/{green}")
     (shown,) = alert["fact_checks"]
     assert shown["status"] == "retracted" and shown["retraction_reason"] == "wrong video"
