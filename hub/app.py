@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from hub.api import alerts as api_alerts
+from hub.api import atom_feed as api_atom_feed
 from hub.api import clusters as api_clusters
 from hub.api import fact_checks as api_fact_checks
 from hub.api import meta as api_meta
@@ -324,6 +325,7 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         + api_fact_checks.routes()
         + api_clusters.routes()
         + api_subscriptions.routes()
+        + api_atom_feed.routes()
         + api_page.routes()
         + api_status.routes()
     )

@@ -46,6 +46,14 @@ class Settings:
     appendfsync: str = "everysec"
     log_level: str = "info"
     key_prefix: str = "alerthub"
+    # Where people reach the hub (links in e-mails, feed URLs); None: the request's own origin.
+    public_url: str | None = None
+    # E-mail delivery (email_delivery.py): the relay, smtp:// (STARTTLS) or smtps:// (TLS).
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_password_file: Path | None = None
+    smtp_ca_file: Path | None = None
+    mail_from: str = "alerthub <alerthub@localhost>"
+    smtp_timeout_s: float = 30.0
 
     def __repr__(self) -> str:
         shown = []
@@ -53,7 +61,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "bootstrap_token" and value is not None:
                 value = "***"
-            if f.name == "redis_url" and value:
+            if f.name in ("redis_url", "smtp_url") and value:
                 value = redact_url(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -88,6 +96,12 @@ class Settings:
             appendfsync=_appendfsync(get("ALERTHUB_APPENDFSYNC")),
             log_level=_log_level(get("ALERTHUB_LOG_LEVEL")),
             key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
+            public_url=_public_url(get("ALERTHUB_PUBLIC_URL")),
+            smtp_url=_smtp_url(get("ALERTHUB_SMTP_URL")),
+            smtp_password_file=_path(get("ALERTHUB_SMTP_PASSWORD_FILE")),
+            smtp_ca_file=_path(get("ALERTHUB_SMTP_CA_FILE")),
+            mail_from=_mail_from(get("ALERTHUB_MAIL_FROM")),
+            smtp_timeout_s=_seconds("ALERTHUB_SMTP_TIMEOUT_S", get, 30.0),
         )
 
 
@@ -180,6 +194,35 @@ def _prefix(raw: str | None) -> str:
     if not all(c.isalnum() or c in "-_." for c in prefix):
         raise SettingsError("ALERTHUB_KEY_PREFIX may hold only letters, digits, '-', '_', '.'")
     return prefix
+
+
+def _public_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.startswith(("http://", "https://")) or any(c in raw for c in " \r\n?#"):
+        raise SettingsError(f"ALERTHUB_PUBLIC_URL must be an http(s) URL, not {raw!r}")
+    return raw.rstrip("/")
+
+
+def _smtp_url(raw: str | None) -> str | None:
+    """smtp://[user[:password]@]host[:port] (STARTTLS, required), smtps://… (TLS from the first
+    byte), or smtp://…?tls=off for a relay on this host only (email_delivery.SmtpRelay)."""
+    if raw is None:
+        return None
+    if not raw.startswith(("smtp://", "smtps://")):
+        raise SettingsError("ALERTHUB_SMTP_URL must start with smtp:// or smtps://")
+    return raw
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw is not None else None
+
+
+def _mail_from(raw: str | None) -> str:
+    value = raw or "alerthub <alerthub@localhost>"
+    if any(c in value for c in "\r\n") or "@" not in value:
+        raise SettingsError("ALERTHUB_MAIL_FROM must be one address such as hub <hub@example.org>")
+    return value
 
 
 def redact_url(url: str) -> str:

@@ -154,12 +154,15 @@ async def delete_subscription(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _feed_query(request: web.Request) -> tuple[str | None, int]:
-    problems = query_problems(request.query, ("after", "limit"))
+def _feed_query(
+    request: web.Request, extra: tuple[str, ...] = (), default_limit: int = DEFAULT_FEED_PAGE
+) -> tuple[str | None, int]:
+    """`after` and `limit` from the query (and `extra` parameters allowed, read elsewhere)."""
+    problems = query_problems(request.query, ("after", "limit", *extra))
     after = request.query.get("after") or None
     if after is not None and not is_event_id(after):
         problems.append(ProblemDetail("/after", "format", "must be an event id such as 1764-0"))
-    limit = DEFAULT_FEED_PAGE
+    limit = default_limit
     if request.query.get("limit"):
         try:
             limit = int(request.query["limit"])

@@ -213,6 +213,28 @@ class FeedReader:
                 break
         return FeedPage(events, events[-1]["id"] if events else after, last_read)
 
+    async def latest(
+        self, sub_id: str, limit: int, readers: tuple[Node, ...]
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` of the feed's newest events that every one of `readers` may see,
+        newest first (what a feed reader shows)."""
+        found: list[dict[str, Any]] = []
+        upper = "+"
+        while len(found) < limit:
+            raw = await self._batcher.command(
+                "XREVRANGE", self._keys.feed(sub_id), upper, "-", "COUNT", limit
+            )
+            if not raw:
+                break
+            newest_first = [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
+            in_order = list(reversed(newest_first))
+            shown = await self.events(await self.retyped(sub_id, in_order, readers), readers)
+            found += reversed(shown)
+            upper = f"({newest_first[-1].id}"
+            if len(raw) < limit:
+                break
+        return found[:limit]
+
     async def retyped(
         self, sub_id: str, entries: list[FeedEntry], readers: tuple[Node, ...]
     ) -> list[FeedEntry]:
