@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from hub.api import alerts as api_alerts
 from hub.api import atom_feed as api_atom_feed
 from hub.api import clusters as api_clusters
+from hub.api import email_links as api_email_links
 from hub.api import fact_checks as api_fact_checks
 from hub.api import meta as api_meta
 from hub.api import metrics as api_metrics
@@ -29,6 +30,7 @@ from hub.api import subscriptions as api_subscriptions
 from hub.api.web_io import json_response
 from hub.auth import Authenticator
 from hub.context import HUB, Hub
+from hub.delivery.email_delivery import MailContext, relay_from
 from hub.delivery.fanout import Fanout
 from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
@@ -278,11 +280,25 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         batcher=batcher,
         metrics=hub.metrics,
     )
+    relay = relay_from(hub.settings)
+    mail = (
+        MailContext(
+            relay=relay,
+            mail_from=hub.settings.mail_from,
+            link_key=hub.cursor_key,
+            public_url=hub.settings.public_url,
+            digest_periods_s=dict(
+                zip(("hourly", "daily"), hub.settings.digest_periods_s, strict=True)
+            ),
+        )
+        if relay is not None
+        else None
+    )
     news_task = asyncio.create_task(hub.news.run(), name="feed-news")
     hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
     workers = [
         hub.fanout_task,
-        asyncio.create_task(WebhookSupervisor(delivery).run(hub.stopping), name="webhooks"),
+        asyncio.create_task(WebhookSupervisor(delivery, mail).run(hub.stopping), name="webhooks"),
     ]
     try:
         yield
@@ -326,6 +342,7 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         + api_clusters.routes()
         + api_subscriptions.routes()
         + api_atom_feed.routes()
+        + api_email_links.routes()
         + api_page.routes()
         + api_status.routes()
     )

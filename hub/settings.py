@@ -7,6 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
     0,
@@ -54,6 +57,9 @@ class Settings:
     smtp_ca_file: Path | None = None
     mail_from: str = "alerthub <alerthub@localhost>"
     smtp_timeout_s: float = 30.0
+    # The lengths of the `hourly` and `daily` digests' periods (seconds; epoch-aligned, so a day
+    # is a UTC day). Shorter ones are for tests.
+    digest_periods_s: tuple[float, float] = (3600.0, 86400.0)
 
     def __repr__(self) -> str:
         shown = []
@@ -102,6 +108,7 @@ class Settings:
             smtp_ca_file=_path(get("ALERTHUB_SMTP_CA_FILE")),
             mail_from=_mail_from(get("ALERTHUB_MAIL_FROM")),
             smtp_timeout_s=_seconds("ALERTHUB_SMTP_TIMEOUT_S", get, 30.0),
+            digest_periods_s=_periods(get("ALERTHUB_DIGEST_PERIODS")),
         )
 
 
@@ -209,9 +216,33 @@ def _smtp_url(raw: str | None) -> str | None:
     byte), or smtp://…?tls=off for a relay on this host only (email_delivery.SmtpRelay)."""
     if raw is None:
         return None
-    if not raw.startswith(("smtp://", "smtps://")):
-        raise SettingsError("ALERTHUB_SMTP_URL must start with smtp:// or smtps://")
+    parts = urlsplit(raw)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError("ALERTHUB_SMTP_URL must be smtp://host or smtps://host")
+    try:
+        parts.port  # noqa: B018 (a port out of range raises here)
+    except ValueError:
+        raise SettingsError("ALERTHUB_SMTP_URL has a bad port") from None
+    tls = parse_qs(parts.query).get("tls", ["on"])[0]
+    if tls not in ("on", "off"):
+        raise SettingsError("ALERTHUB_SMTP_URL: tls must be on or off")
+    if tls == "off" and (parts.scheme == "smtps" or parts.hostname not in LOOPBACK_HOSTS):
+        raise SettingsError(
+            "ALERTHUB_SMTP_URL: tls=off only for a relay on this host (smtp://localhost)"
+        )
     return raw
+
+
+def _periods(raw: str | None) -> tuple[float, float]:
+    if raw is None:
+        return (3600.0, 86400.0)
+    try:
+        hourly, daily = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError("ALERTHUB_DIGEST_PERIODS must be two numbers: hourly,daily") from None
+    if not (0 < hourly <= daily):
+        raise SettingsError("ALERTHUB_DIGEST_PERIODS must be 0 < hourly <= daily seconds")
+    return hourly, daily
 
 
 def _path(raw: str | None) -> Path | None:

@@ -39,7 +39,7 @@ log = get_logger("hub.subscriptions")
 
 # What only a subscription's owner may change: where and what it delivers. The operator may
 # pause, resume and delete, but must not redirect a partner's deliveries to itself (DESIGN.md).
-OWNER_ONLY_FIELDS = ("url", "filter")
+OWNER_ONLY_FIELDS = ("url", "filter", "digest", "max_tlp")
 
 
 async def _body(request: web.Request, hub: Hub, schema: str) -> dict[str, Any]:
@@ -87,7 +87,13 @@ async def create_subscription(request: web.Request) -> web.Response:
     body = await _body(request, hub, "subscription")
     if body["delivery"]["type"] == "webhook":
         await _check_url(hub, body["delivery"]["url"], "/delivery/url")
-    sub = await hub.subscriptions.create(new_subscription(node.id, body))
+    if body["delivery"]["type"] == "email" and hub.settings.smtp_url is None:
+        raise ValidationFailed(
+            "this hub sends no e-mail",
+            [ProblemDetail("/delivery/type", "enum", "the hub has no SMTP relay configured")],
+        )
+    link_base = hub.settings.public_url or str(request.url.origin())
+    sub = await hub.subscriptions.create(new_subscription(node.id, body, link_base))
     structlog.contextvars.bind_contextvars(subscription=sub.id)
     out = sub.public_json()
     if sub.secret is not None:
@@ -122,8 +128,10 @@ async def patch_subscription(request: web.Request) -> web.Response:
     url = body.get("url")
     if url is not None:
         if not sub.is_webhook:
-            raise Conflict("a pull subscription has no URL to change")
+            raise Conflict(f"a {sub.delivery_type} subscription has no URL to change")
         await _check_url(hub, url, "/url")
+    if ("digest" in body or "max_tlp" in body) and not sub.is_email:
+        raise Conflict("digest and max_tlp are for e-mail subscriptions only")
 
     def change(current: Subscription) -> Subscription:
         new = current
@@ -132,6 +140,10 @@ async def patch_subscription(request: web.Request) -> web.Response:
         if url is not None and url != current.url:
             reason = "waiting for the new endpoint to answer the verification challenge"
             new = replace(new, url=url, status="pending", status_reason=reason)
+        if "digest" in body:
+            new = replace(new, digest=body["digest"])
+        if "max_tlp" in body:
+            new = replace(new, max_tlp=body["max_tlp"])
         wanted = body.get("status")
         if wanted == "paused" and new.status != "paused":
             new = replace(new, status="paused", status_reason="paused by request")
@@ -145,6 +157,8 @@ async def patch_subscription(request: web.Request) -> web.Response:
         raise NotFound(f"no subscription {sub.id}")
     if updated.url != sub.url or (updated.status == "pending" and sub.status != "pending"):
         await hub.redis.hdel(hub.keys.delivery(sub.id), "verify_attempts", "verify_next_ms")
+        if updated.is_email:  # back to pending: a new confirmation goes to the address
+            await hub.redis.delete(hub.keys.mail_tokens(sub.id))
     return json_response(updated.public_json())
 
 
