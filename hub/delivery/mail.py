@@ -41,7 +41,7 @@ MAX_HEADER_TEXT = 180
 # Header lines unfolded up to RFC 5322's hard limit: the standard library folds a subject that
 # starts with "[" before its first word, which readers show as a leading space.
 POLICY = SMTP.clone(max_line_length=998)
-_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]+")
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 TYPE_WORDS = {
     "alert.created": "New alert",
     "alert.corroborated": "Corroborated",
