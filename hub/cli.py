@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--country", required=True)
     add.add_argument("--kind", required=True, choices=["government", "civil-society"])
     add.add_argument(
-        "--roles", default="publish,subscribe", help="comma-separated: publish, subscribe, operator"
+        "--roles",
+        default="publish,subscribe",
+        help="comma-separated: publish, subscribe, fact-check, operator",
     )
     add.add_argument(
         "--withhold-from",
