@@ -234,7 +234,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
             fact_checks=fact_checks,
-            clusters=ClusterViews(client, keys, fact_checks, settings.dedup_window_s),
+            clusters=ClusterViews(client, keys, scripts, fact_checks, settings.dedup_window_s),
         )
         log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
         async with _background_work(app[HUB], delivery_batcher):

@@ -27,16 +27,18 @@ from redis.asyncio import Redis
 
 from hub.errors import NotFound
 from hub.ids import ulid_floor, utc_now
-from hub.ingest.alert_views import READ_CHUNK, IndexStream, StoredAlert, load_alerts, merge_newest
+from hub.ingest.alert_views import ALERT_FIELDS, READ_CHUNK, IndexStream, StoredAlert, merge_newest
 from hub.ingest.fact_checks import FactCheckStore, StoredFactCheck
 from hub.nodes import Node
 from hub.policy import Sharing, may_see, reader_audiences
 from hub.store.keys import Keys
+from hub.store.scripts import Scripts
 
 CLUSTER_ID = re.compile(r"^cl_[0-9a-f]{24}$")
 SORTS = ("last_seen", "spread")
 MAX_CLAIMS = 20
 VIEW_BATCH = 50  # clusters whose reports are read together while a page by last_seen fills
+SCRIPT_CHUNK = 1000  # ids per call of the read scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +181,39 @@ class ClusterView:
 
 class ClusterViews:
     def __init__(
-        self, redis: Redis, keys: Keys, fact_checks: FactCheckStore, window_s: int
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        fact_checks: FactCheckStore,
+        window_s: int,
     ) -> None:
         self._redis = redis
         self._keys = keys
+        self._scripts = scripts
         self._fact_checks = fact_checks
         self._window_s = window_s
+
+    async def _hashes(self, prefix: str, ids: list[str], fields: list[str]) -> list[list[Any]]:
+        """HMGET of `fields` of each {core}<prefix><id>, in calls of read_hashes_lua (the names
+        as keys.py builds them: "alert:" for Keys.alert)."""
+        out: list[list[Any]] = []
+        for start in range(0, len(ids), SCRIPT_CHUNK):
+            chunk = ids[start : start + SCRIPT_CHUNK]
+            out += await self._scripts.read_hashes(
+                keys=[], args=[self._keys.core, prefix, len(fields), *fields, *chunk]
+            )
+        return out
+
+    async def _members(self, prefix: str, kind: str, ids: list[str]) -> list[list[bytes]]:
+        """Every member of each {core}<prefix><id> (a list or a sorted set)."""
+        out: list[list[bytes]] = []
+        for start in range(0, len(ids), SCRIPT_CHUNK):
+            chunk = ids[start : start + SCRIPT_CHUNK]
+            out += await self._scripts.read_members(
+                keys=[], args=[self._keys.core, prefix, kind, *chunk]
+            )
+        return out
 
     async def one(self, cluster_id: str, caller: Node) -> dict[str, Any]:
         """The cluster as the caller sees it; NotFound, exactly as for an unknown id, when it
@@ -198,29 +227,20 @@ class ClusterViews:
     async def views(self, cluster_ids: list[str], caller: Node) -> dict[str, ClusterView]:
         """Each cluster with the reports and fact-checks the caller may see."""
         unique = sorted(set(cluster_ids))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for cluster_id in unique:
-                pipe.lrange(self._keys.cluster(cluster_id), 0, -1)
-            rows = await pipe.execute()
-        members = {c: [m.decode() for m in row] for c, row in zip(unique, rows, strict=True)}
+        lists = await self._members("cluster:", "list", unique)  # Keys.cluster
+        members = {c: [m.decode() for m in row] for c, row in zip(unique, lists, strict=True)}
         every = sorted({h for ids in members.values() for h in ids})
-        sharing: dict[str, Sharing] = {}
-        for start in range(0, len(every), READ_CHUNK):
-            chunk = every[start : start + READ_CHUNK]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for hub_id in chunk:
-                    pipe.hget(self._keys.alert(hub_id), "meta")
-                metas = await pipe.execute()
-            for hub_id, meta in zip(chunk, metas, strict=True):
-                if meta is not None:
-                    sharing[hub_id] = Sharing.from_json(orjson.loads(meta), hub_id)
-        visible = [h for h in every if h in sharing and may_see(sharing[h], caller)]
+        rows = await self._hashes("alert:", every, list(ALERT_FIELDS))  # Keys.alert
+        meta_at = ALERT_FIELDS.index("meta")
         loaded: dict[str, StoredAlert] = {}
-        for start in range(0, len(visible), READ_CHUNK):
-            chunk = visible[start : start + READ_CHUNK]
-            for alert in await load_alerts(self._redis, self._keys, chunk):
-                if alert is not None:
-                    loaded[alert.hub_id] = alert
+        for hub_id, row in zip(every, rows, strict=True):
+            meta = row[meta_at]
+            # Only what the caller may see is parsed further (its body is read either way).
+            if meta is None or not may_see(Sharing.from_json(orjson.loads(meta), hub_id), caller):
+                continue
+            alert = StoredAlert.from_row(hub_id, row)
+            if alert is not None:
+                loaded[hub_id] = alert
         fact_checks = await self._fact_checks.of_clusters(unique, caller)
         return {
             c: ClusterView(
@@ -340,10 +360,7 @@ class ClusterViews:
             candidates = merge_newest(streams, READ_CHUNK)
             if not candidates:
                 return
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for hub_id in candidates:
-                    pipe.hmget(self._keys.alert(hub_id), ["meta", "cluster_id", "status"])
-                rows = await pipe.execute()
+            rows = await self._hashes("alert:", candidates, ["meta", "cluster_id", "status"])
             for hub_id, (meta, cluster_id, status) in zip(candidates, rows, strict=True):
                 if meta is None or cluster_id is None or status == b"retracted":
                     continue

@@ -232,10 +232,11 @@ class FactCheckStore:
         """Per cluster, its fact-checks the caller may see (posted on an alert it may see),
         oldest first, at most MAX_SHOWN each: the bound counts only those."""
         unique = sorted(set(cluster_ids))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for cluster_id in unique:
-                pipe.zrange(self._keys.cluster_fact_checks(cluster_id), 0, -1)
-            rows = await pipe.execute()
+        rows: list[list[bytes]] = []
+        for start in range(0, len(unique), 1000):  # Keys.cluster_fact_checks, read in one call
+            rows += await self._scripts.read_members(
+                keys=[], args=[self._keys.core, "cfc:", "zset", *unique[start : start + 1000]]
+            )
         ids = {c: [m.decode() for m in members] for c, members in zip(unique, rows, strict=True)}
         every = [i for members in ids.values() for i in members]
         if not every:

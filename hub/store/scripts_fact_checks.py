@@ -65,3 +65,34 @@ redis.call('HSET', fact_key, 'status', 'retracted', 'retracted_at', now,
            'retraction_reason', reason)
 return {'retracted', event_id}
 """
+
+# Read-only helpers for the triage queue (cluster_views.py): one call reads what would otherwise
+# be thousands of pipelined commands, each paying the client's per-command cost.
+read_hashes_lua = """
+local core, prefix, nfields = ARGV[1], ARGV[2], tonumber(ARGV[3])
+
+-- For each id after the field names: HMGET of those fields of <core><prefix><id>.
+local fields = {}
+for i = 1, nfields do fields[i] = ARGV[3 + i] end
+local out = {}
+for i = 4 + nfields, #ARGV do
+  out[#out + 1] = redis.call('HMGET', core .. prefix .. ARGV[i], unpack(fields))
+end
+return out
+"""
+
+read_members_lua = """
+local core, prefix, kind = ARGV[1], ARGV[2], ARGV[3]
+
+-- For each id: every member of the list (kind "list") or sorted set ("zset") <core><prefix><id>.
+local out = {}
+for i = 4, #ARGV do
+  local key = core .. prefix .. ARGV[i]
+  if kind == 'list' then
+    out[#out + 1] = redis.call('LRANGE', key, 0, -1)
+  else
+    out[#out + 1] = redis.call('ZRANGE', key, 0, -1)
+  end
+end
+return out
+"""

@@ -294,3 +294,31 @@ async def test_email_needs_a_relay(api: Api) -> None:
     )
     body = await resp.json()
     assert resp.status == 422 and body["details"][0]["pointer"] == "/delivery/type"
+
+
+async def test_only_the_owner_opts_in_to_amber(mapi: Api, mail_server: MailServer) -> None:
+    """An operator may pause an e-mail subscription but not raise its TLP limit or change its
+    rhythm (403); the owner may; neither applies to a pull subscription (409)."""
+    sub = await subscribe_by_mail(mapi, mail_server, confirm=False)
+    path = f"/v1/subscriptions/{sub}"
+    resp = await mapi.client.patch(path, json={"max_tlp": "AMBER"}, headers=mapi.auth("operator"))
+    assert resp.status == 403
+    resp = await mapi.client.patch(
+        path, json={"max_tlp": "AMBER", "digest": "daily"}, headers=mapi.auth("rs-cert")
+    )
+    assert resp.status == 200
+    delivery = (await resp.json())["delivery"]
+    assert (delivery["max_tlp"], delivery["digest"]) == ("AMBER", "daily")
+    pull = (await mapi.subscribe("rs-cert"))["id"]
+    resp = await mapi.client.patch(
+        f"/v1/subscriptions/{pull}", json={"digest": "daily"}, headers=mapi.auth("rs-cert")
+    )
+    assert resp.status == 409
+
+
+def test_the_relay_password_is_not_shown() -> None:
+    """Settings read from the environment keep the relay's password out of their repr."""
+    settings = Settings.from_env({"ALERTHUB_SMTP_URL": "smtp://hub:s3cret@relay.example:587"})
+    assert "s3cret" not in repr(settings) and "relay.example" in repr(settings)
+    with pytest.raises(ValueError, match="tls=off"):
+        Settings.from_env({"ALERTHUB_SMTP_URL": "smtp://relay.example:25?tls=off"})

@@ -11,8 +11,11 @@ import pytest
 
 from hub.ids import new_ulid
 from tests.conftest import Api, disinfo_alert
+from tests.delivery.test_webhooks import wait_status
 from tests.factcheck import claimreview_rules
 from tests.factcheck.helpers import cluster_of_two, fact_check_body, post_fact_check
+from tests.receivers import Receiver
+from tests.sse_client import SseReader
 
 pytestmark = pytest.mark.timeout(60)
 CHECKER_ROLES = ("subscribe", "fact-check")
@@ -261,3 +264,35 @@ def test_the_rules_catch_what_google_and_schema_org_refuse() -> None:
     ]
     for doc in broken:
         assert claimreview_rules.errors(doc), doc
+
+
+async def test_the_verdict_arrives_by_webhook_and_sse(
+    dapi: Api, receivers: list[Receiver]
+) -> None:
+    """A CERT that had the claim gets alert.fact_checked, with the fact-check and the report it
+    is on, as a signed webhook POST and as an SSE frame, after the report's own event."""
+    api = dapi
+    await add_nodes(api)
+    receiver = await Receiver().start()
+    receivers.append(receiver)
+    hook = await api.subscribe("me-cert", {"type": "webhook", "url": receiver.url})
+    await wait_status(api, "me-cert", hook["id"], "active")
+    pull = (await api.subscribe("me-cert"))["id"]
+    stream = await api.client.get(
+        f"/v1/subscriptions/{pull}/events",
+        headers={**api.auth("me-cert"), "Accept": "text/event-stream"},
+    )
+    assert stream.status == 200
+    _, posted = await api.post("rs-cert", disinfo_alert("d-1"))
+    _, checked = await post_fact_check(api, "fc-ba", posted["hub_id"], fact_check_body())
+    reader = SseReader(stream)
+    frames = [await reader.next_event(10), await reader.next_event(10)]
+    stream.close()
+    assert [f["event"] for f in frames] == ["alert.created", "alert.fact_checked"]
+    event = frames[1]["data"]
+    assert event["fact_check"]["fact_check_id"] == checked["fact_check_id"]
+    assert event["alert"]["hub_id"] == posted["hub_id"] == event["hub_id"]
+    await receiver.wait_for(lambda r: len(r.deliveries) == 2)
+    pushed = receiver.deliveries[1]
+    assert pushed.event == {**event, "alert": pushed.event["alert"]}
+    assert pushed.headers["webhook-id"] == event["id"] and "webhook-signature" in pushed.headers
