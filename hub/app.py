@@ -16,6 +16,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from hub.api import alerts as api_alerts
+from hub.api import atom_feed as api_atom_feed
+from hub.api import clusters as api_clusters
+from hub.api import email_links as api_email_links
+from hub.api import fact_checks as api_fact_checks
 from hub.api import meta as api_meta
 from hub.api import metrics as api_metrics
 from hub.api import nodes as api_nodes
@@ -26,6 +30,7 @@ from hub.api import subscriptions as api_subscriptions
 from hub.api.web_io import json_response
 from hub.auth import Authenticator
 from hub.context import HUB, Hub
+from hub.delivery.email_delivery import MailContext, relay_from
 from hub.delivery.fanout import Fanout
 from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
@@ -44,7 +49,9 @@ from hub.errors import (
 )
 from hub.ids import new_ulid
 from hub.ingest.alert_views import AlertViews
+from hub.ingest.cluster_views import ClusterViews
 from hub.ingest.dedup import AlertStore, file_older_alerts
+from hub.ingest.fact_checks import FactCheckStore
 from hub.ingest.similar_views import SimilarViews
 from hub.ingest.similarity.signature import warm_up as similarity_warm_up
 from hub.ingest.validation import SchemaSet
@@ -226,6 +233,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             operator=operator,
             last_seen=LastSeen(client, keys),
         )
+        fact_checks = FactCheckStore(client, keys, scripts)
         app[HUB] = Hub(
             settings=settings,
             schemas=app[SCHEMAS_KEY],
@@ -249,6 +257,8 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
                 similar=similar,
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
+            fact_checks=fact_checks,
+            clusters=ClusterViews(client, keys, scripts, fact_checks, settings.dedup_window_s),
         )
         if settings.similarity:
             # In a thread, so that start-up does not wait: the first claim would otherwise wait
@@ -298,11 +308,25 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         batcher=batcher,
         metrics=hub.metrics,
     )
+    relay = relay_from(hub.settings)
+    mail = (
+        MailContext(
+            relay=relay,
+            mail_from=hub.settings.mail_from,
+            link_key=hub.cursor_key,
+            public_url=hub.settings.public_url,
+            digest_periods_s=dict(
+                zip(("hourly", "daily"), hub.settings.digest_periods_s, strict=True)
+            ),
+        )
+        if relay is not None
+        else None
+    )
     news_task = asyncio.create_task(hub.news.run(), name="feed-news")
     hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
     workers = [
         hub.fanout_task,
-        asyncio.create_task(WebhookSupervisor(delivery).run(hub.stopping), name="webhooks"),
+        asyncio.create_task(WebhookSupervisor(delivery, mail).run(hub.stopping), name="webhooks"),
     ]
     try:
         yield
@@ -344,7 +368,11 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         + api_nodes.routes()
         + api_reports.routes()
         + api_alerts.routes()
+        + api_fact_checks.routes()
+        + api_clusters.routes()
         + api_subscriptions.routes()
+        + api_atom_feed.routes()
+        + api_email_links.routes()
         + api_page.routes()
         + api_status.routes()
     )

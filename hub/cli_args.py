@@ -171,7 +171,7 @@ def _add_nodes(commands: Any) -> None:
     add.add_argument(
         "--roles",
         default="publish,subscribe",
-        help="comma-separated: publish, subscribe, operator (default: %(default)s)",
+        help="comma-separated: publish, subscribe, fact-check, operator (default: %(default)s)",
     )
     add.add_argument(
         "--withhold-from",

@@ -14,7 +14,9 @@ from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import SubscriptionStore
 from hub.ingest.alert_views import AlertViews
+from hub.ingest.cluster_views import ClusterViews
 from hub.ingest.dedup import AlertStore
+from hub.ingest.fact_checks import FactCheckStore
 from hub.ingest.validation import SchemaSet
 from hub.nodes import Node, NodeRegistry
 from hub.ops.metrics import Metrics
@@ -38,6 +40,8 @@ class Hub:
     subscriptions: SubscriptionStore
     feeds: FeedReader
     news: FeedNews
+    fact_checks: FactCheckStore
+    clusters: ClusterViews
     # Set when the process begins to stop: SSE streams and background workers end on it.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.monotonic)

@@ -7,6 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
     0,
@@ -88,6 +91,17 @@ class Settings:
     # person do not; higher links less).
     similarity: bool = True
     similarity_threshold: float = 0.5
+    # Where people reach the hub (links in e-mails, feed URLs); None: the request's own origin.
+    public_url: str | None = None
+    # E-mail delivery (email_delivery.py): the relay, smtp:// (STARTTLS) or smtps:// (TLS).
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_password_file: Path | None = None
+    smtp_ca_file: Path | None = None
+    mail_from: str = "alerthub <alerthub@localhost>"
+    smtp_timeout_s: float = 30.0
+    # The lengths of the `hourly` and `daily` digests' periods (seconds; epoch-aligned, so a day
+    # is a UTC day). Shorter ones are for tests.
+    digest_periods_s: tuple[float, float] = (3600.0, 86400.0)
 
     def __repr__(self) -> str:
         shown = []
@@ -95,7 +109,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "bootstrap_token" and value is not None:
                 value = "***"
-            if f.name == "redis_url" and value:
+            if f.name in ("redis_url", "smtp_url") and value:
                 value = redact_url(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -132,6 +146,13 @@ class Settings:
             key_prefix=_prefix(get("ALERTHUB_KEY_PREFIX")),
             similarity=_bool("ALERTHUB_SIMILARITY", get, True),
             similarity_threshold=_threshold(get("ALERTHUB_SIMILARITY_THRESHOLD")),
+            public_url=_public_url(get("ALERTHUB_PUBLIC_URL")),
+            smtp_url=_smtp_url(get("ALERTHUB_SMTP_URL")),
+            smtp_password_file=_path(get("ALERTHUB_SMTP_PASSWORD_FILE")),
+            smtp_ca_file=_path(get("ALERTHUB_SMTP_CA_FILE")),
+            mail_from=_mail_from(get("ALERTHUB_MAIL_FROM")),
+            smtp_timeout_s=_seconds("ALERTHUB_SMTP_TIMEOUT_S", get, 30.0),
+            digest_periods_s=_periods(get("ALERTHUB_DIGEST_PERIODS")),
         )
 
 
@@ -243,6 +264,59 @@ def _prefix(raw: str | None) -> str:
     if not all(c.isalnum() or c in "-_." for c in prefix):
         raise SettingsError("ALERTHUB_KEY_PREFIX may hold only letters, digits, '-', '_', '.'")
     return prefix
+
+
+def _public_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.startswith(("http://", "https://")) or any(c in raw for c in " \r\n?#"):
+        raise SettingsError(f"ALERTHUB_PUBLIC_URL must be an http(s) URL, not {raw!r}")
+    return raw.rstrip("/")
+
+
+def _smtp_url(raw: str | None) -> str | None:
+    """smtp://[user[:password]@]host[:port] (STARTTLS, required), smtps://… (TLS from the first
+    byte), or smtp://…?tls=off for a relay on this host only (email_delivery.SmtpRelay)."""
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError("ALERTHUB_SMTP_URL must be smtp://host or smtps://host")
+    try:
+        parts.port  # noqa: B018 (a port out of range raises here)
+    except ValueError:
+        raise SettingsError("ALERTHUB_SMTP_URL has a bad port") from None
+    tls = parse_qs(parts.query).get("tls", ["on"])[0]
+    if tls not in ("on", "off"):
+        raise SettingsError("ALERTHUB_SMTP_URL: tls must be on or off")
+    if tls == "off" and (parts.scheme == "smtps" or parts.hostname not in LOOPBACK_HOSTS):
+        raise SettingsError(
+            "ALERTHUB_SMTP_URL: tls=off only for a relay on this host (smtp://localhost)"
+        )
+    return raw
+
+
+def _periods(raw: str | None) -> tuple[float, float]:
+    if raw is None:
+        return (3600.0, 86400.0)
+    try:
+        hourly, daily = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError("ALERTHUB_DIGEST_PERIODS must be two numbers: hourly,daily") from None
+    if not (0 < hourly <= daily):
+        raise SettingsError("ALERTHUB_DIGEST_PERIODS must be 0 < hourly <= daily seconds")
+    return hourly, daily
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw is not None else None
+
+
+def _mail_from(raw: str | None) -> str:
+    value = raw or "alerthub <alerthub@localhost>"
+    if any(c in value for c in "\r\n") or "@" not in value:
+        raise SettingsError("ALERTHUB_MAIL_FROM must be one address such as hub <hub@example.org>")
+    return value
 
 
 def redact_url(url: str) -> str:

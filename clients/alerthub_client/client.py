@@ -352,6 +352,22 @@ class HubClient:
             "POST", f"/v1/alerts/{_segment(hub_id)}/retract", json={"reason": reason}
         )
 
+    # -- fact-checks and the triage queue ------------------------------------------------------
+
+    async def post_fact_check(self, hub_id: str, fact_check: dict[str, Any]) -> dict[str, Any]:
+        """A fact-check (schemas/fact-check.schema.json) on an alert the caller may see; the
+        answer: fact_check_id and status created / unchanged / updated."""
+        path = f"/v1/alerts/{_segment(hub_id)}/fact-checks"
+        return await self.request("POST", path, json=fact_check)
+
+    async def clusters(self, **query: Any) -> dict[str, Any]:
+        """One page of the triage queue: kind, target_country, language, fact_checked
+        ("true" / "false"), since, sort ("last_seen" / "spread"), limit, after."""
+        return await self.request("GET", "/v1/clusters", params=query)
+
+    async def cluster(self, cluster_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/clusters/{_segment(cluster_id)}")
+
     # -- subscriptions ------------------------------------------------------------------------
 
     async def subscribe(

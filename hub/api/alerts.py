@@ -156,7 +156,10 @@ async def _count_refused(hub: Hub, node_id: str, refusals: Counter[tuple[str, st
 async def get_alert(request: web.Request) -> web.Response:
     hub, node = await caller(request)
     alert = await hub.views.visible(request.match_info["hub_id"], node)
-    return json_response(await hub.views.full_json(alert, node))
+    out = await hub.views.full_json(alert, node)
+    found = await hub.fact_checks.of_clusters([alert.cluster_id], node)
+    out["fact_checks"] = [f.public_json() for f in found[alert.cluster_id]]
+    return json_response(out)
 
 
 def _list_query(request: web.Request, cursor_key: bytes) -> dict[str, Any]:

@@ -39,7 +39,7 @@ log = get_logger("hub.subscriptions")
 
 # What only a subscription's owner may change: where and what it delivers. The operator may
 # pause, resume and delete, but must not redirect a partner's deliveries to itself (DESIGN.md).
-OWNER_ONLY_FIELDS = ("url", "filter")
+OWNER_ONLY_FIELDS = ("url", "filter", "digest", "max_tlp")
 # Said when a loopback or private webhook address is refused: what a newcomer trying a local
 # receiver needs to know.
 LOCAL_WEBHOOKS_HINT = (
@@ -96,7 +96,13 @@ async def create_subscription(request: web.Request) -> web.Response:
     body = await _body(request, hub, "subscription")
     if body["delivery"]["type"] == "webhook":
         await _check_url(hub, body["delivery"]["url"], "/delivery/url")
-    sub = await hub.subscriptions.create(new_subscription(node.id, body))
+    if body["delivery"]["type"] == "email" and hub.settings.smtp_url is None:
+        raise ValidationFailed(
+            "this hub sends no e-mail",
+            [ProblemDetail("/delivery/type", "enum", "the hub has no SMTP relay configured")],
+        )
+    link_base = hub.settings.public_url or str(request.url.origin())
+    sub = await hub.subscriptions.create(new_subscription(node.id, body, link_base))
     structlog.contextvars.bind_contextvars(subscription=sub.id)
     out = sub.public_json()
     if sub.secret is not None:
@@ -131,8 +137,10 @@ async def patch_subscription(request: web.Request) -> web.Response:
     url = body.get("url")
     if url is not None:
         if not sub.is_webhook:
-            raise Conflict("a pull subscription has no URL to change")
+            raise Conflict(f"a {sub.delivery_type} subscription has no URL to change")
         await _check_url(hub, url, "/url")
+    if ("digest" in body or "max_tlp" in body) and not sub.is_email:
+        raise Conflict("digest and max_tlp are for e-mail subscriptions only")
 
     def change(current: Subscription) -> Subscription:
         new = current
@@ -141,6 +149,10 @@ async def patch_subscription(request: web.Request) -> web.Response:
         if url is not None and url != current.url:
             reason = "waiting for the new endpoint to answer the verification challenge"
             new = replace(new, url=url, status="pending", status_reason=reason)
+        if "digest" in body:
+            new = replace(new, digest=body["digest"])
+        if "max_tlp" in body:
+            new = replace(new, max_tlp=body["max_tlp"])
         wanted = body.get("status")
         if wanted == "paused" and new.status != "paused":
             new = replace(new, status="paused", status_reason="paused by request")
@@ -154,6 +166,8 @@ async def patch_subscription(request: web.Request) -> web.Response:
         raise NotFound(f"no subscription {sub.id}")
     if updated.url != sub.url or (updated.status == "pending" and sub.status != "pending"):
         await hub.redis.hdel(hub.keys.delivery(sub.id), "verify_attempts", "verify_next_ms")
+        if updated.is_email:  # back to pending: a new confirmation goes to the address
+            await hub.redis.delete(hub.keys.mail_tokens(sub.id))
     return json_response(updated.public_json())
 
 
@@ -163,12 +177,15 @@ async def delete_subscription(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _feed_query(request: web.Request) -> tuple[str | None, int]:
-    problems = query_problems(request.query, ("after", "limit"))
+def _feed_query(
+    request: web.Request, extra: tuple[str, ...] = (), default_limit: int = DEFAULT_FEED_PAGE
+) -> tuple[str | None, int]:
+    """`after` and `limit` from the query (and `extra` parameters allowed, read elsewhere)."""
+    problems = query_problems(request.query, ("after", "limit", *extra))
     after = request.query.get("after") or None
     if after is not None and not is_event_id(after):
         problems.append(ProblemDetail("/after", "format", "must be an event id such as 1764-0"))
-    limit = DEFAULT_FEED_PAGE
+    limit = default_limit
     if request.query.get("limit"):
         try:
             limit = int(request.query["limit"])

@@ -44,17 +44,21 @@ NODES_REFRESH_S = 5.0
 
 
 REGISTRATION = "node_registered"  # the log type of a registration (create_node_lua)
+# The log types of fact-checks (scripts_fact_checks.py): about the alert they were posted on.
+FACT_CHECKED = "fact_checked"
+FACT_CHECK_RETRACTED = "fact_check_retracted"
 
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
     id: str
-    type: str  # created | corroborated | updated | retracted | node_registered
+    type: str  # created | corroborated | updated | retracted | node_registered | fact_check…
     hub_id: str  # "" for a registration
     cluster_id: str
     revision: str
     occurred_at: str
     node: str = ""  # a registration's node, as JSON (Node.registration_json)
+    fact_check_id: str = ""  # a fact-check's events: which fact-check
 
     @property
     def is_alert(self) -> bool:
@@ -71,6 +75,7 @@ class LogEvent:
             revision=data.get("revision", "1"),
             occurred_at=data.get("occurred_at", ""),
             node=data.get("node", ""),
+            fact_check_id=data.get("fact_check_id", ""),
         )
 
 
@@ -89,11 +94,14 @@ def feed_candidate(
     """Whether to offer the event to `sub`'s feed, and if so whether the alert matches it now.
     None: not offered. The feed script then decides by what the subscription already received:
     a retraction or an update only to those who got the report, a first report of an incident
-    as created, a later one as corroborated."""
-    if event_type == "retracted":
+    as created, a later one as corroborated; a fact-check only to those who had a report of its
+    cluster (whatever their filter: they have the claim), its retraction to those who got it."""
+    if event_type in ("retracted", FACT_CHECK_RETRACTED):
         return False
     if not may_see(sharing, owner):
         return None
+    if event_type == FACT_CHECKED:
+        return True
     matches = sub.filter.matches(facts)
     if event_type == "updated":
         return matches
@@ -260,6 +268,7 @@ class Fanout:
             "1" if matches else "0",
             event.node,
             self._window_ms,
+            event.fact_check_id,
         ]
 
     def _announced(self, event: LogEvent) -> list[Subscription]:

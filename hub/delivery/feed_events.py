@@ -18,12 +18,16 @@ EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 MAX_STREAM_ID_PART = 2**64 - 1
 
 NODE_REGISTERED = "node.registered"
+FACT_CHECKED = "alert.fact_checked"
+FACT_CHECK_RETRACTED = "alert.fact_check_retracted"
+FACT_CHECK_TYPES = frozenset({FACT_CHECKED, FACT_CHECK_RETRACTED})
 
 
 @dataclass(frozen=True, slots=True)
 class FeedEntry:
-    """One feed entry: an alert's event (hub_id, cluster_id, revision), or a node's
-    registration (node: the registered node as JSON text; hub_id and cluster_id empty)."""
+    """One feed entry: an alert's event (hub_id, cluster_id, revision), a fact-check's event
+    (fact_check_id too; hub_id is the alert it was posted on, revision the fact-check's), or a
+    node's registration (node: the registered node as JSON text; hub_id and cluster_id empty)."""
 
     id: str
     type: str
@@ -35,10 +39,18 @@ class FeedEntry:
     # Not part of the event a subscriber sees; positions and lag are counted with it.
     seq: int = 0
     node: str = ""
+    fact_check_id: str = ""
+    # Set by FeedReader.retyped for a fact-check event none of whose grounds (the feed's earlier
+    # reports of the cluster) its readers may see now: then it is not shown to them.
+    withheld: bool = False
 
     @property
     def is_alert(self) -> bool:
         return self.type != NODE_REGISTERED
+
+    @property
+    def is_fact_check(self) -> bool:
+        return self.type in FACT_CHECK_TYPES
 
     @classmethod
     def from_stream(cls, entry_id: bytes, fields: list[bytes]) -> FeedEntry:
@@ -53,6 +65,7 @@ class FeedEntry:
             revision=int(text.get("revision", "1")),
             seq=int(text.get("seq", "0")),
             node=text.get("node", ""),
+            fact_check_id=text.get("fact_check_id", ""),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -68,7 +81,7 @@ class FeedEntry:
                 "revision": None,
                 "node": orjson.loads(self.node),
             }
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "type": self.type,
             "hub_id": self.hub_id,
@@ -76,6 +89,9 @@ class FeedEntry:
             "occurred_at": self.occurred_at,
             "revision": self.revision,
         }
+        if self.fact_check_id:
+            out["fact_check_id"] = self.fact_check_id
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeedEntry:
@@ -88,6 +104,7 @@ class FeedEntry:
             occurred_at=data["occurred_at"],
             revision=int(data.get("revision") or 0),
             node=orjson.dumps(node).decode() if node is not None else "",
+            fact_check_id=data.get("fact_check_id") or "",
         )
 
 
@@ -116,12 +133,18 @@ class Rendered:
         return self.sharing is None or all(may_see(self.sharing, r) for r in readers)
 
 
-def event_json(entry: FeedEntry, alert: StoredAlert) -> dict[str, Any]:
+def event_json(
+    entry: FeedEntry, alert: StoredAlert, fact_check: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The event as every delivery path sends it (API.md): the alert is its stored current form,
-    with `story_id` and `similar` empty until filled in for the readers (FeedReader)."""
+    with `story_id` and `similar` empty until filled in for the readers (FeedReader); a
+    fact-check's event carries the fact-check (its current form) too."""
     summary = alert.summary_json(utc_now())
     summary.update(story_id=None, similar=[])
-    return {**entry.as_json(), "alert": summary}
+    out = {**entry.as_json(), "alert": summary}
+    if fact_check is not None:
+        out["fact_check"] = fact_check
+    return out
 
 
 def may_have_claims(alert: StoredAlert) -> bool:

@@ -26,6 +26,7 @@ from hub.delivery.lru import LruCache
 from hub.errors import HistoryTruncated
 from hub.ids import now_rfc3339, stream_id
 from hub.ingest.alert_views import StoredAlert, load_alerts
+from hub.ingest.fact_checks import load_fact_checks
 from hub.ingest.similar_views import SimilarViews
 from hub.logs import get_logger
 from hub.nodes import Node
@@ -87,6 +88,10 @@ class FeedReader:
             if not entry.is_alert:
                 out[entry.id] = Rendered(None, orjson.dumps(registration_json(entry)))
                 continue
+            if entry.is_fact_check:
+                # Rare, and shown in its current form: rendered each time, not cached.
+                out[entry.id] = await self._render_fact_check(entry)
+                continue
             marker = markers.get(entry.hub_id)
             if marker is None:
                 out[entry.id] = None
@@ -142,6 +147,24 @@ class FeedReader:
             {**e, "alert": {**e["alert"], **found[e["hub_id"]]}} if e["hub_id"] in found else e
             for e in events
         ]
+
+    async def _render_fact_check(self, entry: FeedEntry) -> Rendered | None:
+        if entry.withheld:
+            return None
+        alert = (await self.alerts([entry.hub_id])).get(entry.hub_id)
+        fact_checks = await self.fact_checks([entry.fact_check_id])
+        if alert is None or entry.fact_check_id not in fact_checks:
+            return None
+        body = event_json(entry, alert, fact_checks[entry.fact_check_id])
+        return Rendered(
+            alert.sharing, orjson.dumps(body), body if may_have_claims(alert) else None
+        )
+
+    async def fact_checks(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored fact-checks among `ids`, in the form events carry them."""
+        unique = sorted(set(ids))
+        loaded = await load_fact_checks(self._redis, self._keys, unique)
+        return {f.id: f.public_json() for f in loaded if f is not None}
 
     async def _markers(self, hub_ids: list[str]) -> dict[str, str]:
         now = time.monotonic()
@@ -233,6 +256,28 @@ class FeedReader:
                 break
         return FeedPage(events, events[-1]["id"] if events else after, last_read)
 
+    async def latest(
+        self, sub_id: str, limit: int, readers: tuple[Node, ...]
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` of the feed's newest events that every one of `readers` may see,
+        newest first (what a feed reader shows)."""
+        found: list[dict[str, Any]] = []
+        upper = "+"
+        while len(found) < limit:
+            raw = await self._batcher.command(
+                "XREVRANGE", self._keys.feed(sub_id), upper, "-", "COUNT", limit
+            )
+            if not raw:
+                break
+            newest_first = [FeedEntry.from_stream(entry_id, fields) for entry_id, fields in raw]
+            in_order = list(reversed(newest_first))
+            shown = await self.events(await self.retyped(sub_id, in_order, readers), readers)
+            found += reversed(shown)
+            upper = f"({newest_first[-1].id}"
+            if len(raw) < limit:
+                break
+        return found[:limit]
+
     async def retyped(
         self, sub_id: str, entries: list[FeedEntry], readers: tuple[Node, ...]
     ) -> list[FeedEntry]:
@@ -242,8 +287,12 @@ class FeedReader:
         the operator too, or after a sender withheld an earlier report, a corroboration would
         otherwise tell of a report the reader may not see. What the feed had is read from its
         own record (feed_append_lua, `r:<cluster>`), so the answer does not change with later
-        updates that move reports between clusters."""
-        doubtful = [e for e in entries if e.type == "alert.corroborated"]
+        updates that move reports between clusters.
+
+        A fact-check's event reached the feed because the feed had a report of its cluster: it
+        is marked `withheld` (shown to nobody) when none of the feed's earlier reports of the
+        cluster, at any time, is one all of `readers` may see now, for the same reason."""
+        doubtful = [e for e in entries if e.type == "alert.corroborated" or e.is_fact_check]
         if not doubtful:
             return entries
         clusters = sorted({e.cluster_id for e in doubtful})
@@ -258,13 +307,22 @@ class FeedReader:
         out = []
         for entry in entries:
             # A feed written before the record was kept has none: its typing stands.
-            if (
-                entry.type == "alert.corroborated"
-                and entry.cluster_id in had
-                and not any(
-                    hub_id != entry.hub_id and hub_id in seen and self._earlier(event_id, entry.id)
-                    for event_id, hub_id in had[entry.cluster_id]
-                )
+            if entry.cluster_id not in had or not (
+                entry.type == "alert.corroborated" or entry.is_fact_check
+            ):
+                out.append(entry)
+                continue
+            grounds = [
+                (event_id, hub_id)
+                for event_id, hub_id in had[entry.cluster_id]
+                if hub_id in seen and stream_id(event_id) < stream_id(entry.id)
+            ]
+            if entry.is_fact_check:
+                if not grounds:
+                    entry = replace(entry, withheld=True)
+            elif not any(
+                hub_id != entry.hub_id and self._earlier(event_id, entry.id)
+                for event_id, hub_id in grounds
             ):
                 entry = replace(entry, type="alert.created")
             out.append(entry)
@@ -293,14 +351,20 @@ class FeedReader:
     ) -> list[dict[str, Any]]:
         """The entries as events, leaving out alerts any of `readers` may not see (now)."""
         alerts = await self.alerts([e.hub_id for e in entries if e.is_alert])
+        fact_checks = await self.fact_checks([e.fact_check_id for e in entries if e.is_fact_check])
         out = []
         for entry in entries:
             if not entry.is_alert:
                 out.append(registration_json(entry))
                 continue
+            if entry.withheld:
+                continue
+            fact_check = fact_checks.get(entry.fact_check_id) if entry.is_fact_check else None
+            if entry.is_fact_check and fact_check is None:
+                continue
             alert = alerts.get(entry.hub_id)
             if alert is not None and all(may_see(alert.sharing, r) for r in readers):
-                out.append(event_json(entry, alert))
+                out.append(event_json(entry, alert, fact_check))
         with_claims = [
             i for i, e in enumerate(out) if e.get("hub_id") and may_have_claims(alerts[e["hub_id"]])
         ]

@@ -28,7 +28,7 @@ class Subscription:
     id: str
     owner: str
     filter: SubscriptionFilter
-    delivery_type: str  # "webhook" | "pull"
+    delivery_type: str  # "webhook" | "pull" | "email"
     url: str | None
     status: str  # "pending" | "active" | "paused"
     status_reason: str | None
@@ -39,19 +39,36 @@ class Subscription:
     secret: str | None = field(default=None, repr=False)
     # The URL whose endpoint last answered the challenge: only it may be sent alerts.
     verified_url: str | None = None
+    # E-mail: the address, how often (immediate | hourly | daily), the most restrictive TLP
+    # label sent (GREEN unless the owner opted in to AMBER), and the address that followed the
+    # confirmation link (double opt-in: only it may be sent alerts).
+    email_to: str | None = None
+    digest: str | None = None
+    max_tlp: str | None = None
+    confirmed_to: str | None = None
+    # Where the links in its e-mails lead (ALERTHUB_PUBLIC_URL, else the origin it was made at).
+    link_base: str | None = None
 
     @property
     def verified(self) -> bool:
+        if self.is_email:
+            return self.email_to is not None and self.confirmed_to == self.email_to
         return not self.is_webhook or (self.url is not None and self.verified_url == self.url)
 
     @property
     def is_webhook(self) -> bool:
         return self.delivery_type == "webhook"
 
+    @property
+    def is_email(self) -> bool:
+        return self.delivery_type == "email"
+
     def public_json(self) -> dict[str, Any]:
         delivery: dict[str, Any] = {"type": self.delivery_type}
         if self.url is not None:
             delivery["url"] = self.url
+        if self.is_email:
+            delivery.update(to=self.email_to, digest=self.digest, max_tlp=self.max_tlp)
         return {
             "id": self.id,
             "owner": self.owner,
@@ -68,6 +85,8 @@ class Subscription:
         data["secret"] = self.secret
         data["start_after"] = self.start_after
         data["verified_url"] = self.verified_url
+        data["confirmed_to"] = self.confirmed_to
+        data["link_base"] = self.link_base
         return orjson.dumps(data)
 
     @classmethod
@@ -87,14 +106,38 @@ class Subscription:
             start_after=data.get("start_after", "0-0"),
             secret=data.get("secret"),
             verified_url=data.get("verified_url"),
+            email_to=delivery.get("to"),
+            digest=delivery.get("digest"),
+            max_tlp=delivery.get("max_tlp"),
+            confirmed_to=data.get("confirmed_to"),
+            link_base=data.get("link_base"),
         )
 
 
-def new_subscription(owner: str, body: dict[str, Any]) -> Subscription:
-    """A subscription from a schema-valid POST body: webhooks start pending with a new secret."""
+def new_subscription(
+    owner: str, body: dict[str, Any], link_base: str | None = None
+) -> Subscription:
+    """A subscription from a schema-valid POST body: webhooks start pending with a new secret,
+    e-mail pending until the address follows its confirmation link."""
     delivery = body["delivery"]
     webhook = delivery["type"] == "webhook"
     now = now_rfc3339()
+    if delivery["type"] == "email":
+        return Subscription(
+            id=new_ulid(),
+            owner=owner,
+            filter=SubscriptionFilter.from_json(body.get("filter")),
+            delivery_type="email",
+            url=None,
+            status="pending",
+            status_reason="waiting for the address to follow the confirmation link sent to it",
+            created_at=now,
+            updated_at=now,
+            email_to=delivery["to"],
+            digest=delivery.get("digest", "immediate"),
+            max_tlp=delivery.get("max_tlp", "GREEN"),
+            link_base=link_base,
+        )
     return Subscription(
         id=new_ulid(),
         owner=owner,

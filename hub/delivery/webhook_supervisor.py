@@ -1,5 +1,5 @@
-"""One webhook worker per webhook subscription in this process: the supervisor starts and stops
-them as subscriptions come and go (delivery leases decide which process sends)."""
+"""One worker per webhook or e-mail subscription in this process: the supervisor starts and
+stops them as subscriptions come and go (delivery leases decide which process sends)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 
 from redis.exceptions import RedisError
 
+from hub.delivery.email_delivery import EmailWorker, MailContext
 from hub.delivery.subscriptions import Subscription
 from hub.delivery.webhooks import Delivery, WebhookWorker
 from hub.logs import get_logger
@@ -23,8 +24,9 @@ SUPERVISE_EVERY_S = 0.25
 class WebhookSupervisor:
     """Starts a worker for each webhook subscription whose lease this process can take."""
 
-    def __init__(self, ctx: Delivery) -> None:
+    def __init__(self, ctx: Delivery, mail: MailContext | None = None) -> None:
         self._ctx = ctx
+        self._mail = mail  # None: the hub sends no e-mail (no ALERTHUB_SMTP_URL)
         self._workers: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -55,7 +57,8 @@ class WebhookSupervisor:
         for done in [k for k, t in self._workers.items() if t.done()]:
             del self._workers[done]
         for sub in subs:
-            if not sub.is_webhook or sub.status == "paused" or sub.id in self._workers:
+            wanted = sub.is_webhook or (sub.is_email and self._mail is not None)
+            if not wanted or sub.status == "paused" or sub.id in self._workers:
                 continue
             lease = Lease(
                 self._ctx.scripts,
@@ -64,9 +67,15 @@ class WebhookSupervisor:
                 self._ctx.lease_ttl_ms,
             )
             if await lease.hold():
-                worker = WebhookWorker(self._ctx, sub.id, lease)
+                if sub.is_email:
+                    assert self._mail is not None
+                    worker: WebhookWorker | EmailWorker = EmailWorker(
+                        self._ctx, self._mail, sub.id, lease
+                    )
+                else:
+                    worker = WebhookWorker(self._ctx, sub.id, lease)
                 self._workers[sub.id] = asyncio.create_task(
-                    worker.run(stopping), name=f"webhook-{sub.id}"
+                    worker.run(stopping), name=f"{sub.delivery_type}-{sub.id}"
                 )
 
     async def _stop_workers(self) -> None:

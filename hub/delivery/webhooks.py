@@ -227,7 +227,11 @@ class WebhookWorker:
                 return max(0.001, min(IDLE_LOOK_S, (self._retries_due_ms - _ms()) / 1000))
             if owner is not None:
                 entries = await ctx.feeds.retyped(sub.id, entries, (owner,))
-            records = [{"event": e.as_json(), "seq": e.seq, "attempts": 0} for e in entries]
+            records = [
+                {"event": e.as_json(), "seq": e.seq, "attempts": 0}
+                | ({"withheld": True} if e.withheld else {})
+                for e in entries
+            ]
             advance = True
         bodies: dict[str, bytes | None] = {}
         if owner is not None:
@@ -261,6 +265,7 @@ class WebhookWorker:
         if (
             owner is None
             or owner.revoked_at is not None
+            or record.get("withheld")
             or body is None
             # Asked of Redis before each send: the owner may have been revoked a moment ago,
             # which the supervisor's snapshot learns only at its next scan.

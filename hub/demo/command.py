@@ -58,8 +58,9 @@ DEMO_NODES: tuple[dict, ...] = (
 
 def node_body(profile: dict) -> dict:
     """The POST /v1/nodes body of a demo node: governments publish and subscribe, civil-society
-    partners subscribe."""
-    roles = ["publish", "subscribe"] if profile["kind"] == "government" else ["subscribe"]
+    partners subscribe and publish fact-checks."""
+    government = profile["kind"] == "government"
+    roles = ["publish", "subscribe"] if government else ["subscribe", "fact-check"]
     return {**profile, "roles": roles}
 
 
@@ -125,6 +126,11 @@ def load_scenario(path: Path | None = None) -> Scenario:
         for step in scenario.steps
         if step.post is not None
         for p in schemas.problems("alert", step.post)
+    ] + [
+        f"step {step.number} (fact-check) {p.pointer or '/'}: {p.message}"
+        for step in scenario.steps
+        if step.fact_check is not None
+        for p in schemas.problems("fact-check", step.fact_check["body"])
     ]
     if problems:
         raise ScenarioError("; ".join(problems))

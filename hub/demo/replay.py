@@ -73,6 +73,11 @@ def explained(answer: dict[str, Any]) -> str:
     return f"{verdict.replace('_', ' ')}: {reason}"
 
 
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
+
+
 class Replay:
     def __init__(
         self,
@@ -114,6 +119,7 @@ class Replay:
                 self.say(
                     "",
                     *step_header(result),
+                    *result.notes,
                     answer_line(result),
                     *partner_lines(result, [p.node for p in self.partners], deliveries),
                 )
@@ -163,18 +169,26 @@ class Replay:
 
     async def _play(self, step: Step) -> StepResult:
         sender = self.clients[step.sender]
+        notes: list[str] = []
         if step.post is not None:
             alert = step.post
             answer = await sender.post_alert(alert)
             hub_id = answer["hub_id"]
             self.hub_ids[step.alert_id] = hub_id
             related = (await sender.get_alert(hub_id)).get("related", [])
+        elif step.fact_check is not None:
+            alert = self.scenario.posted()[step.alert_id]
+            hub_id = self.hub_ids[step.alert_id]
+            notes = await self._triage_queue(step.sender, hub_id)
+            answer = await sender.post_fact_check(hub_id, step.fact_check["body"])
+            related = []
         else:
             alert = self.scenario.posted()[step.alert_id]
             hub_id = self.hub_ids[step.alert_id]
             answer = await sender.retract(hub_id, step.reason) or {}
             related = []
         result = StepResult(step, str(alert["title"]), str(alert["tlp"]), hub_id, answer)
+        result.notes = notes
         alert_ids = {hub: alert_id for alert_id, hub in self.hub_ids.items()}
         result.related = [alert_ids.get(other, other) for other in related]
         await self._fanned_out()
@@ -203,6 +217,24 @@ class Replay:
         result.mismatches.extend(step_mismatches(step, result.received, self.scenario.plans))
         return result
 
+    async def _triage_queue(self, checker: str, hub_id: str) -> list[str]:
+        """The checker's queue as it reads it before publishing: claims not yet fact-checked,
+        the most widely spread first, with the one the step checks marked."""
+        client = self.clients[checker]
+        target = (await client.get_alert(hub_id))["cluster_id"]
+        page = await client.clusters(fact_checked="false", sort="spread", limit=5)
+        lines = [f"  {checker}'s triage queue (not yet fact-checked, most spread first):"]
+        for n, cluster in enumerate(page["clusters"], start=1):
+            spread = cluster["spread"]
+            mark = "  <- checked now" if cluster["cluster_id"] == target else ""
+            lines.append(
+                f"    {n}. {cluster['title']}: {_count(spread['countries'], 'country')} "
+                f"({', '.join(cluster['sender_countries'])}), "
+                f"{_count(spread['languages'], 'language')}, "
+                f"{_count(spread['reports'], 'report')}{mark}"
+            )
+        return lines
+
     async def _fanned_out(self) -> None:
         """Until fan-out has handled every logged event (so each feed holds what it will)."""
         deadline = time.monotonic() + FANOUT_WAIT_S
@@ -218,13 +250,17 @@ class Replay:
         except NotFound:
             self.explained_locally = True
             plan = self.scenario.plans[partner.node]
-            sender = self.profiles[step.sender]
+            posts = [s for s in self.scenario.steps if s.post is not None]
+            poster = next(s.sender for s in posts if s.alert_id == step.alert_id)
+            sender = self.profiles[poster]
             reason = local_reason(alert, sender, self.profiles[partner.node], plan)
             text = reason + LOCAL_MARK
         else:
             if step.retract is not None and answer.get("verdict") == "received":
                 return "received the report, but not its retraction"
             text = explained(answer)
+        if step.fact_check is not None:
+            return f"not sent the verdict, posted on a report it may not see ({text})"
         return f"never had it: {text}" if step.retract is not None else text
 
     def _write_json(self, mismatches: list[str]) -> None:

@@ -13,7 +13,14 @@ from typing import Any
 
 DEFAULT_SCENARIO = "western-balkans.json"
 DELIVERIES = ("sse", "pull", "webhook")
-EVENT_TYPES = ("alert.created", "alert.corroborated", "alert.updated", "alert.retracted")
+EVENT_TYPES = (
+    "alert.created",
+    "alert.corroborated",
+    "alert.updated",
+    "alert.retracted",
+    "alert.fact_checked",
+    "alert.fact_check_retracted",
+)
 
 
 class ScenarioError(ValueError):
@@ -37,14 +44,24 @@ class Step:
     retract: str | None  # the sender's id of an alert posted in an earlier step
     reason: str
     expect: dict[str, str]  # node id -> the one event type it must receive; others get none
+    # A fact-check: {"on": the id of an alert posted earlier, "body": the fact-check}.
+    fact_check: dict[str, Any] | None = None
 
     @property
     def alert_id(self) -> str:
-        """The sender's id of the alert this step posts or retracts."""
+        """The sender's id of the alert this step posts, retracts or fact-checks."""
         if self.post is not None:
             return str(self.post["id"])
+        if self.fact_check is not None:
+            return str(self.fact_check["on"])
         assert self.retract is not None
         return self.retract
+
+    @property
+    def action(self) -> str:
+        if self.post is not None:
+            return "post"
+        return "fact-check" if self.fact_check is not None else "retract"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +145,20 @@ def _step(
     sender = raw.get("sender")
     if sender not in known:
         problems.append(f"{where}: sender must be a demo node, not {sender!r}")
-    post, retract = raw.get("post"), raw.get("retract")
-    if (post is None) == (retract is None):
-        problems.append(f"{where}: give either post (an alert) or retract (an alert id)")
+    post, retract, fact_check = raw.get("post"), raw.get("retract"), raw.get("fact_check")
+    if sum(x is not None for x in (post, retract, fact_check)) != 1:
+        problems.append(
+            f"{where}: give one of post (an alert), retract (an alert id) or fact_check "
+            "({on: an alert id, body: a fact-check})"
+        )
+    elif fact_check is not None:
+        if (
+            not isinstance(fact_check, dict)
+            or fact_check.get("on") not in posted
+            or not isinstance(fact_check.get("body"), dict)
+        ):
+            problems.append(f"{where}: fact_check needs on (an alert posted earlier) and body")
+            fact_check = None
     elif post is not None:
         if not isinstance(post, dict) or not isinstance(post.get("id"), str):
             problems.append(f"{where}: post must be an alert with an id")
@@ -157,6 +185,7 @@ def _step(
         retract=retract if isinstance(retract, str) else None,
         reason=str(raw.get("reason", "retracted by the sender")),
         expect={str(k): str(v) for k, v in expect.items()},
+        fact_check=fact_check if isinstance(fact_check, dict) else None,
     )
 
 
@@ -191,12 +220,13 @@ class StepResult:
     received: dict[str, list[str]] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)
     mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lines shown under the hub's answer
 
     def as_json(self) -> dict[str, Any]:
         return {
             "step": self.step.number,
             "sender": self.step.sender,
-            "action": "post" if self.step.post is not None else "retract",
+            "action": self.step.action,
             "alert_id": self.step.alert_id,
             "hub_id": self.hub_id,
             "answer": self.answer,

@@ -13,6 +13,8 @@ SHORT_TYPES = {
     "alert.corroborated": "corr",
     "alert.updated": "upd",
     "alert.retracted": "retr",
+    "alert.fact_checked": "fc",
+    "alert.fact_check_retracted": "fc-r",
 }
 LOCAL_MARK = " *"
 LOCAL_NOTE = (
@@ -29,6 +31,11 @@ def step_header(result: StepResult) -> list[str]:
     step = result.step
     if step.post is not None:
         head = f"step {step.number}: {step.sender} posts {result.title} [TLP:{result.tlp}]"
+    elif step.fact_check is not None:
+        head = (
+            f"step {step.number}: {step.sender} publishes a fact-check on {result.title} "
+            f"[TLP:{result.tlp}]"
+        )
     else:
         head = f"step {step.number}: {step.sender} retracts {result.title} [TLP:{result.tlp}]"
     lines = [head]
@@ -40,6 +47,12 @@ def step_header(result: StepResult) -> list[str]:
 def answer_line(result: StepResult) -> str:
     """The hub's answer to the sender, in one line."""
     answer = result.answer
+    if result.step.fact_check is not None:
+        verdict = result.step.fact_check["body"]["rating"]["alternate_name"]
+        return (
+            f"  hub: {answer.get('status', '?')} fact-check {answer.get('fact_check_id', '')} "
+            f"({verdict}) on {result.hub_id} (cluster {answer.get('cluster_id', '')})"
+        )
     if result.step.post is None:
         return f"  hub: retracted {result.hub_id}, reason: {result.step.reason}"
     status = answer.get("status", "?")
@@ -62,7 +75,8 @@ def partner_lines(
         got = result.received.get(node)
         if got:
             types = ", ".join(got)
-            sender = " (the sender's own feed)" if node == result.step.sender else ""
+            own = "checker" if result.step.fact_check is not None else "sender"
+            sender = f" (the {own}'s own feed)" if node == result.step.sender else ""
             via = via_label(deliveries.get(node, "?"))
             lines.append(f"  ✓ {node:<{NAME_WIDTH}} {types:<20} via {via}{sender}")
         else:
@@ -90,7 +104,8 @@ def summary_table(
         lines.append(row + "".join(f"{c:>{width}}" for c in cells))
     lines.append("")
     lines.append(
-        "new = alert.created, corr = alert.corroborated, retr = alert.retracted, · = nothing"
+        "new = alert.created, corr = alert.corroborated, retr = alert.retracted, "
+        "fc = alert.fact_checked, · = nothing"
     )
     lines.extend(f"step {r.step.number:>2}: {r.step.alert_id:<18} {r.title}" for r in results)
     return lines

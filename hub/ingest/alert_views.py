@@ -263,14 +263,14 @@ class AlertViews:
         and then withheld from it."""
         lowest = ulid_floor(since) if since else ""
         whole, since_registered = reader_audiences(caller)
-        streams = [_IndexStream(self._keys.audience(n), after, lowest) for n in whole] + [
-            _IndexStream(self._keys.audience(n), after, max(lowest, caller.since_id))
+        streams = [IndexStream(self._keys.audience(n), after, lowest) for n in whole] + [
+            IndexStream(self._keys.audience(n), after, max(lowest, caller.since_id))
             for n in since_registered
         ]
         chosen: list[str] = []
         while len(chosen) < limit:
             await self._refill([s for s in streams if s.wants_more])
-            candidates = _merge_newest(streams, READ_CHUNK)
+            candidates = merge_newest(streams, READ_CHUNK)
             if not candidates:
                 break
             for header in await self._headers(candidates):
@@ -282,7 +282,7 @@ class AlertViews:
         found = [a.summary_json(now) for a in await self._load_many(chosen) if a is not None]
         return found, chosen[-1] if len(chosen) == limit else None
 
-    async def _refill(self, streams: list[_IndexStream]) -> None:
+    async def _refill(self, streams: list[IndexStream]) -> None:
         if not streams:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -293,7 +293,7 @@ class AlertViews:
             stream.take([m.decode() for m in page], READ_CHUNK)
 
 
-class _IndexStream:
+class IndexStream:
     """One listing index read newest first, a chunk at a time, below `after` and at or above
     `lowest` (a hub id, or "" for no bound)."""
 
@@ -316,7 +316,7 @@ class _IndexStream:
             self.done = True
 
 
-def _merge_newest(streams: list[_IndexStream], count: int) -> list[str]:
+def merge_newest(streams: list[IndexStream], count: int) -> list[str]:
     """Up to `count` distinct ids, newest first, taken from the streams' buffers for as long as
     every stream that may still hold more has some buffered (so the merged order is exact). An
     alert filed under several indexes is at the head of each at once, and taken once."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 SCHEMA_NAMES: tuple[str, ...] = (
     "alert",
     "batch",
+    "fact-check",
     "node",
     "retract",
     "subscription",

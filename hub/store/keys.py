@@ -71,6 +71,22 @@ class Keys:
         """Set once every alert stored before the listing indexes existed has been filed."""
         return f"{self.core}audiences-built"
 
+    def fact_check(self, fact_check_id: str) -> str:
+        """Hash: one fact-check (fact_checks.py): its doc, checker, the alert it was posted on
+        (`hub_id`) and that alert's cluster then, revision, status. The fact-check scripts build
+        the same name from the tag prefix ("fc:" + id)."""
+        return f"{self.core}fc:{fact_check_id}"
+
+    @property
+    def checker_ids(self) -> str:
+        """Hash: "<checker>|<checker's fact-check id>" -> fact-check id (resend / update)."""
+        return f"{self.core}checker-ids"
+
+    def cluster_fact_checks(self, cluster_id: str) -> str:
+        """Sorted set (every score 0, fact-check ids in time order): the fact-checks posted on
+        reports of one cluster. Built by the scripts from the tag prefix ("cfc:" + cluster)."""
+        return f"{self.core}cfc:{cluster_id}"
+
     @property
     def recent(self) -> str:
         """Sorted set, every score 0, members are hub ids (time-ordered ULIDs): newest last."""
@@ -190,6 +206,15 @@ class Keys:
         deleted with the subscription do not come back (no one would delete them again)."""
         return f"{self._sub(sub_id)}deleted"
 
+    def feed_key(self, sub_id: str) -> str:
+        """String: the SHA-256 of the subscription's read-only feed key (atom.py), if it has one."""
+        return f"{self._sub(sub_id)}feed-key"
+
+    def mail_tokens(self, sub_id: str) -> str:
+        """Hash: an e-mail subscription's confirmation (`confirm_hash`, `confirm_sent_ms`, the
+        address it was sent to) and digest state (email_delivery.py)."""
+        return f"{self._sub(sub_id)}mail"
+
     def subscription_keys(self, sub_id: str) -> list[str]:
         """Every per-subscription key, for deletion (the `deleted` marker stays behind)."""
         return [
@@ -200,6 +225,8 @@ class Keys:
             self.retries(sub_id),
             self.retry_info(sub_id),
             self.dead_letters(sub_id),
+            self.feed_key(sub_id),
+            self.mail_tokens(sub_id),
         ]
 
 

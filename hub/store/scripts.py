@@ -22,6 +22,12 @@ from hub.store.scripts_delivery import (
     sse_slot_lua,
     verify_failed_lua,
 )
+from hub.store.scripts_fact_checks import (
+    read_hashes_lua,
+    read_members_lua,
+    retract_fact_check_lua,
+    store_fact_check_lua,
+)
 
 store_alert_lua = """
 local sender_ids, events, recent, counts, fpr_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -351,6 +357,10 @@ class Scripts:
     replay_dead: AsyncScript
     note_read: AsyncScript
     sse_slot: AsyncScript
+    store_fact_check: AsyncScript
+    retract_fact_check: AsyncScript
+    read_hashes: AsyncScript
+    read_members: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
@@ -373,6 +383,10 @@ class Scripts:
             replay_dead=redis.register_script(replay_dead_lua),
             note_read=redis.register_script(note_read_lua),
             sse_slot=redis.register_script(sse_slot_lua),
+            store_fact_check=redis.register_script(store_fact_check_lua),
+            retract_fact_check=redis.register_script(retract_fact_check_lua),
+            read_hashes=redis.register_script(read_hashes_lua),
+            read_members=redis.register_script(read_members_lua),
         )
 
     async def load(self, redis: Redis) -> None:
@@ -396,5 +410,9 @@ class Scripts:
             self.replay_dead,
             self.note_read,
             self.sse_slot,
+            self.store_fact_check,
+            self.retract_fact_check,
+            self.read_hashes,
+            self.read_members,
         ):
             script.sha = await redis.script_load(script.script)

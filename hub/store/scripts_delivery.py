@@ -96,6 +96,7 @@ local matches, node = ARGV[8] == '1', ARGV[9] or ''
 -- The dedup window (ms; absent: none): a report of a cluster this feed last had longer ago than
 -- that is news again, as dedup itself answers `created` for content not reported within it.
 local window_ms = tonumber(ARGV[10])
+local fact_check_id = ARGV[11] or ''
 
 -- Stream ids compare as (milliseconds, sequence) pairs.
 local function newer(a, b)
@@ -134,7 +135,17 @@ end
 
 local received = hub_id ~= '' and redis.call('HEXISTS', state, 'h:' .. hub_id) == 1
 local feed_type
-if log_type == 'node_registered' then
+if log_type == 'fact_checked' then
+  -- A verdict on a claim reaches a feed that had a report of the claim's cluster, at any time
+  -- (the fan-out offers it only where the owner may see the alert it was posted on); `f:` marks
+  -- that the feed had it, so that its retraction follows it.
+  if redis.call('HEXISTS', state, 'c:' .. cluster_id) == 0 then return 'skipped' end
+  feed_type = 'alert.fact_checked'
+  redis.call('HSET', state, 'f:' .. fact_check_id, 1)
+elseif log_type == 'fact_check_retracted' then
+  if redis.call('HEXISTS', state, 'f:' .. fact_check_id) == 0 then return 'skipped' end
+  feed_type = 'alert.fact_check_retracted'
+elseif log_type == 'node_registered' then
   -- Not an alert: no cluster or report to remember. The node travels in the entry.
   feed_type = 'node.registered'
 elseif log_type == 'retracted' then
@@ -164,6 +175,10 @@ local seq = redis.call('HINCRBY', state, 'appended', 1)
 if node ~= '' then
   redis.call('XADD', feed, event_id, 'type', feed_type, 'node', node,
              'occurred_at', occurred_at, 'seq', seq)
+elseif fact_check_id ~= '' then
+  redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id,
+             'cluster_id', cluster_id, 'occurred_at', occurred_at, 'revision', revision,
+             'fact_check_id', fact_check_id, 'seq', seq)
 else
   redis.call('XADD', feed, event_id, 'type', feed_type, 'hub_id', hub_id,
              'cluster_id', cluster_id, 'occurred_at', occurred_at, 'revision', revision, 'seq', seq)

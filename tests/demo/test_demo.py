@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOV = ("al-cert", "ba-cert", "xk-cert", "me-cert", "mk-cert", "rs-cert")
 PARTNERS = (*GOV, "factcheck-ba", "factcheck-rs")
 NEW, CORR, RETR = "alert.created", "alert.corroborated", "alert.retracted"
+CHECKED = "alert.fact_checked"
 
 # Written from the rules, not copied from the scenario's own `expect`. Every node subscribes to
 # everything except factcheck-rs (disinformation only); a sender's feed gets its own report.
@@ -65,6 +66,9 @@ EXPECTED_STEPS: list[tuple[str, dict[str, str]]] = [
     ),
     # 10. me-cert retracts 3: whoever received 3.
     ("me-cert-2026-0088", {**dict.fromkeys(GOV, RETR), "factcheck-ba": RETR}),
+    # 11. factcheck-rs fact-checks 5 (AMBER, naming it): whoever had a report of the claim (5 or
+    #     6) and may see 5, whatever its filter. factcheck-ba had 6 but may not see 5.
+    ("rs-cert-2026-0412", {**dict.fromkeys(GOV, CHECKED), "factcheck-rs": CHECKED}),
 ]
 
 
@@ -135,6 +139,12 @@ def test_demo_no_wait_delivers_what_the_sharing_rules_allow(tmp_path: Path) -> N
     assert re.search(r"^step 3: me-cert posts .+ \[TLP:GREEN\]$", done.stdout, re.M)
     assert re.search(r"^  ✓ factcheck-ba\s+alert\.created .*signature verified", done.stdout, re.M)
     assert re.search(r"^  ✗ rs-cert\s+withheld: ", done.stdout, re.M)
+    # The fact-checker read its queue (the forged notice first: two countries, two scripts),
+    # and its verdict went to the CERTs but not to the checkers who may not see that report.
+    assert steps[10]["action"] == "fact-check" and steps[10]["answer"]["status"] == "created"
+    assert re.search(r"^    1\. .+: 2 countries \(BA, RS\), 2 languages, 2 reports  <- checked",
+                     done.stdout, re.M)  # fmt: skip
+    assert "civil-society" in steps[10]["not_received"]["factcheck-ba"]
     # The hub and its Redis are gone.
     assert not answers(f"unix://{data_dir.resolve()}/redis.sock")
     assert not http_ok(report["hub_url"] + "/healthz")

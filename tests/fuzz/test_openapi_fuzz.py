@@ -124,7 +124,7 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzHub]:
         hub = FuzzHub(process.base_url, {"operator": OPERATOR_TOKEN})
         hub.tokens["publisher"] = hub.add_node("fz-rs-cert", "RS", "government", ["publish"])
         hub.tokens["partner"] = hub.add_node(
-            "fz-factcheck", "BA", "civil-society", ["publish", "subscribe"]
+            "fz-factcheck", "BA", "civil-society", ["publish", "subscribe", "fact-check"]
         )
         hub.hub_ids = [hub.new_alert() for _ in range(3)]
         hub.subscription_ids = [hub.new_subscription() for _ in range(2)]

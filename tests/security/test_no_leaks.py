@@ -41,7 +41,13 @@ QUERIES = {
                    "since=2000-01-01T00:00:00Z", "kind=threat&target_country=AL&limit=500"],
     "/v1/reports/sharing": ["format=csv", "since=2000-01-01T00:00:00Z"],
     "/v1/subscriptions/{subscription_id}/feed": ["limit=1000", "after=0-0"],
+    "/v1/subscriptions/{subscription_id}/feed.atom": ["limit=1000", "after=0-0"],
+    "/v1/clusters": ["sort=spread", "limit=1", "fact_checked=true", "fact_checked=false",
+                     "target_country=AL", "language=sr", "kind=threat&sort=spread&limit=200",
+                     "since=2000-01-01T00:00:00Z"],
 }  # fmt: skip
+UNKNOWN_CLUSTER = "cl_" + "0" * 24
+CHECKER = "fc-me"  # a fact-checker named on a RED alert
 
 
 @dataclass
@@ -51,10 +57,15 @@ class Alert:
     alert_id: str
     title: str
     domain: str
+    # Further markers (a fact-check's id and claim), and whether the cluster id is one the
+    # readers see anyway (a visible report of the same content is in its cluster).
+    extra: tuple[str, ...] = ()
+    cluster_shown: bool = False
 
     @property
     def markers(self) -> tuple[str, ...]:
-        return (self.hub_id, self.cluster_id, self.alert_id, self.title)
+        cluster = () if self.cluster_shown else (self.cluster_id,)
+        return (self.hub_id, *cluster, self.alert_id, self.title, *self.extra)
 
 
 @dataclass
@@ -63,12 +74,17 @@ class Scene:
     withheld: dict[str, Alert]
     control: Alert  # GREEN, visible to all: proves each path does show alerts
     end: Alert  # posted last: once a reader has it, it has had the chance to get the others
+    # A RED alert to the recipient and a fact-checker, fact-checked by it, and a GREEN report of
+    # the same content (its twin): every reader sees the cluster, none the fact-check.
+    checked: Alert
+    twin: Alert
     pulls: dict[str, str]  # reader -> its pull subscription
     hooks: dict[str, tuple[str, Receiver]]  # reader -> its webhook subscription and receiver
     live: dict[str, ClientResponse] = field(default_factory=dict)  # SSE opened before posting
 
     def hidden_from(self, reader: str) -> list[Alert]:
-        return [self.withheld[k] for k, (_, who) in WITHHELD.items() if reader in who]
+        found = [self.withheld[k] for k, (_, who) in WITHHELD.items() if reader in who]
+        return [*found, self.checked] if reader in READERS else found
 
     def subscriptions_of(self, reader: str) -> list[str]:
         if reader == "operator":  # the operator may read every feed: read the readers' ones
@@ -117,6 +133,7 @@ async def scene(dapi: Api, receivers: list[Receiver]) -> AsyncIterator[Scene]:
     await api.add_node(RECIPIENT, "ME")
     await api.add_node("rs-cert", "RS")
     await api.add_node("fc-ba", "BA", kind="civil-society", roles=("publish", "subscribe"))
+    await api.add_node(CHECKER, "ME", kind="civil-society", roles=("subscribe", "fact-check"))
     pulls: dict[str, str] = {}
     hooks: dict[str, tuple[str, Receiver]] = {}
     live: dict[str, ClientResponse] = {}
@@ -133,12 +150,34 @@ async def scene(dapi: Api, receivers: list[Receiver]) -> AsyncIterator[Scene]:
         name: await post_alert(api, SENDER, f"secret-{name}", **sharing)
         for name, (sharing, _) in WITHHELD.items()
     }
+    checked = await post_alert(
+        api,
+        SENDER,
+        "secret-checked",
+        tlp="RED",
+        share={"recipients": [RECIPIENT, CHECKER]},
+        indicators=[{"type": "domain", "value": "shared-content.phish.example"}],
+    )
+    twin_body = unique_threat("twin", indicators=[{"type": "domain", "value": checked.domain}])
+    status, answer = await api.post(RECIPIENT, twin_body)
+    assert status == 201 and answer["cluster_id"] == checked.cluster_id, answer
+    twin = Alert(answer["hub_id"], answer["cluster_id"], "twin", twin_body["title"], checked.domain)
+    claim = f"Marker claim {new_ulid()}"
+    fact_check = {"id": "fc-secret", "claim_reviewed": claim, "url": "https://fc.example/x",
+                  "rating": {"value": 1, "alternate_name": "False"}, "language": "sr",
+                  "published_at": "2026-11-21T09:30:00Z", "summary": f"{claim}."}  # fmt: skip
+    resp = await api.client.post(
+        f"/v1/alerts/{checked.hub_id}/fact-checks", json=fact_check, headers=api.auth(CHECKER)
+    )
+    assert resp.status == 201, await resp.text()
+    checked.extra = ((await resp.json())["fact_check_id"], claim)
+    checked.cluster_shown = True
     control = await post_alert(api, SENDER, "control")
     end = await post_alert(api, SENDER, "end")
     for reader, sub in pulls.items():
         events = await api.wait_for_feed(reader, sub, 1, last=end.hub_id)
         assert events and events[-1]["hub_id"] == end.hub_id
-    scene = Scene(api, withheld, control, end, pulls, hooks, live)
+    scene = Scene(api, withheld, control, end, checked, twin, pulls, hooks, live)
     yield scene
     for resp in live.values():
         resp.close()
@@ -174,6 +213,11 @@ def fillings(scene: Scene, reader: str, pattern: str) -> list[dict[str, str]]:
             values = [a.hub_id for a in scene.hidden_from(reader)] + [scene.control.hub_id]
         elif name == "name":
             values = ["alert", "status.js"]
+        elif name == "cluster_id":
+            values = [a.cluster_id for a in scene.hidden_from(reader) if not a.cluster_shown]
+            values += [scene.control.cluster_id, scene.twin.cluster_id]
+        elif name == "token":
+            values = ["01M95H9EPPBA609FJCHZ4P67CF.ee995b33a6c172ae5848e699f5656d427a46"]
         else:
             pytest.fail(
                 f"GET {pattern}: path parameter {{{name}}} is new to test_no_leaks.py: say in "
@@ -197,6 +241,7 @@ async def probe(scene: Scene, reader: str, path: str, hidden: list[Alert]) -> No
         text = await resp.text()
     for alert in hidden:  # an id the reader sent may be echoed back ("no alert <id>")
         text = text.replace(alert.hub_id, "<sent>") if alert.hub_id in path else text
+        text = text.replace(alert.cluster_id, "<sent>") if alert.cluster_id in path else text
     assert_clean(text, hidden, f"GET {path} as {reader}")
     for alert in hidden:
         if alert.hub_id in path:
@@ -209,6 +254,15 @@ async def probe(scene: Scene, reader: str, path: str, hidden: list[Alert]) -> No
             )
             assert resp.status == other.status in (403, 404), (path, resp.status, other.status)
             assert same_answer(await resp.json(), alert.hub_id, await other.json(), unknown_id)
+        if alert.cluster_id in path and not alert.cluster_shown:
+            refused("leak: withheld cluster in a path")
+            other = await api.client.get(
+                path.replace(alert.cluster_id, UNKNOWN_CLUSTER), headers=api.auth(reader)
+            )
+            assert resp.status == other.status == 404, (path, resp.status, other.status)
+            assert same_answer(
+                await resp.json(), alert.cluster_id, await other.json(), UNKNOWN_CLUSTER
+            )
 
 
 async def test_every_get_route_hides_withheld_alerts(scene: Scene) -> None:
@@ -229,7 +283,8 @@ async def test_every_get_route_hides_withheld_alerts(scene: Scene) -> None:
         assert status == 200 and body["title"] == scene.control.title
         feed = await scene.api.feed(reader, scene.pulls[reader])
         visible = [a.hub_id for k, a in scene.withheld.items() if reader not in WITHHELD[k][1]]
-        assert [e["hub_id"] for e in feed] == [*visible, scene.control.hub_id, scene.end.hub_id]
+        shown = [*visible, scene.twin.hub_id, scene.control.hub_id, scene.end.hub_id]
+        assert [e["hub_id"] for e in feed] == shown
 
 
 async def test_listing_pages_never_reach_a_withheld_alert(scene: Scene) -> None:
@@ -247,7 +302,7 @@ async def test_listing_pages_never_reach_a_withheld_alert(scene: Scene) -> None:
                 break
             path = f"/v1/alerts?limit=1&after={page['next']}"
         visible = {a.hub_id for k, a in scene.withheld.items() if reader not in WITHHELD[k][1]}
-        assert set(seen) == {scene.control.hub_id, scene.end.hub_id} | visible
+        assert set(seen) == {scene.control.hub_id, scene.end.hub_id, scene.twin.hub_id} | visible
 
 
 async def test_live_streams_and_webhooks_carry_no_withheld_alert(scene: Scene) -> None:
@@ -424,3 +479,32 @@ async def test_similar_and_story_show_no_withheld_report(dapi: Api) -> None:
     assert set(withheld.values()) <= {s["hub_id"] for s in body["similar"]}
     for resp in live.values():
         resp.close()
+
+
+async def test_a_red_reports_fact_check_is_not_even_counted(scene: Scene) -> None:
+    """A fact-check posted on a RED report reaches no node that may not see the report: the
+    cluster they see through its GREEN twin counts one report, is not fact-checked (nor listed
+    as such), and shows no fact-check on the twin, in its ClaimReview or in any feed; the RED
+    report's recipient sees both reports and the fact-check."""
+    api = scene.api
+    cluster = scene.twin.cluster_id
+    for reader in READERS:
+        _, listing = await api.get(reader, "/v1/clusters?limit=200")
+        (entry,) = [c for c in listing["clusters"] if c["cluster_id"] == cluster]
+        assert entry["report_count"] == 1 and entry["node_count"] == 1
+        assert entry["fact_checked"] is False and entry["fact_checks"] == []
+        assert entry["spread"] == {"countries": 1, "languages": 1, "reports": 1}
+        _, checked = await api.get(reader, "/v1/clusters?fact_checked=true&limit=200")
+        assert cluster not in {c["cluster_id"] for c in checked["clusters"]}
+        _, twin = await api.get(reader, f"/v1/alerts/{scene.twin.hub_id}")
+        assert twin["fact_checks"] == []
+        resp = await api.client.get(
+            f"/v1/alerts/{scene.twin.hub_id}/claimreview", headers=api.auth(reader)
+        )
+        assert await resp.json(content_type=None) == []
+        if reader != "operator":
+            feed = await api.feed(reader, scene.pulls[reader])
+            assert not [e for e in feed if e["type"].startswith("alert.fact_check")]
+    _, seen = await api.get(RECIPIENT, f"/v1/clusters/{cluster}")
+    assert seen["report_count"] == 2 and seen["fact_checked"] is True
+    assert [f["fact_check_id"] for f in seen["fact_checks"]] == [scene.checked.extra[0]]

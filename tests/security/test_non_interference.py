@@ -174,6 +174,27 @@ class ObserverRetract:
 
 
 @dataclass(frozen=True)
+class HiddenFactCheck:
+    """World A only: the sender of one of its hidden alerts fact-checks it (hidden with it)."""
+
+    pick: int
+
+
+@dataclass(frozen=True)
+class VisibleFactCheck:
+    """Both worlds: an actor fact-checks one of the visible alerts."""
+
+    pick: int
+
+
+@dataclass(frozen=True)
+class ObserverFactCheck:
+    """The observer fact-checks one of the alerts of its last listing."""
+
+    pick: int
+
+
+@dataclass(frozen=True)
 class Read:
     """The observer reads everything it may read now (feeds once fan-out has caught up)."""
 
@@ -188,6 +209,9 @@ Step = (
     | ObserverBatch
     | ObserverUpdate
     | ObserverRetract
+    | HiddenFactCheck
+    | VisibleFactCheck
+    | ObserverFactCheck
     | Read
 )
 
@@ -201,8 +225,17 @@ steps = st.one_of(
     st.builds(ObserverBatch, st.lists(content_ids, min_size=1, max_size=3).map(tuple)),
     st.builds(ObserverUpdate, st.integers(0, 20), content_ids),
     st.builds(ObserverRetract, st.integers(0, 20)),
+    st.builds(HiddenFactCheck, st.integers(0, 20)),
+    st.builds(VisibleFactCheck, st.integers(0, 20)),
+    st.builds(ObserverFactCheck, st.integers(0, 20)),
     st.just(Read()),
 )
+
+
+def fact_check_body(fc_id: str) -> dict[str, Any]:
+    return {"id": fc_id, "claim_reviewed": f"Claim {fc_id}", "url": "https://fc.example/a",
+            "rating": {"value": 1, "alternate_name": "False"}, "language": "sr",
+            "published_at": "2026-11-21T09:30:00Z", "summary": f"Verdict {fc_id}."}  # fmt: skip
 
 
 def content(n: int) -> dict[str, Any]:
@@ -325,6 +358,9 @@ class World:
     seen: list[str] = field(default_factory=list)  # hub ids from the observer's last listing
     posted: int = 0  # hidden alerts posted (world A)
     visible_posts: int = 0
+    visible: list[tuple[str, str]] = field(default_factory=list)  # (actor, alert id) posted
+    checks: int = 0  # fact-checks posted in both worlds
+    hidden_checks: int = 0  # fact-checks posted on hidden alerts (world A)
 
     def auth(self, node: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[node]}"}
@@ -387,7 +423,7 @@ async def world(
     try:
         for node_id, country, kind in NODES:
             body = {"id": node_id, "name": node_id, "country": country, "kind": kind,
-                    "roles": ["publish", "subscribe"]}  # fmt: skip
+                    "roles": ["publish", "subscribe", "fact-check"]}  # fmt: skip
             answer = await w.call("POST", "/v1/nodes", "operator", body)
             assert answer["status"] == 201, answer
             w.tokens[node_id] = answer["body"]["token"]
@@ -471,6 +507,30 @@ async def run_step(step: Step, a: World, b: World) -> list[tuple[str, Any, Any]]
         for w in (a, b):
             answer = await w.post(actor, alert_body(alert_id, step.content))
             assert answer["status"] == 201, answer
+            w.visible.append((actor, alert_id))
+        return []
+    if isinstance(step, HiddenFactCheck):
+        live = [h for h in a.hidden if not h.retracted]
+        if not live:
+            return []
+        hidden = live[step.pick % len(live)]
+        a.hidden_checks += 1
+        hub_id = await _hub_id_of(a, hidden)
+        answer = await a.call("POST", f"/v1/alerts/{hub_id}/fact-checks", hidden.actor,
+                              fact_check_body(f"hf{a.hidden_checks}"))  # fmt: skip
+        assert answer["status"] == 201, answer
+        return []
+    if isinstance(step, VisibleFactCheck):
+        if not a.visible:
+            return []
+        actor, alert_id = a.visible[step.pick % len(a.visible)]
+        checker = ACTORS[(ACTORS.index(actor) + 1) % len(ACTORS)]
+        for w in (a, b):
+            w.checks += 1
+            hub_id = await _hub_id_of(w, Hidden(actor, alert_id, {}))
+            answer = await w.call("POST", f"/v1/alerts/{hub_id}/fact-checks", checker,
+                                  fact_check_body(f"vf{w.checks}"))  # fmt: skip
+            assert answer["status"] in (201, 409), answer
         return []
     if observer == "operator" and not isinstance(step, Read):
         return []  # the operator does not publish
@@ -500,6 +560,16 @@ async def run_step(step: Step, a: World, b: World) -> list[tuple[str, Any, Any]]
             w.own[index] = (alert_id, revision + 1)
         body = alert_body(alert_id, step.content, revision + 1)
         return [("update", await a.post(observer, body), await b.post(observer, body))]
+    if isinstance(step, ObserverFactCheck):
+        if not a.seen and not b.seen:
+            return []
+        got = []
+        for w in (a, b):
+            w.checks += 1
+            hub_id = w.seen[step.pick % len(w.seen)] if w.seen else "missing"
+            got.append(await w.call("POST", f"/v1/alerts/{hub_id}/fact-checks", observer,
+                                    fact_check_body(f"of{w.checks}")))  # fmt: skip
+        return [("fact-check", *got)]
     if isinstance(step, ObserverRetract):
         if not a.own:
             return []
@@ -553,6 +623,26 @@ async def read_everything(a: World, b: World) -> list[tuple[str, Any, Any]]:
             hub_id = w.seen[k] if k < len(w.seen) else "missing"
             got.append(await w.call("GET", f"/v1/alerts/{hub_id}", observer))
         out.append((f"alert #{k}", *got))
+    for k in range(max(len(a.seen), len(b.seen))):
+        got = []
+        for w in (a, b):
+            hub_id = w.seen[k] if k < len(w.seen) else "missing"
+            got.append(await w.call("GET", f"/v1/alerts/{hub_id}/claimreview", observer))
+        out.append((f"claimreview #{k}", *got))
+    cluster_ids: list[list[str]] = [[], []]
+    for n, query in enumerate(("limit=2", "sort=spread&limit=2", "fact_checked=true&limit=200",
+                               "fact_checked=false&sort=spread&limit=3")):  # fmt: skip
+        pages = [await _pages(w, observer, f"/v1/clusters?{query}", "clusters") for w in (a, b)]
+        out.append((f"clusters {query}", *pages))
+        if n == 0:
+            cluster_ids = [[c["cluster_id"] for p in ps for c in p["body"]["clusters"]]
+                           for ps in pages]  # fmt: skip
+    for k in range(max(len(ids) for ids in cluster_ids)):
+        got = []
+        for w, ids in zip((a, b), cluster_ids, strict=True):
+            cluster_id = ids[k] if k < len(ids) else "cl_missing"
+            got.append(await w.call("GET", f"/v1/clusters/{cluster_id}", observer))
+        out.append((f"cluster #{k}", *got))
     for route in ("/v1/subscriptions", "/v1/schemas"):
         await both(route, route)
     roles = ["partner"] if observer == "operator" else ["pull", "hook"]
@@ -562,7 +652,7 @@ async def read_everything(a: World, b: World) -> list[tuple[str, Any, Any]]:
             for w in (a, b)
         ]
         out.append((f"feed {role}", *pages))
-        for suffix in ("", "/dead-letters"):
+        for suffix in ("", "/dead-letters", "/feed.atom", "/feed.atom?limit=3"):
             got = [await w.call("GET", f"/v1/subscriptions/{w.subs[role]}{suffix}", observer)
                    for w in (a, b)]  # fmt: skip
             out.append((f"subscription {role}{suffix}", *got))
@@ -593,7 +683,8 @@ async def _pages(w: World, node: str, path: str, items: str) -> list[Any]:
         url = re.sub(r"([?&])after=[^&]*", r"\1", path).rstrip("&?")
         url += ("&" if "?" in url else "?") + f"after={body['next']}"
     for page in pages:  # listing cursors are sealed afresh each time: compare presence only
-        if items == "alerts" and isinstance(page["body"], dict) and page["body"].get("next"):
+        sealed = items in ("alerts", "clusters")
+        if sealed and isinstance(page["body"], dict) and page["body"].get("next"):
             page["body"]["next"] = "<cursor>"
     return pages
 
@@ -677,6 +768,10 @@ TYPED_FOR_OWNER = [HiddenPost(0, 0, 0), VisiblePost(0, 0), Read()]
 # language and the observer's own: no similar list names it, no story is named after it.
 SIMILAR_CLAIMS = [HiddenPost(0, 0, 4), VisiblePost(1, 6), ObserverPost(5), HiddenPost(1, 2, 5),
                   VisiblePost(0, 7), Read()]  # fmt: skip
+# Issue 18: a hidden report's fact-check, in a cluster the observer sees through a visible
+# report, with a visible fact-check and the observer's own beside it.
+FACT_CHECKED = [VisiblePost(0, 0), HiddenPost(1, 0, 0), HiddenFactCheck(0), Read(),
+                VisibleFactCheck(0), ObserverFactCheck(0), HiddenPost(0, 1, 0), Read()]  # fmt: skip
 
 
 @settings(
@@ -693,6 +788,9 @@ SIMILAR_CLAIMS = [HiddenPost(0, 0, 4), VisiblePost(1, 6), ObserverPost(5), Hidde
 @example(observer="obs-rs", script=SIMILAR_CLAIMS)
 @example(observer="obs-fc", script=SIMILAR_CLAIMS)
 @example(observer="operator", script=SIMILAR_CLAIMS)
+@example(observer="obs-fc", script=FACT_CHECKED)
+@example(observer="obs-rs", script=FACT_CHECKED)
+@example(observer="operator", script=FACT_CHECKED)
 def test_hidden_actions_change_nothing_the_observer_gets(
     observer: str,
     script: list[Step],

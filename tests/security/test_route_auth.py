@@ -38,7 +38,7 @@ UNIDENTIFIED = ("anonymous", "empty_bearer", "wrong_scheme", "garbage", "unknown
 ROLES: dict[str, frozenset[str]] = {
     "publisher": frozenset({"publish"}),
     "subscriber": frozenset({"subscribe"}),
-    "owner": frozenset({"publish", "subscribe"}),
+    "owner": frozenset({"publish", "subscribe", "fact-check"}),
     "operator": frozenset({"operator"}),  # the bootstrap operator (ALERTHUB_BOOTSTRAP_TOKEN)
     "operator_node": frozenset({"operator"}),  # an operator node created through the API
 }
@@ -57,6 +57,7 @@ class Rule:
     node: any node with a live token;
     role:<name>: a node holding that role;
     owner: the owner of the subscription in the path, or an operator; anyone else gets 404;
+    owner_only: the owner of the subscription in the path; an operator gets 403, others 404;
     sender: a publishing node that sent the alert in the path (others who may see it: 403);
     visible: any node the alert's sharing lets see it; anyone else gets 404."""
 
@@ -79,6 +80,10 @@ class Rule:
             if caller == "owner" or "operator" in roles:
                 return self.ok, None
             return 404, "not_found"
+        if self.who == "owner_only":
+            if caller == "owner":
+                return self.ok, None
+            return (403, "forbidden") if "operator" in roles else (404, "not_found")
         if self.who == "sender":
             return (self.ok, None) if caller == "owner" else (403, "forbidden")
         if self.who == "visible":
@@ -100,7 +105,7 @@ class World:
         world = cls(api)
         await api.add_node(NODE_IDS["publisher"], "AL", roles=("publish",))
         await api.add_node(NODE_IDS["subscriber"], "BA", kind="civil-society", roles=("subscribe",))
-        await api.add_node(NODE_IDS["owner"], "RS", roles=("publish", "subscribe"))
+        await api.add_node(NODE_IDS["owner"], "RS", roles=("publish", "subscribe", "fact-check"))
         await api.add_node(NODE_IDS["operator_node"], "ME", roles=("operator",))
         gone = await api.add_node(NODE_IDS["revoked"], "MK", roles=("publish", "subscribe"))
         # Used once, so that its profile sits in the hub's cache when it is revoked.
@@ -149,6 +154,7 @@ class World:
 # -- how to make a request that would succeed, for each route ----------------------------------
 
 Request = tuple[dict[str, str], Any]  # (path parameters, JSON body or None)
+UNKNOWN_TOKEN = "01M95H9EPPBA609FJCHZ4P67CF.ee995b33a6c172ae5848e699f5656d427a46"
 Maker = Callable[[World], Awaitable[Request]]
 
 
@@ -202,6 +208,36 @@ async def a_subscription_and_alert(world: World) -> Request:
     return {"subscription_id": await world.subscription(), "hub_id": await world.alert()}, None
 
 
+def fact_check(fc_id: str) -> dict[str, Any]:
+    return {"id": fc_id, "claim_reviewed": "A claim", "url": "https://factcheck.example/a",
+            "rating": {"value": 1, "alternate_name": "False"}, "published_at":
+            "2026-11-21T09:30:00Z", "language": "sr", "summary": "It is false."}  # fmt: skip
+
+
+async def a_fact_check_to_post(world: World) -> Request:
+    return {"hub_id": await world.alert()}, fact_check(world.fresh("fc"))
+
+
+async def a_fact_check_to_retract(world: World) -> Request:
+    hub_id = await world.alert()
+    resp = await world.api.client.post(
+        f"/v1/alerts/{hub_id}/fact-checks",
+        json=fact_check(world.fresh("fc")),
+        headers=world.api.auth(NODE_IDS["owner"]),
+    )
+    assert resp.status == 201, await resp.text()
+    return {"hub_id": hub_id, "fact_check_id": (await resp.json())["fact_check_id"]}, None
+
+
+async def a_cluster_withheld_from_al(world: World) -> Request:
+    status, body = await world.api.post(
+        NODE_IDS["owner"],
+        unique_threat(world.fresh("clustered"), share={"withhold_from": ["AL"]}),
+    )
+    assert status == 201, body
+    return {"cluster_id": body["cluster_id"]}, None
+
+
 def fixed(**params: str) -> Maker:
     async def make(world: World) -> Request:
         return params, None
@@ -246,6 +282,41 @@ ACCESS: dict[tuple[str, str], tuple[Rule, Maker]] = {
         Rule("role:operator"),
         a_subscription_and_alert,
     ),
+    # Fact-checks: the fact-check role, on an alert the caller may see (the owner sent it).
+    ("POST", "/v1/alerts/{hub_id}/fact-checks"): (
+        Rule("role:fact-check", 201),
+        a_fact_check_to_post,
+    ),
+    ("POST", "/v1/alerts/{hub_id}/fact-checks/{fact_check_id}/retract"): (
+        Rule("role:fact-check"),
+        a_fact_check_to_retract,
+    ),
+    ("GET", "/v1/alerts/{hub_id}/claimreview"): (
+        Rule("visible", hidden_from=frozenset({"publisher"})),
+        an_alert_withheld_from_al,
+    ),
+    ("GET", "/v1/clusters"): (Rule("node"), nothing),
+    ("GET", "/v1/clusters/{cluster_id}"): (
+        Rule("visible", hidden_from=frozenset({"publisher"})),
+        a_cluster_withheld_from_al,
+    ),
+    # Atom: a bearer as for the pull feed (the feed key is tested in tests/factcheck); only the
+    # owner makes a key, which reads with the owner's eyes; the operator may revoke it.
+    ("GET", "/v1/subscriptions/{subscription_id}/feed.atom"): (Rule("owner"), a_subscription),
+    ("POST", "/v1/subscriptions/{subscription_id}/feed-key"): (
+        Rule("owner_only", 201),
+        a_subscription,
+    ),
+    ("DELETE", "/v1/subscriptions/{subscription_id}/feed-key"): (
+        Rule("owner", 204),
+        a_subscription,
+    ),
+    # E-mail links: the token in the path is the capability, whoever calls; an unknown one is
+    # 404 to everyone (the valid ones are followed in tests/delivery/test_email.py).
+    ("GET", "/v1/email/confirm/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
+    ("POST", "/v1/email/confirm/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
+    ("GET", "/v1/email/unsubscribe/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
+    ("POST", "/v1/email/unsubscribe/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
 }
 
 

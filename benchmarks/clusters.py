@@ -1,0 +1,106 @@
+"""Triage-queue latency (GET /v1/clusters) for a fact-checker and for a CERT.
+
+    .venv/bin/python benchmarks/clusters.py [--hidden 5000] [--visible 2000] [--repeats 7]
+
+Starts a real redis-server and a hub app in this process. al-cert posts `--visible` GREEN
+disinformation reports (in clusters of 1 to 4 reports, so there are fewer clusters than
+reports) and `--hidden` RED reports to me-cert (half of them copies of GREEN content, so the
+clusters a checker sees also hold reports it may not see). Then times, median of --repeats,
+the queue of factcheck-ba (may see the GREEN reports only) and of me-cert (may see all), by
+last_seen (first page of 50: reads no further back than it shows) and by spread (ranks every
+cluster of the window). Writes benchmarks/results/clusters-<UTC time>.json.
+"""
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import pathlib
+import statistics
+import tempfile
+import time
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from hub.app import create_app
+from hub.settings import Settings
+from hub.store.embedded import free_port, start_redis_server
+
+OP = "bench-operator-token-0123456789"
+
+
+def report(i: int, content: int, **kw) -> dict:
+    body = {
+        "id": f"r-{i}",
+        "kind": "disinformation",
+        "title": f"claim {content}",
+        "severity": "high",
+        "tlp": "GREEN",
+        "observed_at": "2026-11-21T10:00:00Z",
+        "languages": ["sr-Latn" if i % 2 else "sq"],
+        "claims": [{"text": f"claim number {content}", "language": "sr-Latn"}],
+    }
+    body.update(kw)
+    return body
+
+
+async def main(hidden: int, visible: int, repeats: int) -> dict:
+    d = pathlib.Path(tempfile.mkdtemp())
+    server = start_redis_server(d, port=free_port())
+    try:
+        app = create_app(
+            Settings(
+                redis_url=server.url, bootstrap_token=OP, rate_limit_per_minute=10**7, data_dir=d
+            )
+        )
+        async with TestClient(TestServer(app)) as c:
+            tok = {}
+            for n, cc, kind in (("al-cert", "AL", "government"), ("me-cert", "ME", "government"),
+                                ("factcheck-ba", "BA", "civil-society")):  # fmt: skip
+                r = await c.post(
+                    "/v1/nodes",
+                    json={"id": n, "name": n, "country": cc, "kind": kind,
+                          "roles": ["publish", "subscribe", "fact-check"]},
+                    headers={"Authorization": f"Bearer {OP}"},
+                )
+                tok[n] = {"Authorization": f"Bearer {(await r.json())['token']}"}
+            bodies = [report(i, i // 3) for i in range(visible)]
+            bodies += [
+                report(visible + i, i // 3 if i % 2 else 10**6 + i, tlp="RED",
+                       share={"recipients": ["me-cert"]})
+                for i in range(hidden)
+            ]  # fmt: skip
+            for s in range(0, len(bodies), 500):
+                r = await c.post(
+                    "/v1/alerts/batch", json={"alerts": bodies[s : s + 500]}, headers=tok["al-cert"]
+                )
+                assert r.status == 200
+            out = {"hidden": hidden, "visible": visible, "repeats": repeats, "median_ms": {}}
+            for who in ("factcheck-ba", "me-cert"):
+                for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread"):
+                    times = []
+                    for _ in range(repeats):
+                        t = time.perf_counter()
+                        r = await c.get(f"/v1/clusters?{q}", headers=tok[who])
+                        body = await r.json()
+                        times.append((time.perf_counter() - t) * 1000)
+                    assert r.status == 200, body
+                    out["median_ms"][f"{who} {q}"] = round(statistics.median(times), 2)
+                    print(f"{who} {q}: median {statistics.median(times):.1f} ms "
+                          f"({len(body['clusters'])} clusters)")  # fmt: skip
+            return out
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=5000)
+    parser.add_argument("--visible", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    result = asyncio.run(main(args.hidden, args.visible, args.repeats))
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = pathlib.Path(__file__).parent / "results" / f"clusters-{stamp}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
