@@ -52,6 +52,27 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("ALERTHUB_APPENDFSYNC", "everysec", "the embedded Redis's fsync: everysec, always or no"),
     ("ALERTHUB_LOG_LEVEL", "info", "debug, info, warning or error"),
     ("ALERTHUB_KEY_PREFIX", "alerthub", "the prefix of every Redis key"),
+    ("ALERTHUB_SIMILARITY", "true", "compute claim signatures at ingest to link similar reports"),
+    (
+        "ALERTHUB_SIMILARITY_THRESHOLD",
+        "0.5",
+        "the score from which two reports are linked (more than 0.2, at most 1)",
+    ),
+    (
+        "ALERTHUB_PUBLIC_URL",
+        "the request's origin",
+        "where people reach the hub (e-mail, feed links)",
+    ),
+    (
+        "ALERTHUB_SMTP_URL",
+        "unset: no e-mail",
+        "smtp://user@relay:587 (STARTTLS) or smtps://relay:465",
+    ),
+    ("ALERTHUB_SMTP_PASSWORD_FILE", "unset", "the SMTP relay's password, read from this file"),
+    ("ALERTHUB_SMTP_CA_FILE", "the system's", "the CA that signs the SMTP relay's certificate"),
+    ("ALERTHUB_MAIL_FROM", "alerthub <alerthub@localhost>", "the From address of e-mails"),
+    ("ALERTHUB_SMTP_TIMEOUT_S", "30", "seconds per SMTP step"),
+    ("ALERTHUB_DIGEST_PERIODS", "3600,86400", "hourly and daily e-mail digest periods in seconds"),
     ("ALERTHUB_SCHEMAS_DIR", "the packaged schemas", "a folder of *.schema.json to use instead"),
 )
 
