@@ -16,6 +16,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("hub.nodes", "hub.policy", "hub.auth")),
     ("ingest", ("hub.ingest",)),
     ("delivery", ("hub.delivery",)),
+    ("interop", ("hub.interop",)),
     ("ops", ("hub.ops",)),
     ("services", ("hub.context",)),
     ("api", ("hub.api",)),
