@@ -82,7 +82,7 @@ def entry_html(event: dict[str, Any]) -> str:
             f"<q>{escape(fact_check['claim_reviewed'])}</q> "
             f"<strong>{escape(fact_check['rating']['alternate_name'])}</strong> "
             f"({fact_check['rating']['value']}/5): {escape(fact_check['summary'])}</p>"
-            f"<p><a href=\"{escape(fact_check['url'])}\">{escape(fact_check['url'])}</a></p>"
+            f'<p><a href="{escape(fact_check["url"])}">{escape(fact_check["url"])}</a></p>'
         )
         if fact_check.get("status") == "retracted":
             parts.append(f"<p>Retracted: {escape(fact_check.get('retraction_reason') or '')}</p>")

@@ -34,6 +34,35 @@ def retry_delay(
     return delay
 
 
+def settle_attempt(
+    record: dict,
+    schedule: tuple[float, ...],
+    *,
+    ok: bool,
+    status: int | None,
+    error: str | None,
+    finished_ms: int,
+    finished_at: str,
+    give_up: bool = False,
+    retry_after_s: float | None = None,
+) -> str:
+    """Write one attempt's result into an event's delivery record and say what comes of it:
+    "delivered", "retry" (with `due_ms` set from the schedule) or "dead" (the schedule is spent,
+    or `give_up`: the endpoint or relay refused for good). Shared by every delivery type."""
+    record["attempts"] = int(record["attempts"]) + 1
+    record["last_status"] = status
+    record["last_error"] = error
+    if ok:
+        return "delivered"
+    record.setdefault("first_failure_ms", finished_ms)
+    delay = retry_delay(schedule, record["attempts"], retry_after_s)
+    if give_up or delay is None:
+        record["dead_at"] = finished_at
+        return "dead"
+    record["due_ms"] = finished_ms + int(delay * 1000)
+    return "retry"
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """A Retry-After header (delay-seconds or an HTTP date) as seconds from now; None if absent
     or unreadable."""

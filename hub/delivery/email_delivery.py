@@ -33,7 +33,7 @@ import aiosmtplib
 import orjson
 from redis.exceptions import RedisError
 
-from hub.delivery.delivery_rules import retry_delay, should_pause
+from hub.delivery.delivery_rules import retry_delay, settle_attempt, should_pause
 from hub.delivery.feed_events import FeedEntry, Rendered
 from hub.delivery.feed_news import first_of
 from hub.delivery.mail import (
@@ -46,7 +46,7 @@ from hub.delivery.mail import (
     header_text,
 )
 from hub.delivery.subscriptions import Subscription
-from hub.delivery.webhooks import Delivery
+from hub.delivery.webhooks import Delivery, record_outcome
 from hub.ids import now_rfc3339
 from hub.logs import get_logger
 from hub.nodes import Node
@@ -459,41 +459,25 @@ class EmailWorker:
             if event is None or attempt is None:
                 outcome = "skipped"
             else:
-                record["attempts"] = int(record["attempts"]) + 1
-                record["last_status"] = attempt.code
-                record["last_error"] = attempt.error
-                if attempt.ok:
-                    outcome = "delivered"
-                else:
-                    record.setdefault("first_failure_ms", finished_ms)
-                    delay = retry_delay(ctx.schedule, record["attempts"])
-                    if attempt.permanent or delay is None:
-                        outcome = "dead"
-                        record["dead_at"] = now_rfc3339()
-                    else:
-                        outcome = "retry"
-                        record["due_ms"] = finished_ms + int(delay * 1000)
-            reply = await ctx.batcher.call(
-                ctx.scripts.delivery_done,
-                keys=[
-                    self._lease.key,
-                    ctx.keys.delivery(sub.id),
-                    ctx.keys.retries(sub.id),
-                    ctx.keys.retry_info(sub.id),
-                    ctx.keys.dead_letters(sub.id),
-                    ctx.keys.deleted(sub.id),
-                ],
-                args=[
-                    self._lease.owner,
-                    record["event"]["id"],
-                    outcome,
-                    "1" if advance else "0",
-                    finished_ms,
-                    now_rfc3339(),
-                    record.get("due_ms", 0),
-                    orjson.dumps(record),
-                    record.get("seq", 0),
-                ],
+                outcome = settle_attempt(
+                    record,
+                    ctx.schedule,
+                    ok=attempt.ok,
+                    status=attempt.code,
+                    error=attempt.error,
+                    finished_ms=finished_ms,
+                    finished_at=now_rfc3339(),
+                    give_up=attempt.permanent,
+                )
+            reply = await record_outcome(
+                ctx,
+                self._lease,
+                sub.id,
+                record["event"]["id"],
+                outcome,
+                advance,
+                finished_ms,
+                record,
             )
             ctx.metrics.delivery("lost" if reply[0] == b"lost" else outcome)
             if reply[0] == b"lost":

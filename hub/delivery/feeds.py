@@ -156,9 +156,7 @@ class FeedReader:
         if alert is None or entry.fact_check_id not in fact_checks:
             return None
         body = event_json(entry, alert, fact_checks[entry.fact_check_id])
-        return Rendered(
-            alert.sharing, orjson.dumps(body), body if may_have_claims(alert) else None
-        )
+        return Rendered(alert.sharing, orjson.dumps(body), body if may_have_claims(alert) else None)
 
     async def fact_checks(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored fact-checks among `ids`, in the form events carry them."""

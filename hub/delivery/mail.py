@@ -159,7 +159,7 @@ def _event_lines(event: dict[str, Any], envelope: Envelope) -> list[str]:
     if fact_check is not None:
         rating = fact_check["rating"]
         lines += [
-            f"{fact_check['checker_name']} rates the claim \"{fact_check['claim_reviewed']}\": "
+            f'{fact_check["checker_name"]} rates the claim "{fact_check["claim_reviewed"]}": '
             f"{rating['alternate_name']} ({rating['value']} of {rating['best']}).",
             fact_check["summary"],
             f"Article: {fact_check['url']}",
@@ -194,9 +194,10 @@ def event_message(envelope: Envelope, event: dict[str, Any]) -> EmailMessage:
     """One event, as an `immediate` subscription sends it."""
     tlp = event_tlp(event)
     footer_text, footer_html = _footer(envelope)
-    text = "\n".join(
-        [_tlp_text(tlp), event_title(event), "", *_event_lines(event, envelope)]
-    ) + footer_text
+    text = (
+        "\n".join([_tlp_text(tlp), event_title(event), "", *_event_lines(event, envelope)])
+        + footer_text
+    )
     html = f"<html><body>{_tlp_html(tlp)}{_event_html(event, envelope)}{footer_html}</body></html>"
     return _message(envelope, f"[TLP:{tlp}] {event_title(event)}", text, html)
 

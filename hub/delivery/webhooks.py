@@ -18,7 +18,13 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub.delivery.delivery_rules import answers_challenge, is_gone, retry_delay, should_pause
+from hub.delivery.delivery_rules import (
+    answers_challenge,
+    is_gone,
+    retry_delay,
+    settle_attempt,
+    should_pause,
+)
 from hub.delivery.feed_events import FeedEntry
 from hub.delivery.feed_news import FeedNews, first_of
 from hub.delivery.feeds import FeedReader
@@ -83,6 +89,43 @@ class Delivery:
 
 def _ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def record_outcome(
+    ctx: Delivery,
+    lease: Lease,
+    sub_id: str,
+    event_id: str,
+    outcome: str,
+    advance: bool,
+    finished_ms: int,
+    record: dict,
+) -> list:
+    """Store what came of one event's delivery in one step under the subscription's lease
+    (delivery_done_lua): the cursor, the retry set, a dead letter. The reply starts with b"lost"
+    when another process holds the lease now and will send again. Every delivery type uses it."""
+    return await ctx.batcher.call(
+        ctx.scripts.delivery_done,
+        keys=[
+            lease.key,
+            ctx.keys.delivery(sub_id),
+            ctx.keys.retries(sub_id),
+            ctx.keys.retry_info(sub_id),
+            ctx.keys.dead_letters(sub_id),
+            ctx.keys.deleted(sub_id),
+        ],
+        args=[
+            lease.owner,
+            event_id,
+            outcome,
+            "1" if advance else "0",
+            finished_ms,
+            now_rfc3339(),
+            record.get("due_ms", 0),
+            orjson.dumps(record),
+            record.get("seq", 0),
+        ],
+    )
 
 
 class WebhookWorker:
@@ -281,41 +324,19 @@ class WebhookWorker:
                 return False
             self._trusted = attempt.ok
             finished_ms = _ms()
-            record["attempts"] = int(record["attempts"]) + 1
-            record["last_status"] = attempt.status
-            record["last_error"] = attempt.error
-            if attempt.ok:
-                outcome = "delivered"
-            else:
-                record.setdefault("first_failure_ms", finished_ms)
-                delay = retry_delay(ctx.schedule, record["attempts"], attempt.retry_after_s)
-                if delay is None or is_gone(attempt.status):
-                    outcome = "dead"
-                    record["dead_at"] = now_rfc3339()
-                else:
-                    outcome = "retry"
-                    record["due_ms"] = finished_ms + int(delay * 1000)
-        reply = await ctx.batcher.call(
-            ctx.scripts.delivery_done,
-            keys=[
-                self._lease.key,
-                ctx.keys.delivery(sub.id),
-                ctx.keys.retries(sub.id),
-                ctx.keys.retry_info(sub.id),
-                ctx.keys.dead_letters(sub.id),
-                ctx.keys.deleted(sub.id),
-            ],
-            args=[
-                self._lease.owner,
-                entry.id,
-                outcome,
-                "1" if advance else "0",
-                finished_ms,
-                now_rfc3339(),
-                record.get("due_ms", 0),
-                orjson.dumps(record),
-                record.get("seq", 0),
-            ],
+            outcome = settle_attempt(
+                record,
+                ctx.schedule,
+                ok=attempt.ok,
+                status=attempt.status,
+                error=attempt.error,
+                finished_ms=finished_ms,
+                finished_at=now_rfc3339(),
+                give_up=is_gone(attempt.status),
+                retry_after_s=attempt.retry_after_s,
+            )
+        reply = await record_outcome(
+            ctx, self._lease, sub.id, entry.id, outcome, advance, finished_ms, record
         )
         if outcome != "delivered":
             log.info(

@@ -13,6 +13,7 @@ from hub.delivery.delivery_rules import (
     is_gone,
     parse_retry_after,
     retry_delay,
+    settle_attempt,
     should_pause,
 )
 from hub.settings import DEFAULT_RETRY_SCHEDULE
@@ -111,3 +112,42 @@ def test_a_body_that_only_contains_the_challenge_does_not_verify(body: bytes) ->
     """A body that holds the challenge among other things (the reflected request, a wrapper,
     extra keys, a repeated key) is not an echo, and neither is another text."""
     assert not answers_challenge(body, CHALLENGE)
+
+
+def test_settle_attempt_retries_on_the_schedule_then_gives_up() -> None:
+    """A failed attempt waits its turn on the schedule; once the schedule is spent, or when the
+    endpoint refused for good, the event is a dead letter; a success clears nothing it needs."""
+    schedule = (0.0, 10.0)
+    record: dict = {"attempts": 0}
+    outcome = settle_attempt(
+        record, schedule, ok=False, status=503, error="busy", finished_ms=1_000, finished_at="t1"
+    )
+    assert outcome == "retry"
+    assert 1_000 + 8_000 <= record["due_ms"] <= 1_000 + 12_000
+    assert record["first_failure_ms"] == 1_000 and record["last_status"] == 503
+    outcome = settle_attempt(
+        record, schedule, ok=False, status=503, error="busy", finished_ms=9_000, finished_at="t2"
+    )
+    assert outcome == "dead" and record["dead_at"] == "t2" and record["first_failure_ms"] == 1_000
+    gone: dict = {"attempts": 0}
+    assert (
+        settle_attempt(
+            gone,
+            schedule,
+            ok=False,
+            status=410,
+            error="",
+            finished_ms=1,
+            finished_at="t",
+            give_up=True,
+        )
+        == "dead"
+    )
+    done: dict = {"attempts": 3}
+    assert (
+        settle_attempt(
+            done, schedule, ok=True, status=200, error=None, finished_ms=1, finished_at="t"
+        )
+        == "delivered"
+    )
+    assert done["attempts"] == 4 and "dead_at" not in done
