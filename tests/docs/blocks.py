@@ -1,7 +1,7 @@
 """The fenced blocks of the Markdown pages, their marks, and what a shown output may match. Pure:
 no process is started here (tests/docs/runner.py runs the blocks).
 
-The convention every page follows (README.md says it once, under "Docs that are tested"):
+The convention every page follows (docs/architecture.md, "Docs that are tested"):
 - a ```sh (or ```bash, ```shell) block is run as it stands, in order with the page's other
   blocks, against a hub the test started, and must exit 0 (a page other than the README runs
   after the README's tour, which it continues);
