@@ -57,7 +57,7 @@ from hub.ingest.similarity.signature import warm_up as similarity_warm_up
 from hub.ingest.validation import SchemaSet
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
-from hub.ops.metrics import route_of
+from hub.ops.metrics import Metrics, route_of
 from hub.settings import Settings, redact_url
 from hub.store.batching import ScriptBatcher
 from hub.store.keys import Keys
@@ -259,12 +259,18 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
             fact_checks=fact_checks,
             clusters=ClusterViews(client, keys, scripts, fact_checks, settings.dedup_window_s),
+            metrics=Metrics(settings.role),
         )
-        if settings.similarity:
+        if settings.similarity and settings.role != "delivery":
             # In a thread, so that start-up does not wait: the first claim would otherwise wait
             # the 1-3 s its dictionaries take to load.
             asyncio.get_running_loop().run_in_executor(None, similarity_warm_up)
-        log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
+        log.info(
+            "hub_started",
+            redis=redact_url(settings.redis_url),
+            prefix=settings.key_prefix,
+            role=settings.role,
+        )
         async with _background_work(app[HUB], delivery_batcher):
             yield
         await batcher.close()
@@ -275,8 +281,26 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
-    """Fan-out, webhook delivery and feed wake-ups, for as long as the app runs. Every hub
-    process runs them; leases decide which process does which part of the work."""
+    """Feed wake-ups (for SSE streams and webhook workers alike) and, unless the role is `api`,
+    fan-out and webhook and e-mail delivery, for as long as the app runs. Every process of a
+    role that delivers runs them; leases decide which process does which part of the work."""
+    news_task = asyncio.create_task(hub.news.run(), name="feed-news")
+    try:
+        if hub.settings.role == "api":
+            yield
+        else:
+            async with _delivery_work(hub, batcher):
+                yield
+    finally:
+        hub.stopping.set()
+        hub.news.wake_all()
+        news_task.cancel()
+        await asyncio.gather(news_task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _delivery_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
+    """The fan-out loop and the webhook supervisor (with e-mail when a relay is set)."""
     owner = process_identity()
     sender = WebhookSender(hub.settings.allow_private_webhooks, hub.settings.webhook_timeout_s)
     fanout = Fanout(
@@ -322,7 +346,6 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         if relay is not None
         else None
     )
-    news_task = asyncio.create_task(hub.news.run(), name="feed-news")
     hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
     workers = [
         hub.fanout_task,
@@ -339,8 +362,6 @@ async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[No
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        news_task.cancel()
-        await asyncio.gather(news_task, return_exceptions=True)
         await sender.close()
 
 
@@ -362,9 +383,12 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
     app[SCHEMAS_KEY] = schemas
     app.cleanup_ctx.append(_redis_and_services)
     app.on_shutdown.append(_stop_streams)
+    # A `delivery` process serves the probes and /metrics only: every other path is a 404 there.
+    app.add_routes(api_meta.probe_routes() + api_metrics.routes())
+    if settings.role == "delivery":
+        return app
     app.add_routes(
         api_meta.routes()
-        + api_metrics.routes()
         + api_nodes.routes()
         + api_reports.routes()
         + api_alerts.routes()

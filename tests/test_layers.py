@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "hub.cli_args",
             "hub.cli_nodes",
             "hub.cli_serve",
+            "hub.cli_workers",
             "hub.__main__",
         ),
     ),
