@@ -160,6 +160,15 @@ def test_serve_bad_workers_or_role_is_a_usage_error(
     assert error in served.stderr.splitlines()[-1] and "Traceback" not in served.stderr
 
 
+def test_serve_workers_that_cannot_start_stop_the_command_with_exit_3(tmp_path: Path) -> None:
+    """--workers 2 on a Redis that refuses: the arbiter stops (exit 3) instead of restarting
+    workers in a loop, and the log says why."""
+    env = {"ALERTHUB_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    served = run_cli("serve", "--port", str(free_port()), "--workers", "2", env=env, cwd=tmp_path)
+    assert served.returncode == 3
+    assert "Worker failed to boot" in served.stderr and "Connection refused" in served.stderr
+
+
 def test_serve_bad_alerthub_role_is_one_line(tmp_path: Path) -> None:
     """ALERTHUB_ROLE that names no role: one line naming the variable, exit 2."""
     served = run_cli("serve", env={"ALERTHUB_ROLE": "fanout"}, cwd=tmp_path)
