@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -29,14 +28,11 @@ from hub.api import status as api_status
 from hub.api import subscriptions as api_subscriptions
 from hub.api.web_io import json_response
 from hub.auth import Authenticator
+from hub.background import background_work
 from hub.context import HUB, Hub
-from hub.delivery.email_delivery import MailContext, relay_from
-from hub.delivery.fanout import Fanout
 from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import SubscriptionStore
-from hub.delivery.webhook_supervisor import WebhookSupervisor
-from hub.delivery.webhooks import Delivery, WebhookSender
 from hub.errors import (
     HubError,
     MalformedJson,
@@ -61,7 +57,6 @@ from hub.ops.metrics import Metrics, route_of
 from hub.settings import Settings, redact_url
 from hub.store.batching import ScriptBatcher
 from hub.store.keys import Keys
-from hub.store.leases import process_identity
 from hub.store.redis_faults import store_unavailable
 from hub.store.redis_pipe import PipelinedRedis
 from hub.store.scripts import Scripts
@@ -84,7 +79,6 @@ STATUS_OF: dict[str, int] = {
     "unavailable": 503,
 }
 REALM = "alerthub"  # of the bearer challenge on a 401
-SHUTDOWN_GRACE_S = 0.2
 # A Redis outage or refusal is usually short (a restart, a failover, memory freed): clients that
 # honour Retry-After come back soon, and a retry of the same request is always safe.
 UNAVAILABLE_RETRY_AFTER_S = 1
@@ -271,98 +265,12 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             prefix=settings.key_prefix,
             role=settings.role,
         )
-        async with _background_work(app[HUB], delivery_batcher):
+        async with background_work(app[HUB], delivery_batcher):
             yield
         await batcher.close()
         await delivery_batcher.close()
     finally:
         await client.aclose()
-
-
-@contextlib.asynccontextmanager
-async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
-    """Feed wake-ups (for SSE streams and webhook workers alike) and, unless the role is `api`,
-    fan-out and webhook and e-mail delivery, for as long as the app runs. Every process of a
-    role that delivers runs them; leases decide which process does which part of the work."""
-    news_task = asyncio.create_task(hub.news.run(), name="feed-news")
-    try:
-        if hub.settings.role == "api":
-            yield
-        else:
-            async with _delivery_work(hub, batcher):
-                yield
-    finally:
-        hub.stopping.set()
-        hub.news.wake_all()
-        news_task.cancel()
-        await asyncio.gather(news_task, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
-async def _delivery_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
-    """The fan-out loop and the webhook supervisor (with e-mail when a relay is set)."""
-    owner = process_identity()
-    sender = WebhookSender(hub.settings.allow_private_webhooks, hub.settings.webhook_timeout_s)
-    fanout = Fanout(
-        hub.redis,
-        hub.keys,
-        hub.scripts,
-        hub.subscriptions,
-        hub.nodes,
-        hub.news,
-        hub.settings.feed_retention,
-        owner,
-        batcher,
-        hub.settings.dedup_window_s,
-    )
-    delivery = Delivery(
-        redis=hub.redis,
-        keys=hub.keys,
-        scripts=hub.scripts,
-        subscriptions=hub.subscriptions,
-        nodes=hub.nodes,
-        feeds=hub.feeds,
-        news=hub.news,
-        sender=sender,
-        schedule=hub.settings.retry_schedule,
-        owner=owner,
-        # Renewed every third of it: an attempt (a slot wait of up to one timeout, then at most two
-        # for the POST) never outlasts what is left of it, so no other process sends the same event.
-        lease_ttl_ms=int((4.5 * hub.settings.webhook_timeout_s + 10) * 1000),
-        batcher=batcher,
-        metrics=hub.metrics,
-    )
-    relay = relay_from(hub.settings)
-    mail = (
-        MailContext(
-            relay=relay,
-            mail_from=hub.settings.mail_from,
-            link_key=hub.cursor_key,
-            public_url=hub.settings.public_url,
-            digest_periods_s=dict(
-                zip(("hourly", "daily"), hub.settings.digest_periods_s, strict=True)
-            ),
-        )
-        if relay is not None
-        else None
-    )
-    hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
-    workers = [
-        hub.fanout_task,
-        asyncio.create_task(WebhookSupervisor(delivery, mail).run(hub.stopping), name="webhooks"),
-    ]
-    try:
-        yield
-    finally:
-        hub.stopping.set()
-        hub.news.wake_all()
-        # A short grace, then cancel: both loops are safe to stop at any line (fanout.py,
-        # webhooks.py), and one blocked in a Redis read would otherwise hold up the stop.
-        _, unfinished = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_S)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        await sender.close()
 
 
 async def _stop_streams(app: web.Application) -> None:

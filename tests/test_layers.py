@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "app",
         (
             "hub.app",
+            "hub.background",
             "hub.demo",
             "hub.cli",
             "hub.cli_args",
