@@ -147,9 +147,7 @@ async def test_the_triage_queue_names_each_clusters_story_and_lists_one_story(no
     copy = await post(nodes, "al-cert", claim_alert("copy", CYRILLIC_COPY, "sr-Cyrl"))
     other = await post(nodes, "rs-cert", claim_alert("other", OTHER_CLAIM))
     story = (await read(nodes, "me-cert", first))["story_id"]
-    clusters = {
-        (await read(nodes, "me-cert", h))["cluster_id"]: h for h in (first, copy, other)
-    }
+    clusters = {(await read(nodes, "me-cert", h))["cluster_id"]: h for h in (first, copy, other)}
     status, page = await nodes.get("me-cert", "/v1/clusters")
     assert status == 200, page
     stories = {c["cluster_id"]: c["story_id"] for c in page["clusters"]}
