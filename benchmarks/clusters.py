@@ -77,7 +77,8 @@ async def main(hidden: int, visible: int, repeats: int) -> dict:
                 assert r.status == 200
             out = {"hidden": hidden, "visible": visible, "repeats": repeats, "median_ms": {}}
             for who in ("factcheck-ba", "me-cert"):
-                for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread"):
+                for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread",
+                          "include=story_id&limit=50"):  # fmt: skip
                     times = []
                     for _ in range(repeats):
                         t = time.perf_counter()

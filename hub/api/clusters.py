@@ -18,7 +18,7 @@ from hub.store.cursors import seal, unseal
 KINDS = ("threat", "disinformation")
 PARAMS = (
     "kind", "target_country", "language", "fact_checked", "since", "sort", "limit", "after",
-    "story_id",
+    "story_id", "include",
 )  # fmt: skip
 MAX_LIMIT = 200
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
@@ -60,6 +60,9 @@ def _query(request: web.Request, cursor_key: bytes) -> tuple[ClusterQuery, str |
         problems.append(
             ProblemDetail("/story_id", "pattern", "must be a story_id the hub gave (st_…)")
         )
+    include = query.get("include") or None
+    if include is not None and include != "story_id":
+        problems.append(ProblemDetail("/include", "enum", "must be story_id"))
     sort = query.get("sort") or "last_seen"
     if sort not in SORTS:
         problems.append(ProblemDetail("/sort", "enum", "must be last_seen or spread"))
@@ -90,7 +93,9 @@ def _query(request: web.Request, cursor_key: bytes) -> tuple[ClusterQuery, str |
             )
     if problems:
         raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
-    found = ClusterQuery(kind, target, language, fact_checked, since, sort, limit, story_id)
+    found = ClusterQuery(
+        kind, target, language, fact_checked, since, sort, limit, story_id, include is not None
+    )
     return found, position
 
 

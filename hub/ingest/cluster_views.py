@@ -16,7 +16,9 @@ visible reports travelled: distinct sender countries, then languages, then repor
 
 A cluster's `story_id` is its earliest visible report's story (similar_views.py), worked out as
 the caller sees it, so that a desk can group the queue by story (or ask for one story's
-clusters with `story_id=`) without a story ever naming or counting a report it may not see."""
+clusters with `story_id=`) without a story ever naming or counting a report it may not see.
+The queue names stories only when asked (`include=story_id`): finding one costs a similarity
+read per cluster, milliseconds when many claims look alike."""
 
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class ClusterQuery:
     sort: str = "last_seen"
     limit: int = 50
     story_id: str | None = None
+    with_story: bool = False  # each cluster's story_id (include=story_id; story_id= implies it)
 
 
 def _language_matches(wanted: str, tags: set[str]) -> bool:
@@ -140,7 +143,8 @@ class ClusterView:
     def first_report(self) -> str:
         return self._counted()[0].hub_id
 
-    def summary_json(self, story_id: str | None = None) -> dict[str, Any]:
+    def summary_json(self, story: tuple[str | None] | None = None) -> dict[str, Any]:
+        """The cluster in the queue; with its story_id when `story` holds it (as a 1-tuple)."""
         counted = self._counted()
         claims: dict[tuple[str, str], dict[str, str]] = {}
         for report in counted:
@@ -166,13 +170,13 @@ class ClusterView:
                 "languages": len(languages),
                 "reports": len(self.live),
             },
-            "story_id": story_id,
+            **({"story_id": story[0]} if story is not None else {}),
             "fact_checked": self.fact_checked,
             "fact_checks": [f.public_json() for f in self.fact_checks],
         }
 
-    def detail_json(self, now: datetime, story_id: str | None = None) -> dict[str, Any]:
-        out = self.summary_json(story_id)
+    def detail_json(self, now: datetime, story_id: str | None) -> dict[str, Any]:
+        out = self.summary_json((story_id,))
         out["reports"] = [
             {
                 "hub_id": r.hub_id,
@@ -219,7 +223,10 @@ class ClusterViews:
     async def _in_story(
         self, views: list[ClusterView], query: ClusterQuery, caller: Node
     ) -> tuple[list[ClusterView], dict[str, str | None]]:
-        """The views of the query's story (all of them when it names none), and their stories."""
+        """The views of the query's story (all of them when it names none), and their stories
+        when the query wants them (finding a story costs a similarity read per cluster)."""
+        if query.story_id is None and not query.with_story:
+            return views, {}
         stories = await self.stories(views, caller)
         if query.story_id is None:
             return views, stories
@@ -338,9 +345,7 @@ class ClusterViews:
                     break
         if batch and not full:
             full = await take(batch)
-        return [v.summary_json(stories.get(v.cluster_id)) for v in chosen], (
-            position if full else None
-        )
+        return [self._summary(v, query, stories) for v in chosen], (position if full else None)
 
     async def _by_spread(
         self, caller: Node, query: ClusterQuery, position: str | None
@@ -371,14 +376,21 @@ class ClusterViews:
         if query.story_id is not None:
             ranked, stories = await self._in_story(ranked, query, caller)
         page = ranked[: query.limit]
-        if query.story_id is None:
+        if query.story_id is None and query.with_story:
             stories = await self.stories(page, caller)
         next_position = None
         if len(page) == query.limit:
             last = page[-1]
             c, lang, r, ms = last.spread_key()
             next_position = f"{floor_ms}|{c}|{lang}|{r}|{ms}|{last.cluster_id}"
-        return [v.summary_json(stories.get(v.cluster_id)) for v in page], next_position
+        return [self._summary(v, query, stories) for v in page], next_position
+
+    @staticmethod
+    def _summary(
+        view: ClusterView, query: ClusterQuery, stories: dict[str, str | None]
+    ) -> dict[str, Any]:
+        wanted = query.with_story or query.story_id is not None
+        return view.summary_json((stories.get(view.cluster_id),) if wanted else None)
 
     async def _visible_reports(
         self, caller: Node, after: str | None, lowest: str
