@@ -109,6 +109,9 @@ def hub_env(redis_url: str, log_level: str) -> dict[str, str]:
         ALERTHUB_BOOTSTRAP_TOKEN=BOOTSTRAP_TOKEN,
         ALERTHUB_ALLOW_PRIVATE_WEBHOOKS="true",  # the receivers are on loopback
         ALERTHUB_RATE_LIMIT_PER_MINUTE="1000000",
+        # Each subscriber node reads SUBS_PER_NODE["sse"] streams at once; the per-node limit
+        # (20 by default) would refuse the rest with 429.
+        ALERTHUB_MAX_SSE_PER_NODE=str(max(SUBS_PER_NODE.values())),
         ALERTHUB_LOG_LEVEL=log_level,
     )
     return env
