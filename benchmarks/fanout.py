@@ -263,7 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--scenario", choices=("webhook", "sse", "both"), default="both")
     add("--runs", type=int, default=3, help="runs per scenario; medians are over runs")
-    add_standard_args(parser, "1 run, 3 s, 10 webhooks, 100 SSE")
+    add_standard_args(parser, "1 run, 3 s, 10 webhooks, 100 SSE; exit status judges losses only")
     add("--webhook-subs", type=int, default=50)
     add("--webhook-rate", type=float, default=200.0, help="alerts/s in the webhook scenario")
     add("--webhook-duration", type=float, default=20.0, help="measured seconds of publishing")
@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     out = write_json(report, args.out, "fanout", stamp)
     print(summary_text(report))
     print(f"wrote {out}")
+    if args.quick:  # a smoke run judges what was lost, not the speed
+        return 0 if all(g["exactly_once_met"] for g in report["goals"].values()) else 1
     return 0 if all(g["all_met"] for g in report["goals"].values()) else 1
 
 

@@ -215,7 +215,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("debug", "info", "warning", "error"),
         help="the hub's ALERTHUB_LOG_LEVEL (info logs one line per request, as in production)",
     )
-    add_standard_args(parser, "1 run per target of 0.5 s warm-up + 2 s on 16 connections")
+    add_standard_args(
+        parser,
+        "1 run per target of 0.5 s warm-up + 2 s on 16 connections; exit status judges errors only",
+    )
     parser.add_argument(
         "--no-pin", dest="pin", action="store_false", help="do not pin servers and client to cores"
     )
