@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -37,7 +38,7 @@ from hub.store.embedded import free_port, start_redis_server
 OP = "bench-operator-token-0123456789"
 
 
-def report(i: int, content: int, **kw) -> dict:
+def report(i: int, content: int, **kw: Any) -> dict[str, Any]:
     body = {
         "id": f"r-{i}",
         "kind": "disinformation",
@@ -52,12 +53,12 @@ def report(i: int, content: int, **kw) -> dict:
     return body
 
 
-async def main(hidden: int, visible: int, repeats: int) -> dict:
+async def main(hidden: int, visible: int, repeats: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="alerthub-clusters-") as tmp:
         return await _run(pathlib.Path(tmp), hidden, visible, repeats)
 
 
-async def _run(d: pathlib.Path, hidden: int, visible: int, repeats: int) -> dict:
+async def _run(d: pathlib.Path, hidden: int, visible: int, repeats: int) -> dict[str, Any]:
     server = start_redis_server(d, port=free_port())
     try:
         app = create_app(
