@@ -252,7 +252,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
             fact_checks=fact_checks,
-            clusters=ClusterViews(client, keys, scripts, fact_checks, settings.dedup_window_s),
+            clusters=ClusterViews(
+                client, keys, scripts, fact_checks, settings.dedup_window_s, similar
+            ),
             metrics=Metrics(settings.role),
         )
         if settings.similarity and settings.role != "delivery":
