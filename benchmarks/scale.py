@@ -1,11 +1,11 @@
 """Scale-out figures of issue 19: `serve --workers 2` against `--workers 1`, and how well the
 `api` / `delivery` roles keep a fan-out load away from posts.
 
-    .venv/bin/python benchmarks/scale.py [--quick] [--runs 3] [--part ingest|isolation|both]
+    .venv/bin/python -m benchmarks.scale [--quick] [--runs 3] [--part ingest|isolation|both]
 
 ingest: a fresh redis-server (append-only file on, fsync every second) and one `alerthub serve
 --workers N` on it; this process posts unique valid alerts on --connections keep-alive
-connections for a warm-up and a measured window (benchmarks/ingest.py's load generator). Runs
+connections for a warm-up and a measured window (kit/load.py's closed loop). Runs
 alternate workers=1, workers=2, ... so each figure has its baseline from the same minute; the
 medians over --runs are compared. CPU is counted for the arbiter and its workers together, for
 Redis, and for this client, from /proc, over the measured window.
@@ -15,7 +15,7 @@ whatever the earlier ones wait for), measured from when it was due to its answer
 set-ups, each on a fresh Redis:
 - idle:     one `--role all` process, no subscriptions;
 - all:      one `--role all` process, --streams pull subscriptions each read by an SSE stream from
-            that process (benchmarks/fanout_receivers.py, in two processes of their own);
+            that process (benchmarks/kit/receivers.py, in two processes of their own);
 - split:    `--role api` (posts and the streams) + `--role delivery` (fan-out);
 - split3:   `--role api` for posts, another `--role api` for the streams, `--role delivery`.
 The figure is each set-up's p99 over idle's p99 (the issue's goal for split roles: at most 3x).
@@ -40,17 +40,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-import psutil
-from fanout import Scenario, publish, register, run_async, start_sse_receivers
-from ingest import BOOTSTRAP_TOKEN as INGEST_TOKEN
-from ingest import AlertBodies, Server, drive, machine, percentile, register_node, start_server
+if not __package__:  # run as a file (python benchmarks/scale.py): the repository on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.fanout import BOOTSTRAP_TOKEN, register
+from benchmarks.fanout_report import Scenario
+from benchmarks.kit.load import AlertBodies, closed_loop, publish, register_node
+from benchmarks.kit.measurement import cpu_seconds, percentile
+from benchmarks.kit.processes import HUB_ARGV, Server, hub_env, run_async, start_server
+from benchmarks.kit.receiver_control import Receivers, start_sse_receivers
+from benchmarks.kit.report import add_standard_args, hub_code, machine, utc_stamp, write_json
 from hub.store.embedded import RedisServer, start_redis_server
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-BOOTSTRAP_TOKEN = "bench-operator-fanout"  # fanout.register's calls use this one
 ISOLATION_GOAL = 3.0
 SETUPS: dict[str, list[tuple[str, str]]] = {
     # (name, role) of each hub process; "posts" takes the posts, "streams" the SSE streams.
@@ -61,40 +62,40 @@ SETUPS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def env_for(redis_url: str, role: str, token: str = BOOTSTRAP_TOKEN) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTHUB_")}
-    env.update(
-        ALERTHUB_REDIS_URL=redis_url,
-        ALERTHUB_BOOTSTRAP_TOKEN=token,
-        ALERTHUB_RATE_LIMIT_PER_MINUTE=str(10**9),
-        ALERTHUB_MAX_SSE_PER_NODE="100000",
-        ALERTHUB_LOG_LEVEL="warning",
+def env_for(redis_url: str, role: str) -> dict[str, str]:
+    # The token fanout.register calls with; each subscriber node reads up to 100 streams at once.
+    return hub_env(
+        redis_url,
+        BOOTSTRAP_TOKEN,
+        "warning",
+        ALERTHUB_MAX_SSE_PER_NODE="1000",
         ALERTHUB_ROLE=role,
     )
-    return env
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its children (gunicorn's workers; the hub's own redis-server, if embedded)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(int(c) for c in children)]
 
 
 def hub_cpu_s(server: Server) -> float:
-    """User + system CPU seconds of a hub process and its children (gunicorn's workers), the
-    children's own and those of children that ended."""
+    """User + system CPU seconds of a hub process and its live children (gunicorn's workers)."""
     total = 0.0
-    procs = [psutil.Process(server.process.pid)]
-    with contextlib.suppress(psutil.Error):
-        procs += procs[0].children(recursive=True)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            t = proc.cpu_times()
-            total += t.user + t.system
+    for pid in family(server.process.pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
     return total
 
 
-def wait_for_workers(server: Server, count: int, within: float = 60.0) -> list[int]:
+def wait_for_workers(server: Server, count: int, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        children = psutil.Process(server.process.pid).children()
-        pids = [c.pid for c in children if "hub" in " ".join(c.cmdline())]
-        if len(pids) == count:
-            return pids
+        if len(family(server.process.pid)) == count + 1:
+            return
         time.sleep(0.1)
     raise RuntimeError(f"{server.name}: {count} workers did not start:\n{server.log_tail()}")
 
@@ -122,23 +123,32 @@ def redis_in(folder: Path) -> Iterator[RedisServer]:
         store.stop()
 
 
+def start_hub(folder: Path, name: str, redis_url: str, role: str, workers: int) -> Server:
+    """A hub process on a free port, ready; a port another process took between the free-port
+    probe and the listen (this VM is shared) is retried on another."""
+    for attempt in range(3):
+        argv = [*HUB_ARGV, "--workers", str(workers)]
+        server = start_server(name, argv, env_for(redis_url, role), folder)
+        try:
+            server.wait_ready("/readyz", timeout=60)
+        except RuntimeError:
+            if attempt < 2 and "Address already in use" in server.log_tail():
+                continue
+            raise
+        if workers > 1:
+            wait_for_workers(server, workers)
+        return server
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def hubs_in(
-    folder: Path,
-    redis_url: str,
-    plan: list[tuple[str, str]],
-    workers: int = 1,
-    token: str = BOOTSTRAP_TOKEN,
+    folder: Path, redis_url: str, plan: list[tuple[str, str]], workers: int = 1
 ) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
         for name, role in plan:
-            argv = [sys.executable, "-m", "hub", "serve", "--workers", str(workers)]
-            server = start_server(name, argv, env_for(redis_url, role, token), folder)
-            started[name] = server
-            server.wait_ready("/readyz", timeout=60)
-            if workers > 1:
-                wait_for_workers(server, workers)
+            started[name] = start_hub(folder, name, redis_url, role, workers)
         yield started
     finally:
         for server in started.values():
@@ -152,17 +162,17 @@ def ingest_run(folder: Path, workers: int, args: argparse.Namespace) -> dict[str
     folder.mkdir(parents=True)
     with (
         redis_in(folder) as store,
-        hubs_in(folder, store.url, [("hub", "all")], workers, INGEST_TOKEN) as hubs,
+        hubs_in(folder, store.url, [("hub", "all")], workers) as hubs,
     ):
         hub = hubs["hub"]
-        token = run_async(register_node(hub.base_url))
+        token = run_async(register_node(hub.base_url, BOOTSTRAP_TOKEN))
         settle([hub])
         assert store.process is not None
         redis_pid = store.process.pid
-        before = (hub_cpu_s(hub), psutil.Process(redis_pid).cpu_times())
+        before = (hub_cpu_s(hub), cpu_seconds(redis_pid))
         started = time.monotonic()
-        latencies, statuses, not_created, cpu, _ = run_async(
-            drive(
+        run = run_async(
+            closed_loop(
                 f"{hub.base_url}/v1/alerts",
                 token,
                 AlertBodies(),
@@ -174,8 +184,8 @@ def ingest_run(folder: Path, workers: int, args: argparse.Namespace) -> dict[str
         )
         elapsed = time.monotonic() - started
         hub_cpu = hub_cpu_s(hub) - before[0]
-        redis_times = psutil.Process(redis_pid).cpu_times()
-        redis_cpu = redis_times.user + redis_times.system - before[1].user - before[1].system
+        redis_cpu = cpu_seconds(redis_pid) - before[1]
+    latencies, statuses, not_created, cpu = run.latencies, run.statuses, run.not_created, run.cpu
     count = len(latencies)
     ordered = sorted(lat for _, lat in latencies)
     # The hub's CPU is counted over warm-up and window together: scale it to the window.
@@ -206,12 +216,18 @@ def isolation_run(folder: Path, setup: str, args: argparse.Namespace) -> dict[st
         posts = hubs["posts"]
         stream_base = (hubs.get("streams") or posts).base_url
         subs = run_async(register(posts.base_url, scenario, lambda _i: {"type": "pull"}))
-        receivers = start_sse_receivers(folder, scenario, stream_base, subs) if streams else None
+        receivers = (
+            start_sse_receivers(folder, scenario.procs, stream_base, subs.sub_ids, subs.tokens)
+            if streams
+            else None
+        )
         try:
             settle(list(hubs.values()), quiet=0.3)  # SSE heartbeats keep a streams process busy
             before = {name: hub_cpu_s(s) for name, s in hubs.items()}
             started = time.monotonic()
-            published = run_async(publish(posts.base_url, subs.publisher_token, scenario))
+            published = run_async(
+                publish(posts.base_url, subs.publisher_token, args.rate, args.warmup, args.duration)
+            )
             elapsed = time.monotonic() - started
             cpu = {name: hub_cpu_s(s) - before[name] for name, s in hubs.items()}
             received = drained(receivers, len(published) * streams) if receivers else 0
@@ -239,7 +255,9 @@ def isolation_run(folder: Path, setup: str, args: argparse.Namespace) -> dict[st
     }
 
 
-def drained(receivers: Any, expected: int, idle_s: float = 3.0, within_s: float = 60.0) -> int:
+def drained(
+    receivers: Receivers, expected: int, idle_s: float = 3.0, within_s: float = 60.0
+) -> int:
     """The events the streams received once all `expected` arrived, or none arrived for
     `idle_s`, or `within_s` passed."""
     deadline = time.monotonic() + within_s
@@ -297,15 +315,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("ingest", "isolation", "both"), default="both")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="short windows, 200 streams, 1 run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=5.0, help="isolation: alerts per second")
-    parser.add_argument("--out", type=Path)
+    add_standard_args(parser, "one run of each part, short windows, 100 streams")
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.streams = 1, min(args.streams, 200)
+        args.runs, args.streams = 1, min(args.streams, 100)
     return args
+
+
+def lost_nothing(report: dict[str, Any]) -> bool:
+    """Every post answered 2xx `created`, every event reached every stream."""
+    ingest = report.get("ingest", {}).get("runs", [])
+    isolation = report.get("isolation", {}).get("runs", [])
+    return all(r["count"] and not r["errors"] and not r["not_created"] for r in ingest) and all(
+        not r["errors"] and r["events_received"] == r["events_expected"] for r in isolation
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,13 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "started_at": started_at.isoformat(timespec="seconds"),
         "machine": machine(),
+        "hub_code": hub_code(),
         "args": {k: str(v) for k, v in vars(args).items()},
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory(prefix="alerthub-scale-") as tmp:
         root = Path(tmp)
         if args.part in ("ingest", "both"):
-            args.warmup, args.duration = (2.0, 5.0) if args.quick else (3.0, 15.0)
+            args.warmup, args.duration = (1.0, 3.0) if args.quick else (3.0, 15.0)
             runs = [
                 ingest_run(root / f"ingest-{n}-w{w}", w, args)
                 for n in range(args.runs)
@@ -335,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_2_to_1": round(m["2"]["alerts_per_s"] / m["1"]["alerts_per_s"], 3),
             }
         if args.part in ("isolation", "both"):
-            args.warmup, args.duration = (2.0, 10.0) if args.quick else (5.0, 30.0)
+            args.warmup, args.duration = (1.0, 4.0) if args.quick else (5.0, 30.0)
             runs = [
                 isolation_run(root / f"iso-{n}-{s}", s, args)
                 for n in range(args.runs)
@@ -351,12 +378,10 @@ def main(argv: list[str] | None = None) -> int:
                 "goal_split_over_idle": ISOLATION_GOAL,
             }
     report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    out = args.out or RESULTS / f"scale-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    out = write_json(report, args.out, "scale", utc_stamp(started_at))
     print(summarise(report))
-    print(f"written to {out}")
-    return 0
+    print(f"wrote {out}")
+    return 0 if lost_nothing(report) else 1
 
 
 if __name__ == "__main__":
