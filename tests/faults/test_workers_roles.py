@@ -77,6 +77,15 @@ async def pids_answering(
     await wait_for(all_seen, within, f"answers from each of {wanted} (seen {seen})")
 
 
+async def holds(condition: bool) -> bool:
+    """`condition`, as the awaitable that wait_for polls."""
+    return condition
+
+
+async def two_workers(hub: HubProcess) -> None:
+    await wait_for(lambda: holds(len(worker_pids(hub)) == 2), 30, "two workers")
+
+
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
@@ -110,16 +119,12 @@ async def test_two_workers_answer_on_one_port_from_two_pids_on_one_embedded_redi
     them, and SIGTERM stops the workers, the arbiter and that Redis (exit 0)."""
     data = tmp_path / "data"
     hub = await start(hubs, tmp_path, {"ALERTHUB_DATA_DIR": str(data)}, "--workers", "2")
-    await wait_for(lambda: _true(len(worker_pids(hub)) == 2), 30, "two workers")
+    await two_workers(hub)
     await pids_answering(session, hub.base_url, worker_pids(hub))
     assert hub.output().count("alerthub: embedded Redis at") == 1
     assert "2 workers" in hub.output()
     assert await asyncio.to_thread(hub.stop) == 0
     assert not (data / "redis.url").exists()  # the arbiter stopped the Redis it started
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_a_killed_worker_is_replaced_and_no_accepted_alert_is_lost(
@@ -128,7 +133,7 @@ async def test_a_killed_worker_is_replaced_and_no_accepted_alert_is_lost(
     """A worker SIGKILLed under posts: the arbiter starts another, which answers; posters that
     meet the dead one retry the same body (idempotent), and every alert answered 2xx is stored."""
     hub = await start(hubs, tmp_path, {"ALERTHUB_REDIS_URL": redis_url}, "--workers", "2")
-    await wait_for(lambda: _true(len(worker_pids(hub)) == 2), 30, "two workers")
+    await two_workers(hub)
     api = Api(aiohttp.ClientSession(base_url=hub.base_url, timeout=TIMEOUT))
     try:
         await api.add_node("rs-cert")
@@ -159,7 +164,7 @@ async def test_a_killed_worker_is_replaced_and_no_accepted_alert_is_lost(
         os.kill(victim, signal.SIGKILL)
         await posting
         await wait_for(
-            lambda: _true(len(worker_pids(hub) - {victim}) == 2), 30, "a replacement worker"
+            lambda: holds(len(worker_pids(hub) - {victim}) == 2), 30, "a replacement worker"
         )
         await pids_answering(session, hub.base_url, worker_pids(hub))
         assert len(stored) == POSTERS * POSTS_EACH
@@ -178,7 +183,7 @@ async def test_sigterm_ends_streams_cleanly_and_every_worker_exits_soon(
     chunked body closed, not cut), no post gets a 5xx, each post answered 2xx is stored, and the
     arbiter and both workers exit 0 well before the 60 s grace (streams do not hold the drain)."""
     hub = await start(hubs, tmp_path, {"ALERTHUB_REDIS_URL": redis_url}, "--workers", "2")
-    await wait_for(lambda: _true(len(worker_pids(hub)) == 2), 30, "two workers")
+    await two_workers(hub)
     workers = worker_pids(hub)
     api = Api(aiohttp.ClientSession(base_url=hub.base_url, timeout=TIMEOUT))
     try:
@@ -211,7 +216,7 @@ async def test_sigterm_ends_streams_cleanly_and_every_worker_exits_soon(
                     stored[alert["id"]] = body["hub_id"]
 
         posting = asyncio.gather(*(poster(n) for n in range(2)))
-        await wait_for(lambda: _true(len(stored) >= 20), 30, "20 posts stored")
+        await wait_for(lambda: holds(len(stored) >= 20), 30, "20 posts stored")
         assert hub.process is not None
         started = time.monotonic()
         hub.process.send_signal(signal.SIGTERM)
