@@ -1,0 +1,283 @@
+"""The MISP mapping (hub/interop/misp.py and misp_import.py), checked with PyMISP itself: every
+example alert's event loads in PyMISP's MISPEvent with types and categories MISP knows, its
+manifest entry and hash lines are what PyMISP's own feed generator writes, and importing the
+event gives back the alert; the refusals of the import point into the MISP JSON."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pymisp import MISPEvent
+from pymisp.abstract import describe_types
+
+from hub.errors import ValidationFailed
+from hub.ids import new_ulid
+from hub.ingest.validation import SchemaSet
+from hub.interop.misp import (
+    FeedAlert,
+    event_of,
+    hash_lines,
+    manifest_entry,
+    ulid_to_uuid,
+    uuid_to_ulid,
+)
+from hub.interop.misp_import import alert_of, events_of
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "alert" / "valid"
+ALERTS = {p.name: json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))}
+# Fields the round trip does not carry: the revision becomes the MISP timestamp, the sender is
+# the importing node's token, and "critical" is carried by a tag that a foreign MISP may not keep.
+NOT_CARRIED = ("revision", "sender", "source_country")
+
+
+def feed_alert(doc: dict[str, Any], status: str = "active", hub_id: str | None = None) -> FeedAlert:
+    return FeedAlert(
+        hub_id=hub_id or new_ulid(),
+        doc=doc,
+        sender="al-cert",
+        status=status,
+        received_at="2026-11-21T10:00:00Z",
+        changed_at="2026-11-21T11:30:00Z",
+    )
+
+
+def comparable(doc: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in doc.items() if k not in NOT_CARRIED}
+    share = {k: v for k, v in (out.pop("share", None) or {}).items() if v}
+    if share:
+        out["share"] = share
+    for key in ("tags", "target_countries", "languages", "sectors", "platforms"):
+        if not out.get(key):
+            out.pop(key, None)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_each_example_loads_in_pymisp_with_types_misp_knows(name: str) -> None:
+    """PyMISP loads the event; every attribute's type and category pair is one MISP accepts."""
+    event = event_of(feed_alert(ALERTS[name]))
+    misp = MISPEvent()
+    misp.load(copy.deepcopy(event))
+    assert misp.uuid == event["Event"]["uuid"]
+    assert misp.info == ALERTS[name]["title"]
+    categories = describe_types["category_type_mappings"]
+    for attribute in misp.attributes:
+        assert attribute.type in describe_types["types"], attribute.type
+        assert attribute.type in categories[attribute.category], (
+            attribute.type,
+            attribute.category,
+        )
+    tlp = [t.name for t in misp.tags if t.name.startswith("tlp:")]
+    assert tlp == [f"tlp:{ALERTS[name]['tlp'].lower()}"]
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_manifest_and_hashes_are_what_pymisp_generates(name: str) -> None:
+    """manifest_entry and hash_lines agree with PyMISP's feed generator (tools/feed.py)."""
+    event = event_of(feed_alert(ALERTS[name]))
+    misp = MISPEvent()
+    misp.load(copy.deepcopy(event))
+    theirs = misp.manifest[event["Event"]["uuid"]]
+    ours = manifest_entry(event)
+    assert {k: str(v) for k, v in theirs.items() if k not in ("Tag", "Orgc")} == {
+        k: str(v) for k, v in ours.items() if k not in ("Tag", "Orgc")
+    }
+    assert [t["name"] for t in theirs["Tag"]] == [t["name"] for t in ours["Tag"]]
+    assert theirs["Orgc"] == ours["Orgc"]
+    uuid_ = event["Event"]["uuid"]
+    assert hash_lines(event) == [f"{h},{uuid_}" for h in misp.attributes_hashes("md5")]
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_round_trip_gives_back_the_alert(name: str, schema_set: SchemaSet) -> None:
+    """Importing an exported event gives the alert again (but what NOT_CARRIED names), with
+    the event's uuid as its id and its timestamp as its revision; the result is a valid alert."""
+    doc = ALERTS[name]
+    event = event_of(feed_alert(doc))
+    [(base, body)] = events_of(event)
+    converted = alert_of(body, base)
+    assert converted.skipped == []
+    back = converted.alert
+    assert back["id"] == event["Event"]["uuid"]
+    assert back["revision"] == int(event["Event"]["timestamp"])
+    assert comparable({**back, "id": doc["id"]}) == comparable(doc)
+    assert schema_set.problems("alert", back) == []
+
+
+def test_pymisp_round_trip_through_its_own_json() -> None:
+    """An event PyMISP has loaded and written again (to_json) still imports to the alert."""
+    doc = ALERTS["api-disinformation-sr-cyrl.json"]
+    misp = MISPEvent()
+    misp.load(copy.deepcopy(event_of(feed_alert(doc))))
+    written = json.loads(misp.to_json())
+    [(base, body)] = events_of(written)
+    assert comparable({**alert_of(body, base).alert, "id": doc["id"]}) == comparable(doc)
+
+
+def test_event_uuid_is_the_hub_id() -> None:
+    """The event uuid and the hub id convert both ways, so a feed needs no lookup table."""
+    for _ in range(100):
+        hub_id = new_ulid()
+        assert uuid_to_ulid(ulid_to_uuid(hub_id)) == hub_id
+    assert uuid_to_ulid("not-a-uuid") is None
+
+
+def test_an_update_bumps_the_timestamp_and_keeps_attribute_uuids() -> None:
+    """A later change gives a later timestamp; unchanged attributes keep their uuids even when
+    the indicators are reordered."""
+    doc = ALERTS["api-threat-phishing.json"]
+    hub_id = new_ulid()
+    first = event_of(feed_alert(doc, hub_id=hub_id))
+    changed = {**doc, "indicators": list(reversed(doc["indicators"]))}
+    later = FeedAlert(hub_id, changed, "al-cert", "active", "2026-11-21T10:00:00Z",
+                      "2026-11-22T08:00:00Z")  # fmt: skip
+    second = event_of(later)
+    assert int(second["Event"]["timestamp"]) > int(first["Event"]["timestamp"])
+    assert {a["uuid"] for a in first["Event"]["Attribute"]} == {
+        a["uuid"] for a in second["Event"]["Attribute"]
+    }
+
+
+def test_a_retracted_alert_is_marked_and_its_attributes_deleted() -> None:
+    """Retracted: the status tag says so, every attribute is deleted and not for IDS, and no
+    hash line is left for it."""
+    event = event_of(feed_alert(ALERTS["api-threat-phishing.json"], status="retracted"))
+    body = event["Event"]
+    assert {"name": 'alerthub:status="retracted"'} in body["Tag"]
+    assert body["info"].startswith("[RETRACTED]")
+    assert all(a["deleted"] and not a["to_ids"] for a in body["Attribute"])
+    assert hash_lines(event) == []
+    with pytest.raises(ValidationFailed) as refused:
+        alert_of(body, "")
+    assert refused.value.details[0].rule == "status"
+
+
+def foreign_event(**changes: Any) -> dict[str, Any]:
+    """An event as a MISP instance of another CERT writes it (no alerthub: tags)."""
+    event = {
+        "uuid": "5b8c1f7e-3d2a-4f6b-9c1e-7a2b3c4d5e6f",
+        "info": "Emotet distribution via fake invoices",
+        "date": "2026-11-20",
+        "timestamp": "1763650000",
+        "threat_level_id": "2",
+        "analysis": "1",
+        "distribution": "1",
+        "Tag": [{"name": "tlp:amber"}, {"name": 'misp-galaxy:mitre-attack-pattern="Spearphishing '
+                                                'Attachment - T1566.001"'},
+                {"name": 'admiralty-scale:source-reliability="b"'}, {"name": "emotet"}],
+        "Attribute": [
+            {"type": "ip-dst", "value": "198.51.100.23", "category": "Network activity"},
+            {"type": "ip-src", "value": "2001:db8::7", "category": "Network activity"},
+            {"type": "md5", "value": hashlib.md5(b"x").hexdigest(), "category": "Payload delivery"},
+            {"type": "text", "value": "seen in the wild", "category": "Other"},
+            {"type": "domain", "value": "gone.example", "deleted": True},
+        ],
+        "Object": [{"name": "url", "Attribute": [{"type": "url", "object_relation": "url",
+                                                   "value": "https://invoice.example/a.doc"}]}],
+    }  # fmt: skip
+    event.update(changes)
+    return event
+
+
+def test_a_foreign_event_maps_and_says_what_it_skipped(schema_set: SchemaSet) -> None:
+    """Attributes of types the hub knows become indicators (objects' too, deleted ones not),
+    ATT&CK galaxy tags become attack patterns, slug tags tags; the rest is listed as skipped."""
+    converted = alert_of(foreign_event(), "/0/Event")
+    alert = converted.alert
+    assert alert["kind"] == "threat" and alert["tlp"] == "AMBER" and alert["severity"] == "medium"
+    assert alert["attack_patterns"] == ["T1566.001"] and alert["tags"] == ["emotet"]
+    assert [i["type"] for i in alert["indicators"]] == ["ipv4", "ipv6", "md5", "url"]
+    assert {s["pointer"] for s in converted.skipped} == {"/0/Event/Tag/2/name",
+                                                         "/0/Event/Attribute/3"}  # fmt: skip
+    assert schema_set.problems("alert", alert) == []
+    assert converted.pointer("/indicators/3/value") == "/0/Event/Object/0/Attribute/0/value"
+
+
+@pytest.mark.parametrize(
+    ("changes", "pointer", "rule"),
+    [
+        ({"distribution": "0"}, "/distribution", "distribution"),
+        ({"distribution": 4}, "/distribution", "distribution"),
+        ({"distribution": "7"}, "/distribution", "enum"),
+        ({"Tag": [{"name": "tlp:amber"}, {"name": "tlp:green"}]}, "/Tag/1/name", "tlp"),
+        ({"Tag": [{"name": "tlp:unclear"}]}, "/Tag/0/name", "tlp"),
+        ({"Tag": [{"name": "tlp:red"}]}, "/Tag", "recipients"),
+        ({"Tag": [], "distribution": None}, "/Tag", "tlp"),
+        ({"uuid": "nope"}, "/uuid", "required"),
+        ({"date": "yesterday"}, "/date", "format"),
+        ({"timestamp": "-5"}, "/timestamp", "format"),
+        ({"info": " "}, "/info", "required"),
+    ],
+)
+def test_events_that_cannot_be_mapped_are_refused_with_pointers(
+    changes: dict[str, Any], pointer: str, rule: str
+) -> None:
+    """Sharing that cannot be mapped without widening, and broken envelopes: 422 details that
+    point into the MISP JSON."""
+    event = foreign_event(**changes)
+    if event.get("distribution") is None:
+        event.pop("distribution")
+    with pytest.raises(ValidationFailed) as refused:
+        alert_of(event, "/response/3/Event")
+    assert ("/response/3/Event" + pointer, rule) in {
+        (d.pointer, d.rule) for d in refused.value.details
+    }
+
+
+@pytest.mark.parametrize(
+    ("tag", "distribution", "tlp"),
+    [("tlp:clear", "3", "CLEAR"), ("tlp:clear", "1", "GREEN"), ("tlp:white", "2", "GREEN"),
+     ("tlp:amber+strict", "3", "AMBER+STRICT"), (None, "3", "CLEAR"), (None, "2", "GREEN"),
+     ("TLP:Green", None, "GREEN")],
+)  # fmt: skip
+def test_distribution_narrows_the_tlp_and_never_widens_it(
+    tag: str | None, distribution: str | None, tlp: str
+) -> None:
+    """The TLP is the narrower of the tag and what the distribution allows."""
+    event = foreign_event(Tag=[{"name": tag}] if tag else [], distribution=distribution)
+    if distribution is None:
+        event.pop("distribution")
+    assert alert_of(event, "").alert["tlp"] == tlp
+
+
+def test_body_shapes_and_limits() -> None:
+    """One event, a list, MISP's {response: [...]} and a bare event object are read; more than
+    500 events or none is refused."""
+    one = {"Event": foreign_event()}
+    assert [p for p, _ in events_of(one)] == ["/Event"]
+    assert [p for p, _ in events_of([one, one])] == ["/0/Event", "/1/Event"]
+    assert [p for p, _ in events_of({"response": [one]})] == ["/response/0/Event"]
+    assert [p for p, _ in events_of(foreign_event())] == [""]
+    for body in ([one] * 501, [], {"response": []}):
+        with pytest.raises(ValidationFailed):
+            events_of(body)
+
+
+text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+nonsense = st.recursive(
+    st.none() | st.booleans() | st.integers() | text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=20,
+)
+event_keys = st.sampled_from(["uuid", "info", "date", "timestamp", "distribution", "Tag",
+                              "Attribute", "Object", "threat_level_id", "EventTag"])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(event_keys, nonsense, max_size=8), st.booleans())
+def test_misp_shaped_nonsense_is_refused_cleanly(event: dict[str, Any], wrapped: bool) -> None:
+    """Any JSON in MISP's shape either maps or is refused with ValidationFailed, never another
+    exception."""
+    body = {"Event": event} if wrapped else event
+    try:
+        for base, found in events_of(body):
+            alert_of(found, base)
+    except ValidationFailed:
+        pass
