@@ -30,8 +30,10 @@ HEADERS = {"Cache-Control": "private, no-cache"}
 def _authorization(request: web.Request) -> str | None:
     """The Authorization header, with a bare token (MISP's feed headers) read as a bearer."""
     value = request.headers.get("Authorization")
-    if value is not None and value.strip() and " " not in value.strip():
-        return f"Bearer {value.strip()}"
+    bare = (value or "").strip()
+    # "Bearer" alone is an empty bearer (HTTP drops the space after it), not a token.
+    if bare and " " not in bare and bare.lower() != "bearer":
+        return f"Bearer {bare}"
     return value
 
 
