@@ -9,6 +9,8 @@ that bare form and `Authorization: Bearer <token>` are accepted here."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import structlog
 from aiohttp import web
 
@@ -19,7 +21,7 @@ from hub.delivery.subscriptions import Subscription
 from hub.errors import NotFound, ValidationFailed
 from hub.ids import is_ulid, utc_now
 from hub.ingest.alert_views import StoredAlert
-from hub.interop.misp import FeedAlert, event_of, hash_lines, manifest_entry, uuid_to_ulid
+from hub.interop.misp import FeedAlert, event_of, hashes_of, manifest_of, uuid_to_ulid
 from hub.nodes import Node
 from hub.policy import may_see
 
@@ -64,32 +66,29 @@ def feed_alert(alert: StoredAlert) -> FeedAlert:
     )
 
 
-async def visible_events(
+async def visible_alerts(
     hub: Hub, sub: Subscription, readers: tuple[Node, ...]
-) -> list[dict[str, object]]:
-    """The event of every alert of the feed that all of `readers` may see now, in feed order."""
+) -> AsyncIterator[FeedAlert]:
+    """Every alert of the feed that all of `readers` may see now, in feed order."""
     hub_ids = await hub.feeds.alert_ids(sub.id)
-    events = []
     for start in range(0, len(hub_ids), LOAD_CHUNK):
         chunk = hub_ids[start : start + LOAD_CHUNK]
         loaded = await hub.feeds.alerts(chunk)
         for hub_id in chunk:
             alert = loaded.get(hub_id)
             if alert is not None and all(may_see(alert.sharing, r) for r in readers):
-                events.append(event_of(feed_alert(alert)))
-    return events
+                yield feed_alert(alert)
 
 
 async def manifest(request: web.Request) -> web.Response:
     hub, _, sub, readers = await _owned(request)
-    events = await visible_events(hub, sub, readers)
-    body = {e["Event"]["uuid"]: manifest_entry(e) for e in events}  # type: ignore[index]
+    body = dict([manifest_of(alert) async for alert in visible_alerts(hub, sub, readers)])
     return json_response(body, headers=HEADERS)
 
 
 async def hashes(request: web.Request) -> web.Response:
     hub, _, sub, readers = await _owned(request)
-    lines = [line for e in await visible_events(hub, sub, readers) for line in hash_lines(e)]
+    lines = [line async for alert in visible_alerts(hub, sub, readers) for line in hashes_of(alert)]
     return web.Response(
         text="".join(f"{line}\n" for line in lines),
         content_type="text/csv",

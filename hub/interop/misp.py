@@ -10,6 +10,7 @@ tags in the `alerthub:` namespace, so that an event posted back (misp_import.py)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ import orjson
 
 # Crockford base32, as hub/ids.py writes ULIDs.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_DIGIT = {c: i for i, c in enumerate(_ALPHABET)}
 # Namespaces of the uuids this module makes (UUIDv5): organisations and attributes.
 ORG_NAMESPACE = uuid.UUID("6f1d3c0e-3b5a-5c8e-9a52-1f0c7b6e2a41")
 
@@ -69,8 +71,9 @@ def ulid_to_uuid(hub_id: str) -> str:
     """The hub id's 128 bits as a UUID (the canonical text); uuid_to_ulid undoes it."""
     value = 0
     for char in hub_id:
-        value = value * 32 + _ALPHABET.index(char)
-    return str(uuid.UUID(int=value))
+        value = value * 32 + _DIGIT[char]
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def uuid_to_ulid(text: str) -> str | None:
@@ -86,9 +89,14 @@ def uuid_to_ulid(text: str) -> str | None:
     return "".join(reversed(chars))
 
 
+@functools.lru_cache(maxsize=4096)
+def _org_uuid(node_id: str) -> str:
+    return str(uuid.uuid5(ORG_NAMESPACE, node_id))
+
+
 def org_of(node_id: str) -> dict[str, str]:
     """The MISP organisation (Orgc) of a sending node: its id as name, a stable uuid."""
-    return {"name": node_id, "uuid": str(uuid.uuid5(ORG_NAMESPACE, node_id))}
+    return {"name": node_id, "uuid": _org_uuid(node_id)}
 
 
 def machine_tag(predicate: str, value: object) -> str:
@@ -113,16 +121,19 @@ def unix_seconds(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
-def event_of(alert: FeedAlert) -> dict[str, Any]:
+def event_of(alert: FeedAlert, with_attributes: bool = True) -> dict[str, Any]:
     """The MISP event (`{"Event": …}`) of `alert`. A retracted alert keeps its attributes,
-    marked deleted and not for IDS, so that a MISP instance that fetched it before drops them."""
+    marked deleted and not for IDS, so that a MISP instance that fetched it before drops them.
+    Without attributes (an empty list) for what needs only the event's head."""
     doc = alert.doc
     event_uuid = ulid_to_uuid(alert.hub_id)
     timestamp = str(max(unix_seconds(alert.changed_at), unix_seconds(alert.received_at)))
     retracted = alert.status == "retracted"
-    attributes = [
-        _attribute(event_uuid, timestamp, retracted, *spec) for spec in _attribute_specs(doc)
-    ]
+    attributes = (
+        [_attribute(event_uuid, timestamp, retracted, *spec) for spec in _attribute_specs(doc)]
+        if with_attributes
+        else []
+    )
     info = doc["title"] if not retracted else f"[RETRACTED] {doc['title']}"
     event = {
         "uuid": event_uuid,
@@ -153,6 +164,24 @@ def manifest_entry(event: dict[str, Any]) -> dict[str, Any]:
         "threat_level_id": body["threat_level_id"],
         "timestamp": body["timestamp"],
     }
+
+
+def manifest_of(alert: FeedAlert) -> tuple[str, dict[str, Any]]:
+    """(event uuid, manifest entry) of `alert`: manifest_entry(event_of(alert)) without
+    making the attributes, which a manifest does not list."""
+    body = event_of(alert, with_attributes=False)
+    return body["Event"]["uuid"], manifest_entry(body)
+
+
+def hashes_of(alert: FeedAlert) -> list[str]:
+    """hash_lines(event_of(alert)) without making the event: none for a retracted alert."""
+    if alert.status == "retracted":
+        return []
+    event_uuid = ulid_to_uuid(alert.hub_id)
+    return [
+        f"{hashlib.md5(_value_of(spec[0], spec[1]).encode('utf-8')).hexdigest()},{event_uuid}"
+        for spec in _attribute_specs(alert.doc)
+    ]
 
 
 def hash_lines(event: dict[str, Any]) -> list[str]:

@@ -24,7 +24,9 @@ from hub.interop.misp import (
     FeedAlert,
     event_of,
     hash_lines,
+    hashes_of,
     manifest_entry,
+    manifest_of,
     ulid_to_uuid,
     uuid_to_ulid,
 )
@@ -93,6 +95,11 @@ def test_manifest_and_hashes_are_what_pymisp_generates(name: str) -> None:
     assert theirs["Orgc"] == ours["Orgc"]
     uuid_ = event["Event"]["uuid"]
     assert hash_lines(event) == [f"{h},{uuid_}" for h in misp.attributes_hashes("md5")]
+    for status in ("active", "retracted"):  # the feed's shortcuts make the same
+        alert = feed_alert(ALERTS[name], status=status)
+        full = event_of(alert)
+        assert manifest_of(alert) == (full["Event"]["uuid"], manifest_entry(full))
+        assert hashes_of(alert) == hash_lines(full)
 
 
 @pytest.mark.parametrize("name", sorted(ALERTS))
