@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from hub.interop.galaxies import ATTACK, DISARM, galaxy_tag
+
 # Crockford base32, as hub/ids.py writes ULIDs.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DIGIT = {c: i for i, c in enumerate(_ALPHABET)}
@@ -228,8 +230,8 @@ def event_tags(alert: FeedAlert) -> list[dict[str, Any]]:
     ):
         names += [machine_tag(predicate, v) for v in values]
     names += list(doc.get("tags", ()))
-    names += [f'{ATTACK_GALAXY}="{t}"' for t in doc.get("attack_patterns", ())]
-    names += [f'{DISARM_GALAXY}="{t}"' for t in doc.get("disarm_techniques", ())]
+    names += [galaxy_tag(ATTACK, t) for t in doc.get("attack_patterns", ())]
+    names += [galaxy_tag(DISARM, t) for t in doc.get("disarm_techniques", ())]
     return [_tag(TLP_TAG[doc["tlp"]], TLP_COLOUR[doc["tlp"]])] + [_tag(n) for n in names]
 
 

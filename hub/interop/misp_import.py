@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from hub.errors import HubError, MalformedJson, ProblemDetail, ValidationFailed
+from hub.interop.galaxies import ATTACK, DISARM, technique_of
 from hub.interop.misp import ATTACK_GALAXY, DISARM_GALAXY
 
 MAX_EVENTS = 500
@@ -37,7 +38,6 @@ DISTRIBUTION_REFUSED = {
 SEVERITY_OF_LEVEL = {1: "high", 2: "medium", 3: "low", 4: "medium"}
 _MACHINE = re.compile(r'^alerthub:([a-z-]+)="(.*)"$', re.S)
 _GALAXY = re.compile(r'^(misp-galaxy:[a-z-]+)="(.*)"$', re.S)
-_TECHNIQUE = re.compile(r"\b(T[0-9]{4}(?:\.[0-9]{3})?)\b")
 _SLUG = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 ATTACK_GALAXIES = {ATTACK_GALAXY, "misp-galaxy:mitre-enterprise-attack-attack-pattern"}
 LIST_TAGS = {"target-country": "target_countries", "language": "languages",
@@ -234,12 +234,12 @@ def _read_tags(b: _Builder) -> None:
         elif machine:
             b.machine.setdefault(machine.group(1), []).append((machine.group(2), pointer))
         elif galaxy and galaxy.group(1) in ATTACK_GALAXIES | {DISARM_GALAXY}:
-            found = _TECHNIQUE.findall(galaxy.group(2))
-            name_ = "disarm_techniques" if galaxy.group(1) == DISARM_GALAXY else "attack_patterns"
-            if found:
-                b.append(name_, found[-1], pointer)
+            disarm = galaxy.group(1) == DISARM_GALAXY
+            technique = technique_of(DISARM if disarm else ATTACK, galaxy.group(2))
+            if technique is not None:
+                b.append("disarm_techniques" if disarm else "attack_patterns", technique, pointer)
             else:
-                b.skip(pointer, "no technique id (such as T1566.002) in the galaxy tag")
+                b.skip(pointer, "a galaxy tag that names no technique the hub knows")
         elif _SLUG.match(name) and len(name) <= 64:
             b.append("tags", name, pointer)
         else:

@@ -20,6 +20,7 @@ from pymisp.abstract import describe_types
 from hub.errors import ValidationFailed
 from hub.ids import new_ulid
 from hub.ingest.validation import SchemaSet
+from hub.interop.galaxies import galaxy_tag
 from hub.interop.misp import (
     FeedAlert,
     event_of,
@@ -126,6 +127,29 @@ def test_pymisp_round_trip_through_its_own_json() -> None:
     written = json.loads(misp.to_json())
     [(base, body)] = events_of(written)
     assert comparable({**alert_of(body, base).alert, "id": doc["id"]}) == comparable(doc)
+
+
+def test_galaxy_tags_are_spelled_as_misp_clusters_are() -> None:
+    """ATT&CK and DISARM techniques become the tags MISP links to its galaxy clusters, and
+    such tags from a MISP event (DISARM's name no id) come back as the techniques."""
+    doc = ALERTS["api-disinformation-sr-cyrl.json"]
+    names = [t["name"] for t in event_of(feed_alert(doc))["Event"]["Tag"]]
+    assert 'misp-galaxy:disarm-techniques="Develop AI-Generated Text"' in names
+    threat = ALERTS["api-threat-phishing.json"]
+    names = [t["name"] for t in event_of(feed_alert(threat))["Event"]["Tag"]]
+    assert 'misp-galaxy:mitre-attack-pattern="Spearphishing Link - T1566.002"' in names
+    tags = [{"name": "tlp:green"},
+            {"name": 'misp-galaxy:disarm-techniques="Develop AI-Generated Text"'},
+            {"name": 'misp-galaxy:disarm-techniques="No such technique"'},
+            {"name": 'misp-galaxy:mitre-attack-pattern="Phishing - T1566"'}]  # fmt: skip
+    converted = alert_of(foreign_event(Tag=tags), "")
+    assert converted.alert["disarm_techniques"] == ["T0085.001"]
+    assert converted.alert["attack_patterns"] == ["T1566"]
+    assert converted.skipped[0] == {
+        "pointer": "/Tag/2/name",
+        "reason": "a galaxy tag that names no technique the hub knows",
+    }
+    assert galaxy_tag("mitre-attack-pattern", "T9999") == 'misp-galaxy:mitre-attack-pattern="T9999"'
 
 
 def test_event_uuid_is_the_hub_id() -> None:
