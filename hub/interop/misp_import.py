@@ -183,8 +183,7 @@ def _envelope(b: _Builder) -> None:
     if not isinstance(info, str) or not info.strip():
         b.problem("/info", "required", "the event needs an info line (it becomes the title)")
     else:
-        title = " ".join(info.split())
-        b.put("title", title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…", "/info")
+        b.put("title", info if len(info) <= MAX_TITLE else info[: MAX_TITLE - 1] + "…", "/info")
     try:
         day = date.fromisoformat(str(event.get("date")))
         b.put("observed_at", f"{day.isoformat()}T00:00:00Z", "/date")

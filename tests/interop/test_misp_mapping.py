@@ -52,7 +52,7 @@ def feed_alert(doc: dict[str, Any], status: str = "active", hub_id: str | None =
 
 
 def comparable(doc: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in doc.items() if k not in NOT_CARRIED}
+    out = {k: v for k, v in doc.items() if k not in NOT_CARRIED and v not in ("", [])}
     share = {k: v for k, v in (out.pop("share", None) or {}).items() if v}
     if share:
         out["share"] = share
@@ -312,3 +312,129 @@ def test_misp_shaped_nonsense_is_refused_cleanly(event: dict[str, Any], wrapped:
             alert_of(found, base)
     except ValidationFailed:
         pass
+
+
+# -- generated alerts --------------------------------------------------------------------------
+
+line = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"'),
+               min_size=1, max_size=30).filter(str.strip)  # fmt: skip
+slug = st.from_regex(r"\A[a-z0-9]{1,8}(-[a-z0-9]{1,8})?\Z")
+host = st.from_regex(r"\A[a-z][a-z0-9]{0,10}\.example\Z")
+url = host.map(lambda h: f"https://{h}/p")
+hexes = {n: st.text("0123456789abcdef", min_size=n, max_size=n) for n in (32, 40, 64, 128)}
+indicator = st.one_of(
+    host.map(lambda v: {"type": "domain", "value": v}),
+    url.map(lambda v: {"type": "url", "value": v}),
+    st.ip_addresses(v=4).map(lambda v: {"type": "ipv4", "value": str(v)}),
+    st.ip_addresses(v=6).map(lambda v: {"type": "ipv6", "value": str(v)}),
+    host.map(lambda h: {"type": "email", "value": f"info@{h}"}),
+    hexes[32].map(lambda v: {"type": "md5", "value": v}),
+    hexes[40].map(lambda v: {"type": "sha1", "value": v}),
+    hexes[64].map(lambda v: {"type": "sha256", "value": v}),
+    hexes[128].map(lambda v: {"type": "sha512", "value": v}),
+    st.integers(1000, 99999).map(lambda n: {"type": "cve", "value": f"CVE-2026-{n}"}),
+    st.integers(1, 99999).map(lambda n: {"type": "asn", "value": f"AS{n}"}),
+    st.sampled_from(["file-name", "file-path", "user-agent", "mutex", "registry-key"]).flatmap(
+        lambda t: line.filter(lambda v: "/" not in v and "\\" not in v).map(
+            lambda v: {"type": t, "value": v}
+        )
+    ),
+)
+language = st.sampled_from(["sr-Cyrl", "sr-Latn", "sq", "mk", "en"])
+claim = st.builds(
+    lambda text, lang, verdict, fc: {"text": text, "language": lang, **verdict, **fc},
+    line, language,
+    st.just({}) | st.sampled_from(["false", "misleading"]).map(lambda v: {"verdict": v}),
+    st.just({}) | url.map(lambda u: {"fact_check_url": u}),
+)  # fmt: skip
+actor = st.builds(
+    lambda platform, handle, name, link: {"platform": platform, **handle, **name, **link},
+    slug, st.just({}) | line.map(lambda h: {"handle": h}),
+    st.just({}) | line.map(lambda n: {"name": n}), st.just({}) | url.map(lambda u: {"url": u}),
+)  # fmt: skip
+media = st.one_of(
+    hexes[64].map(lambda v: {"algorithm": "sha256", "value": v}),
+    hexes[32].map(lambda v: {"algorithm": "md5", "value": v}),
+    st.text("0123456789abcdef", min_size=16, max_size=16).map(
+        lambda v: {"algorithm": "phash", "value": v}
+    ),
+)
+technique = st.from_regex(r"\AT[0-9]{4}(\.[0-9]{3})?\Z")
+
+
+def uniq(strategy: Any, **kw: Any) -> Any:
+    return st.lists(strategy, unique_by=lambda x: json.dumps(x, sort_keys=True), **kw)
+
+
+@st.composite
+def alerts(draw: Any) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["threat", "disinformation"]))
+    tlp = draw(st.sampled_from(["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]))
+    doc: dict[str, Any] = {
+        "id": draw(st.from_regex(r"\A[a-z]{2}-cert-[0-9]{1,4}\Z")),
+        "kind": kind, "title": draw(line), "severity": draw(st.sampled_from(
+            ["low", "medium", "high", "critical"])), "tlp": tlp,
+        "observed_at": draw(st.sampled_from(["2026-11-20T08:15:00Z", "2026-01-02T23:59:59Z"])),
+    }  # fmt: skip
+    optional = {
+        "summary": line, "confidence": st.integers(0, 100),
+        "valid_until": st.just("2026-12-20T00:00:00Z"),
+        "target_countries": uniq(st.sampled_from(["AL", "BA", "XK", "ME", "MK", "RS"]), max_size=3),
+        "languages": uniq(language, max_size=2), "tags": uniq(slug, max_size=3),
+        "references": uniq(st.builds(lambda u, t: {"url": u, **t}, url,
+                                     st.just({}) | line.map(lambda t: {"title": t})), max_size=2),
+    }  # fmt: skip
+    if kind == "threat":
+        doc["indicators"] = draw(uniq(indicator, min_size=1, max_size=6))
+        optional |= {
+            "attack_patterns": uniq(technique, max_size=2),
+            "sectors": uniq(slug, max_size=2),
+        }
+    else:
+        optional |= {"narrative": line, "claims": uniq(claim, min_size=1, max_size=3),
+                     "urls": uniq(url, min_size=1, max_size=3),
+                     "platforms": uniq(slug, max_size=2),
+                     "actors": uniq(actor, min_size=1, max_size=2),
+                     "disarm_techniques": uniq(technique, max_size=2),
+                     "media_hashes": uniq(media, min_size=1, max_size=2)}  # fmt: skip
+        doc["narrative"] = draw(line)
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            doc[key] = draw(strategy)
+    share = {}
+    if tlp == "RED" or draw(st.booleans()):
+        share["recipients"] = draw(
+            uniq(st.sampled_from(["me-cert", "RS", "fc-ba"]), min_size=1, max_size=2)
+        )
+    if draw(st.booleans()):
+        share["withhold_from"] = draw(
+            uniq(st.sampled_from(["XK", "mk-cert"]), min_size=1, max_size=2)
+        )
+    if share:
+        doc["share"] = share
+    return doc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(alerts(), st.sampled_from(["active", "expired"]))
+def test_generated_alerts_round_trip_through_pymisp(
+    schema_set: SchemaSet, doc: dict[str, Any], status: str
+) -> None:
+    """Any valid alert: PyMISP loads its event with types MISP knows; the event, written again
+    by PyMISP, imports back to the same alert."""
+    schemas = schema_set
+    assert schemas.problems("alert", doc) == [], schemas.problems("alert", doc)
+    event = event_of(feed_alert(doc, status=status))
+    misp = MISPEvent()
+    misp.load(copy.deepcopy(event))
+    categories = describe_types["category_type_mappings"]
+    for attribute in misp.attributes:
+        assert attribute.type in categories[attribute.category], (
+            attribute.type,
+            attribute.category,
+        )
+    [(base, body)] = events_of(json.loads(misp.to_json()))
+    converted = alert_of(body, base)
+    assert converted.skipped == []
+    assert comparable({**converted.alert, "id": doc["id"]}) == comparable(doc)
+    assert schemas.problems("alert", converted.alert) == []
