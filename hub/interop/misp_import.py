@@ -9,17 +9,16 @@ skipped, never guessed."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from hub.errors import HubError, MalformedJson, ProblemDetail, ValidationFailed
+from hub.errors import MalformedJson, ProblemDetail, ValidationFailed
 from hub.interop.galaxies import ATTACK, DISARM, technique_of
 from hub.interop.misp import ATTACK_GALAXY, DISARM_GALAXY
+from hub.interop.misp_attributes import read_attributes, tag_names
+from hub.interop.misp_builder import Builder, Converted
 
 MAX_EVENTS = 500
 MAX_TITLE = 300
@@ -42,14 +41,6 @@ _SLUG = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*$")
 ATTACK_GALAXIES = {ATTACK_GALAXY, "misp-galaxy:mitre-enterprise-attack-attack-pattern"}
 LIST_TAGS = {"target-country": "target_countries", "language": "languages",
              "sector": "sectors", "platform": "platforms"}  # fmt: skip
-# Foreign attributes (no alerthub:field tag), by MISP type: the indicator type of a threat.
-THREAT_TYPES = {"domain": "domain", "hostname": "domain", "url": "url", "email": "email",
-                "email-src": "email", "email-dst": "email", "md5": "md5", "sha1": "sha1",
-                "sha256": "sha256", "sha512": "sha512", "vulnerability": "cve", "AS": "asn",
-                "filename": "file-name", "user-agent": "user-agent", "mutex": "mutex",
-                "regkey": "registry-key"}  # fmt: skip
-IP_TYPES = ("ip-dst", "ip-src")
-MEDIA_TYPES = ("md5", "sha1", "sha256")
 
 
 def events_of(body: Any) -> list[tuple[str, Any]]:
@@ -88,63 +79,6 @@ def _wrapped(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"Event"}
 
 
-@dataclass
-class Converted:
-    """An event as an alert, with where each part of the alert came from in the MISP JSON."""
-
-    alert: dict[str, Any]
-    base: str
-    origin: dict[str, str] = field(default_factory=dict)  # alert pointer -> MISP pointer
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    def pointer(self, alert_pointer: str) -> str:
-        """The MISP pointer behind an alert pointer: its longest known prefix, else the event."""
-        probe = alert_pointer
-        while probe:
-            if probe in self.origin:
-                return self.origin[probe]
-            probe = probe.rsplit("/", 1)[0]
-        return self.base
-
-    def refusal(self, error: HubError) -> dict[str, object]:
-        """The error body with its pointers moved into the MISP JSON."""
-        body = error.body()
-        if isinstance(body.get("details"), list):
-            body["details"] = [
-                {**d, "pointer": self.pointer(d["pointer"])} for d in body["details"]
-            ]
-        return body
-
-
-class _Builder:
-    def __init__(self, event: dict[str, Any], base: str) -> None:
-        self.event, self.base = event, base
-        self.problems: list[ProblemDetail] = []
-        self.alert: dict[str, Any] = {}
-        self.out = Converted(self.alert, base)
-        self.machine: dict[str, list[tuple[str, str]]] = {}  # predicate -> [(value, pointer)]
-        self.tlp_tags: list[tuple[str, str]] = []
-
-    def problem(self, pointer: str, rule: str, message: str) -> None:
-        self.problems.append(ProblemDetail(self.base + pointer, rule, message))
-
-    def skip(self, pointer: str, reason: str) -> None:
-        self.out.skipped.append({"pointer": self.base + pointer, "reason": reason})
-
-    def put(self, name: str, value: Any, pointer: str) -> None:
-        self.alert[name] = value
-        self.out.origin[f"/{name}"] = self.base + pointer
-
-    def append(self, name: str, value: Any, pointer: str) -> None:
-        items = self.alert.setdefault(name, [])
-        if value in items:
-            self.skip(pointer, f"the same {name[:-1].replace('_', ' ')} is given earlier")
-            return
-        self.out.origin[f"/{name}/{len(items)}"] = self.base + pointer
-        self.out.origin.setdefault(f"/{name}", self.base + pointer)
-        items.append(value)
-
-
 def alert_of(event: Any, base: str) -> Converted:
     """The alert of one MISP event found at `base`; ValidationFailed (pointers into the MISP
     JSON) for an event that cannot be mapped without widening or guessing."""
@@ -152,7 +86,7 @@ def alert_of(event: Any, base: str) -> Converted:
         raise ValidationFailed(
             "not a MISP event", [ProblemDetail(base, "type", "must be a MISP event object")]
         )
-    b = _Builder(event, base)
+    b = Builder(event, base)
     for name in ("Attribute", "Object", "Tag", "EventTag"):
         if event.get(name) is not None and not isinstance(event[name], list):
             b.problem(f"/{name}", "type", "must be a list")
@@ -161,16 +95,14 @@ def alert_of(event: Any, base: str) -> Converted:
     kind = _kind(b)
     if kind is not None:
         b.put("kind", kind, "/Tag")
-        for pointer, attribute in _attributes(event):
-            _attribute(b, kind, attribute, pointer)
-        _claim_links(b)
+        read_attributes(b, kind)
     _sharing(b)
     if b.problems:
         raise ValidationFailed(f"{len(b.problems)} problem(s) in the MISP event", b.problems)
     return b.out
 
 
-def _envelope(b: _Builder) -> None:
+def _envelope(b: Builder) -> None:
     event = b.event
     raw_uuid = event.get("uuid")
     try:
@@ -202,20 +134,9 @@ def _envelope(b: _Builder) -> None:
         b.put("severity", "medium", "/threat_level_id")
 
 
-def _tags(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
-    """(name, pointer) of each tag in a `Tag` list (or MISP's `EventTag` form)."""
-    if not isinstance(value, list):
-        return
-    for i, tag in enumerate(value):
-        if isinstance(tag, dict) and isinstance(tag.get("Tag"), dict):
-            tag = tag["Tag"]
-        if isinstance(tag, dict) and isinstance(tag.get("name"), str):
-            yield tag["name"], f"{pointer}/{i}/name"
-
-
-def _read_tags(b: _Builder) -> None:
-    tags = list(_tags(b.event.get("Tag"), "/Tag")) + list(
-        _tags(b.event.get("EventTag"), "/EventTag")
+def _read_tags(b: Builder) -> None:
+    tags = list(tag_names(b.event.get("Tag"), "/Tag")) + list(
+        tag_names(b.event.get("EventTag"), "/EventTag")
     )
     for name, pointer in tags:
         lowered = name.strip().lower()
@@ -247,7 +168,7 @@ def _read_tags(b: _Builder) -> None:
         _machine_tag(b, predicate, values)
 
 
-def _machine_tag(b: _Builder, predicate: str, values: list[tuple[str, str]]) -> None:
+def _machine_tag(b: Builder, predicate: str, values: list[tuple[str, str]]) -> None:
     value, pointer = values[0]
     if predicate in LIST_TAGS:
         for v, p in values:
@@ -277,7 +198,7 @@ def _machine_tag(b: _Builder, predicate: str, values: list[tuple[str, str]]) -> 
         b.skip(pointer, f"alerthub:{predicate} is not a tag the hub reads")
 
 
-def _kind(b: _Builder) -> str | None:
+def _kind(b: Builder) -> str | None:
     given = b.machine.get("kind")
     if given:
         if given[0][0] not in ("threat", "disinformation"):
@@ -289,7 +210,7 @@ def _kind(b: _Builder) -> str | None:
     return "threat"
 
 
-def _sharing(b: _Builder) -> None:
+def _sharing(b: Builder) -> None:
     distribution = b.event.get("distribution")
     cap: str | None = None
     if distribution is not None:
@@ -320,123 +241,3 @@ def _sharing(b: _Builder) -> None:
             'a tlp:red event needs alerthub:recipient="<node id or country>" tags '
             "naming who may read it",
         )
-
-
-def _attributes(event: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(pointer, attribute) of the event's attributes and its objects' attributes, but deleted."""
-    for i, attribute in enumerate(_list(event.get("Attribute"))):
-        if isinstance(attribute, dict) and not _deleted(attribute):
-            yield f"/Attribute/{i}", attribute
-    for j, obj in enumerate(_list(event.get("Object"))):
-        if isinstance(obj, dict) and not _deleted(obj):
-            for i, attribute in enumerate(_list(obj.get("Attribute"))):
-                if isinstance(attribute, dict) and not _deleted(attribute):
-                    yield f"/Object/{j}/Attribute/{i}", attribute
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _deleted(value: dict[str, Any]) -> bool:
-    return value.get("deleted") in (True, 1, "1", "true")
-
-
-def _attribute(b: _Builder, kind: str, attribute: dict[str, Any], pointer: str) -> None:
-    value, misp_type = attribute.get("value"), attribute.get("type")
-    if not isinstance(value, str) or not isinstance(misp_type, str):
-        b.skip(pointer, "an attribute without a type and a text value")
-        return
-    tags = {}
-    for name, _ in _tags(attribute.get("Tag"), ""):
-        match = _MACHINE.match(name)
-        if match:
-            tags.setdefault(match.group(1), match.group(2))
-    where = f"{pointer}/value"
-    own = tags.get("field")
-    if own is not None:
-        _own_attribute(b, own, value, tags, where, pointer)
-        if own == "reference":
-            b.alert["references"][-1].update(_titled(attribute))
-    elif misp_type == "link":
-        b.append("references", {"url": value, **_titled(attribute)}, where)
-    elif misp_type == "comment" and "summary" not in b.alert:
-        b.put("summary", value, where)
-    elif kind == "threat" and misp_type in IP_TYPES:
-        b.append("indicators", {"type": _ip_kind(value), "value": value}, where)
-    elif kind == "threat" and misp_type in THREAT_TYPES:
-        b.append("indicators", {"type": THREAT_TYPES[misp_type], "value": value}, where)
-    elif kind == "disinformation" and misp_type == "url":
-        b.append("urls", value, where)
-    elif kind == "disinformation" and misp_type in MEDIA_TYPES:
-        b.append("media_hashes", {"algorithm": misp_type, "value": value}, where)
-    else:
-        b.skip(pointer, f"a {misp_type} attribute has no field in a {kind} alert")
-
-
-def _titled(attribute: dict[str, Any]) -> dict[str, str]:
-    comment = attribute.get("comment")
-    return {"title": comment[:300]} if isinstance(comment, str) and comment.strip() else {}
-
-
-def _ip_kind(value: str) -> str:
-    try:
-        return "ipv6" if ipaddress.ip_address(value).version == 6 else "ipv4"
-    except ValueError:
-        return "ipv4"  # the schema then says what is wrong with it
-
-
-def _own_attribute(
-    b: _Builder, own: str, value: str, tags: dict[str, str], where: str, pointer: str
-) -> None:
-    """An attribute misp.py wrote (alerthub:field names the alert field it came from)."""
-    if own in ("summary", "narrative"):
-        b.put(own, value, where)
-    elif own == "indicator":
-        b.append("indicators", {"type": tags.get("indicator", ""), "value": value}, where)
-    elif own == "url":
-        b.append("urls", value, where)
-    elif own == "claim":
-        claim = {"text": value, "language": tags.get("language", "")}
-        if "verdict" in tags:
-            claim["verdict"] = tags["verdict"]
-        b.append("claims", claim, pointer)
-    elif own == "fact-check":
-        b.machine.setdefault("_fact_check", []).append(
-            (f"{tags.get('of-claim', '')} {value}", where)
-        )
-    elif own == "media-hash":
-        b.append("media_hashes", {"algorithm": tags.get("algorithm", ""), "value": value}, where)
-    elif own == "actor":
-        actor = {"platform": tags.get("platform", "")}
-        actor.update({k: tags[f"actor-{k}"] for k in ("handle", "name") if f"actor-{k}" in tags})
-        b.append("actors", actor, pointer)
-        b.machine.setdefault("_actor_at", []).append(
-            (tags.get("actor", ""), str(len(b.alert["actors"]) - 1))
-        )
-    elif own == "actor-url":
-        b.machine.setdefault("_actor_url", []).append((f"{tags.get('actor', '')} {value}", where))
-    elif own == "reference":
-        b.append("references", {"url": value}, where)
-    else:
-        b.skip(pointer, f"alerthub:field={own} is not a field the hub reads")
-
-
-def _claim_links(b: _Builder) -> None:
-    """Fact-check and actor URLs, which misp.py writes as link attributes of their own, back
-    onto the claim or actor they belong to (by its place in the exported alert)."""
-    for text, where in b.machine.get("_fact_check", []):
-        index, _, url = text.partition(" ")
-        claims = b.alert.get("claims", [])
-        if index.isdigit() and int(index) < len(claims):
-            claims[int(index)]["fact_check_url"] = url
-        else:
-            b.skip(where, "a fact-check link whose claim is not in the event")
-    places = {given: int(at) for given, at in b.machine.get("_actor_at", [])}
-    for text, where in b.machine.get("_actor_url", []):
-        index, _, url = text.partition(" ")
-        actors = b.alert.get("actors", [])
-        if index in places:
-            actors[places[index]]["url"] = url
-        else:
-            b.skip(where, "an actor link whose actor is not in the event")

@@ -301,7 +301,9 @@ event_keys = st.sampled_from(["uuid", "info", "date", "timestamp", "distribution
                               "Attribute", "Object", "threat_level_id", "EventTag"])  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.dictionaries(event_keys, nonsense, max_size=8), st.booleans())
 def test_misp_shaped_nonsense_is_refused_cleanly(event: dict[str, Any], wrapped: bool) -> None:
     """Any JSON in MISP's shape either maps or is refused with ValidationFailed, never another
@@ -316,8 +318,9 @@ def test_misp_shaped_nonsense_is_refused_cleanly(event: dict[str, Any], wrapped:
 
 # -- generated alerts --------------------------------------------------------------------------
 
+# MISP (and PyMISP) trim attribute values: text that starts or ends with a space is not kept.
 line = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"'),
-               min_size=1, max_size=30).filter(str.strip)  # fmt: skip
+               min_size=1, max_size=30).map(str.strip).filter(bool)  # fmt: skip
 slug = st.from_regex(r"\A[a-z0-9]{1,8}(-[a-z0-9]{1,8})?\Z")
 host = st.from_regex(r"\A[a-z][a-z0-9]{0,10}\.example\Z")
 url = host.map(lambda h: f"https://{h}/p")
@@ -415,7 +418,9 @@ def alerts(draw: Any) -> dict[str, Any]:
     return doc
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(alerts(), st.sampled_from(["active", "expired"]))
 def test_generated_alerts_round_trip_through_pymisp(
     schema_set: SchemaSet, doc: dict[str, Any], status: str
