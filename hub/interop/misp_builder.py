@@ -64,5 +64,6 @@ class Builder:
             self.skip(pointer, f"the same {name[:-1].replace('_', ' ')} is given earlier")
             return
         self.out.origin[f"/{name}/{len(items)}"] = self.base + pointer
-        self.out.origin.setdefault(f"/{name}", self.base + pointer)
+        # The list as a whole (too many items, none): where its items come from, e.g. /Attribute.
+        self.out.origin.setdefault(f"/{name}", self.base + "/" + pointer.split("/")[1])
         items.append(value)

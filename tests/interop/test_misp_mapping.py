@@ -443,3 +443,15 @@ def test_generated_alerts_round_trip_through_pymisp(
     assert converted.skipped == []
     assert comparable({**converted.alert, "id": doc["id"]}) == comparable(doc)
     assert schemas.problems("alert", converted.alert) == []
+
+
+def test_a_problem_with_a_whole_list_points_at_the_list(schema_set: SchemaSet) -> None:
+    """Over 1,000 indicators: the schema's problem with /indicators points at the event's
+    Attribute list, not at one attribute."""
+    attributes = [{"type": "domain", "value": f"d{i}.example"} for i in range(1001)]
+    converted = alert_of(foreign_event(Attribute=attributes, Object=[]), "/0/Event")
+    [problem] = schema_set.problems("alert", converted.alert)
+    assert (problem.pointer, converted.pointer(problem.pointer)) == (
+        "/indicators",
+        "/0/Event/Attribute",
+    )
