@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from hub.interop.misp_builder import Builder
+from hub.interop.misp_builder import PRIVATE_DISTRIBUTIONS, TAG_TLP, TLP_ORDER, Builder
 
 _MACHINE = re.compile(r'^alerthub:([a-z-]+)="(.*)"$', re.S)
 # Foreign attributes (no alerthub:field tag), by MISP type: the indicator type of a threat.
@@ -32,19 +32,48 @@ def tag_names(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
             yield tag["name"], f"{pointer}/{i}/name"
 
 
-def read_attributes(b: Builder, kind: str) -> None:
-    for pointer, attribute in _attributes(b.event):
-        _attribute(b, kind, attribute, pointer)
+def read_attributes(b: Builder, kind: str, tlp: str | None) -> None:
+    """The event's attributes into the alert; those shared more narrowly than the event (a
+    narrower tlp: tag, distribution 0 or 4, on them or their object) are skipped: the alert
+    would share them as widely as the event."""
+    for pointer, attribute in _attributes(b):
+        narrower = _narrower(attribute, tlp)
+        if narrower is not None:
+            b.skip(pointer, f"{narrower}: post it in an event of its own")
+        else:
+            _attribute(b, kind, attribute, pointer)
     _claim_links(b)
 
 
-def _attributes(event: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(pointer, attribute) of the event's attributes and its objects' attributes, but deleted."""
-    for i, attribute in enumerate(_list(event.get("Attribute"))):
+def _narrower(value: dict[str, Any], tlp: str | None) -> str | None:
+    """Why `value` (an attribute or object) is shared more narrowly than the event, or None."""
+    private = PRIVATE_DISTRIBUTIONS.get(str(value.get("distribution")))
+    if private is not None:
+        return f"its distribution is {private}"
+    for name, _ in tag_names(value.get("Tag"), ""):
+        label = name.strip().lower()
+        if label.startswith("tlp:"):
+            found = TAG_TLP.get(label)
+            if found is None or tlp is None or TLP_ORDER.index(found) > TLP_ORDER.index(tlp):
+                return f"it is tagged {name}, narrower than the event's TLP:{tlp}"
+    return None
+
+
+def _attributes(b: Builder) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(pointer, attribute) of the event's attributes and its objects' attributes, but deleted
+    ones and those of objects kept to an organisation or sharing group (skipped)."""
+    for i, attribute in enumerate(_list(b.event.get("Attribute"))):
         if isinstance(attribute, dict) and not _deleted(attribute):
             yield f"/Attribute/{i}", attribute
-    for j, obj in enumerate(_list(event.get("Object"))):
-        if isinstance(obj, dict) and not _deleted(obj):
+    for j, obj in enumerate(_list(b.event.get("Object"))):
+        private = (
+            PRIVATE_DISTRIBUTIONS.get(str(obj.get("distribution")))
+            if isinstance(obj, dict)
+            else None
+        )
+        if private is not None:
+            b.skip(f"/Object/{j}", f"its distribution is {private}: post it in an event of its own")
+        elif isinstance(obj, dict) and not _deleted(obj):
             for i, attribute in enumerate(_list(obj.get("Attribute"))):
                 if isinstance(attribute, dict) and not _deleted(attribute):
                     yield f"/Object/{j}/Attribute/{i}", attribute

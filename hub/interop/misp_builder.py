@@ -8,6 +8,12 @@ from typing import Any
 
 from hub.errors import HubError, ProblemDetail
 
+TAG_TLP = {"tlp:clear": "CLEAR", "tlp:white": "CLEAR", "tlp:green": "GREEN", "tlp:amber": "AMBER",
+           "tlp:amber+strict": "AMBER+STRICT", "tlp:red": "RED"}  # fmt: skip
+TLP_ORDER = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+# MISP distributions that keep an event, object or attribute from everyone the hub reaches.
+PRIVATE_DISTRIBUTIONS = {"0": "your organisation only", "4": "a sharing group"}
+
 
 @dataclass
 class Converted:

@@ -18,13 +18,10 @@ from hub.errors import MalformedJson, ProblemDetail, ValidationFailed
 from hub.interop.galaxies import ATTACK, DISARM, technique_of
 from hub.interop.misp import ATTACK_GALAXY, DISARM_GALAXY
 from hub.interop.misp_attributes import read_attributes, tag_names
-from hub.interop.misp_builder import Builder, Converted
+from hub.interop.misp_builder import TAG_TLP, TLP_ORDER, Builder, Converted
 
 MAX_EVENTS = 500
 MAX_TITLE = 300
-TAG_TLP = {"tlp:clear": "CLEAR", "tlp:white": "CLEAR", "tlp:green": "GREEN", "tlp:amber": "AMBER",
-           "tlp:amber+strict": "AMBER+STRICT", "tlp:red": "RED"}  # fmt: skip
-TLP_ORDER = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
 # The widest TLP each MISP distribution allows: "this community" and "connected communities" are
 # the hub's community at most (GREEN); "all communities" may be CLEAR.
 DISTRIBUTION_CAP = {1: "GREEN", 2: "GREEN", 3: "CLEAR"}
@@ -93,10 +90,11 @@ def alert_of(event: Any, base: str) -> Converted:
     _envelope(b)
     _read_tags(b)
     kind = _kind(b)
+    _sharing(b)
     if kind is not None:
         b.put("kind", kind, "/Tag")
-        read_attributes(b, kind)
-    _sharing(b)
+        # After the sharing: an attribute marked narrower than the event is left out.
+        read_attributes(b, kind, b.alert.get("tlp"))
     if b.problems:
         raise ValidationFailed(f"{len(b.problems)} problem(s) in the MISP event", b.problems)
     return b.out

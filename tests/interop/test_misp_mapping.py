@@ -455,3 +455,27 @@ def test_a_problem_with_a_whole_list_points_at_the_list(schema_set: SchemaSet) -
         "/indicators",
         "/0/Event/Attribute",
     )
+
+
+def test_attributes_shared_more_narrowly_than_the_event_are_left_out() -> None:
+    """An attribute tagged with a narrower TLP, or kept to an organisation or sharing group
+    (itself or its object), is skipped with its reason, never shared as widely as the event."""
+    attributes = [
+        {"type": "domain", "value": "open.example"},
+        {"type": "domain", "value": "red.example", "Tag": [{"name": "tlp:red"}]},
+        {"type": "domain", "value": "green.example", "Tag": [{"name": "tlp:green"}]},
+        {"type": "domain", "value": "mine.example", "distribution": "0"},
+        {"type": "domain", "value": "group.example", "distribution": 4},
+    ]
+    objects = [{"distribution": "0", "Attribute": [{"type": "url", "value": "https://o.example/"}]}]
+    converted = alert_of(foreign_event(Attribute=attributes, Object=objects), "")
+    assert converted.alert["tlp"] == "AMBER"
+    assert [i["value"] for i in converted.alert["indicators"]] == ["open.example", "green.example"]
+    own = ": post it in an event of its own"
+    skipped = converted.skipped
+    assert {s["pointer"]: s["reason"] for s in skipped if "/Tag/" not in s["pointer"]} == {
+        "/Attribute/1": "it is tagged tlp:red, narrower than the event's TLP:AMBER" + own,
+        "/Attribute/3": "its distribution is your organisation only" + own,
+        "/Attribute/4": "its distribution is a sharing group" + own,
+        "/Object/0": "its distribution is your organisation only" + own,
+    }
