@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -136,6 +137,8 @@ def _read_tags(b: Builder) -> None:
     tags = list(tag_names(b.event.get("Tag"), "/Tag")) + list(
         tag_names(b.event.get("EventTag"), "/EventTag")
     )
+    named = {name for name, _ in tags}
+    tags += [(n, p) for n, p in _galaxy_tags(b.event) if n not in named]
     for name, pointer in tags:
         lowered = name.strip().lower()
         machine, galaxy = _MACHINE.match(name.strip()), _GALAXY.match(name.strip())
@@ -164,6 +167,16 @@ def _read_tags(b: Builder) -> None:
             b.skip(pointer, "a tag the alert has no field for")
     for predicate, values in b.machine.items():
         _machine_tag(b, predicate, values)
+
+
+def _galaxy_tags(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The tag names of the galaxy clusters MISP's REST answers list beside the tags."""
+    galaxies = event.get("Galaxy")
+    for i, galaxy in enumerate(galaxies if isinstance(galaxies, list) else []):
+        clusters = galaxy.get("GalaxyCluster") if isinstance(galaxy, dict) else None
+        for j, cluster in enumerate(clusters if isinstance(clusters, list) else []):
+            if isinstance(cluster, dict) and isinstance(cluster.get("tag_name"), str):
+                yield cluster["tag_name"], f"/Galaxy/{i}/GalaxyCluster/{j}/tag_name"
 
 
 def _machine_tag(b: Builder, predicate: str, values: list[tuple[str, str]]) -> None:

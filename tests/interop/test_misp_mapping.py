@@ -479,3 +479,16 @@ def test_attributes_shared_more_narrowly_than_the_event_are_left_out() -> None:
         "/Attribute/4": "its distribution is a sharing group" + own,
         "/Object/0": "its distribution is your organisation only" + own,
     }
+
+
+def test_galaxy_clusters_of_a_rest_answer_are_read() -> None:
+    """A cluster MISP lists under Galaxy (its REST answers) counts as its tag, once."""
+    tag = 'misp-galaxy:mitre-attack-pattern="Spearphishing Link - T1566.002"'
+    galaxy = [{"type": "mitre-attack-pattern", "GalaxyCluster": [{"tag_name": tag}]}]
+    converted = alert_of(foreign_event(Galaxy=galaxy), "")
+    assert converted.alert["attack_patterns"] == ["T1566.001", "T1566.002"]
+    converted = alert_of(
+        foreign_event(Galaxy=galaxy, Tag=[{"name": "tlp:green"}, {"name": tag}]), ""
+    )
+    assert converted.alert["attack_patterns"] == ["T1566.002"]
+    assert not [s for s in converted.skipped if "Galaxy" in s["pointer"]]
