@@ -9,6 +9,7 @@ that bare form and `Authorization: Bearer <token>` are accepted here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import structlog
@@ -55,7 +56,7 @@ async def _owned(request: web.Request) -> tuple[Hub, Node, Subscription, tuple[N
     return hub, node, sub, await _readers(hub, sub, node)
 
 
-def feed_alert(alert: StoredAlert) -> FeedAlert:
+def feed_alert(alert: StoredAlert, read_at: int) -> FeedAlert:
     return FeedAlert(
         hub_id=alert.hub_id,
         doc=alert.doc,
@@ -63,6 +64,7 @@ def feed_alert(alert: StoredAlert) -> FeedAlert:
         status=alert.current_status(utc_now()),
         received_at=alert.received_at,
         changed_at=alert.retracted_at or alert.updated_at or alert.received_at,
+        read_at=read_at,
     )
 
 
@@ -70,6 +72,7 @@ async def visible_alerts(
     hub: Hub, sub: Subscription, readers: tuple[Node, ...]
 ) -> AsyncIterator[FeedAlert]:
     """Every alert of the feed that all of `readers` may see now, in feed order."""
+    read_at = int(time.time())
     hub_ids = await hub.feeds.alert_ids(sub.id)
     for start in range(0, len(hub_ids), LOAD_CHUNK):
         chunk = hub_ids[start : start + LOAD_CHUNK]
@@ -77,7 +80,7 @@ async def visible_alerts(
         for hub_id in chunk:
             alert = loaded.get(hub_id)
             if alert is not None and all(may_see(alert.sharing, r) for r in readers):
-                yield feed_alert(alert)
+                yield feed_alert(alert, read_at)
 
 
 async def manifest(request: web.Request) -> web.Response:
@@ -109,7 +112,7 @@ async def event(request: web.Request) -> web.Response:
     alert = (await hub.feeds.alerts([hub_id])).get(hub_id)
     if alert is None or not all(may_see(alert.sharing, r) for r in readers):
         raise missing
-    return json_response(event_of(feed_alert(alert)), headers=HEADERS)
+    return json_response(event_of(feed_alert(alert, int(time.time()))), headers=HEADERS)
 
 
 def routes() -> list[web.RouteDef]:

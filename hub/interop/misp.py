@@ -117,10 +117,21 @@ class FeedAlert:
     status: str  # active | retracted | expired
     received_at: str
     changed_at: str  # the last update or retraction, else received_at
+    # Unix seconds of the read the event is made for (None: long after the last change).
+    read_at: int | None = None
 
 
 def unix_seconds(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def event_timestamp(alert: FeedAlert) -> int:
+    """The event's `timestamp`: the Unix second of the alert's last change, but one less while
+    that second lasts. MISP fetches an event again only for a later timestamp; a copy it took in
+    the second of a change, which a second change in the same second would not move, is so
+    always older than what the feed says once that second is over."""
+    changed = max(unix_seconds(alert.changed_at), unix_seconds(alert.received_at))
+    return changed - 1 if alert.read_at is not None and alert.read_at <= changed else changed
 
 
 def event_of(alert: FeedAlert, with_attributes: bool = True) -> dict[str, Any]:
@@ -129,7 +140,7 @@ def event_of(alert: FeedAlert, with_attributes: bool = True) -> dict[str, Any]:
     Without attributes (an empty list) for what needs only the event's head."""
     doc = alert.doc
     event_uuid = ulid_to_uuid(alert.hub_id)
-    timestamp = str(max(unix_seconds(alert.changed_at), unix_seconds(alert.received_at)))
+    timestamp = str(event_timestamp(alert))
     retracted = alert.status == "retracted"
     attributes = (
         [_attribute(event_uuid, timestamp, retracted, *spec) for spec in _attribute_specs(doc)]

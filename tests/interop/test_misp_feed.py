@@ -6,8 +6,10 @@ the posting node through the ordinary ingest path, with per-event results."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
+import time
 import uuid
 from typing import Any
 
@@ -247,3 +249,61 @@ async def test_import_refuses_what_it_cannot_read(api: Api) -> None:
         "/v1/imports/misp", data=b"{}", headers={**api.auth(SENDER), "Content-Type": "text/plain"}
     )
     assert resp.status == 415
+
+
+class MispFetcher:
+    """What MISP's feed fetcher does on each scheduled pull: read the manifest, fetch each event
+    that is new or whose timestamp is later than the copy it holds, and keep it."""
+
+    def __init__(self, api: Api, node: str, sub_id: str) -> None:
+        self.api, self.node = api, node
+        self.base = f"/v1/subscriptions/{sub_id}/misp"
+        self.held: dict[str, dict[str, Any]] = {}
+
+    async def pull(self) -> list[str]:
+        """The uuids fetched this time."""
+        _, manifest = await get(self.api, self.node, f"{self.base}/manifest.json", bare=True)
+        fetched = []
+        for event_uuid, entry in manifest.items():
+            held = self.held.get(event_uuid)
+            if held is None or int(entry["timestamp"]) > int(held["Event"]["timestamp"]):
+                status, event = await get(self.api, self.node, f"{self.base}/{event_uuid}.json")
+                assert status == 200
+                self.held[event_uuid] = event
+                fetched.append(event_uuid)
+        return fetched
+
+
+async def next_second() -> None:
+    """Until the clock's second turns: MISP's timestamps are whole seconds, so a change in the
+    second of the last pull is one MISP cannot tell from it (docs/misp.md, Limits)."""
+    await asyncio.sleep(1.001 - time.time() % 1)
+
+
+async def test_a_misp_fetcher_gets_each_change_once(api: Api) -> None:
+    """Pulled as MISP does, the feed settles (nothing more to fetch) once the second of the
+    last change is over; then an update, a retraction and a new alert are exactly what the next
+    pull fetches, and the pull after it fetches nothing."""
+    world = await scene(api)
+    ids, sub = world["hub_ids"], world["subs"]["rs-cert"]
+    fetcher = MispFetcher(api, "rs-cert", sub)
+    assert len(await fetcher.pull()) == 3
+    await next_second()
+    await fetcher.pull()  # copies taken in the second of their change come again, once
+    assert await fetcher.pull() == []
+    status, answer = await api.post(SENDER, unique_threat("misp-green", revision=2, title="New"))
+    assert answer["status"] == "updated", answer
+    resp = await api.client.post(
+        f"/v1/alerts/{ids['amber']}/retract", json={"reason": "wrong"}, headers=api.auth(SENDER)
+    )
+    assert resp.status == 200
+    status, late = await api.post(SENDER, unique_threat("misp-late"))
+    assert status == 201
+    await api.wait_for_feed("rs-cert", sub, 1, last=late["hub_id"])
+    await next_second()
+    changed = {ulid_to_uuid(h) for h in (ids["green"], ids["amber"], late["hub_id"])}
+    assert set(await fetcher.pull()) == changed
+    assert fetcher.held[ulid_to_uuid(ids["green"])]["Event"]["info"] == "New"
+    retracted = fetcher.held[ulid_to_uuid(ids["amber"])]["Event"]
+    assert {"name": 'alerthub:status="retracted"'} in retracted["Tag"]
+    assert await fetcher.pull() == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from hub.interop.galaxies import galaxy_tag
 from hub.interop.misp import (
     FeedAlert,
     event_of,
+    event_timestamp,
     hash_lines,
     hashes_of,
     manifest_entry,
@@ -492,3 +494,46 @@ def test_galaxy_clusters_of_a_rest_answer_are_read() -> None:
     )
     assert converted.alert["attack_patterns"] == ["T1566.002"]
     assert not [s for s in converted.skipped if "Galaxy" in s["pointer"]]
+
+
+# A model of MISP pulling a feed while one alert changes: (second, "change" | "pull") steps.
+steps = st.lists(
+    st.tuples(st.integers(0, 2), st.sampled_from(["change", "pull"])), min_size=1, max_size=12
+)
+
+
+def misp_holds_the_last_version(script: list[tuple[int, str]], settle: bool) -> bool:
+    """Whether a MISP that pulls as the script says, and once more after its last second,
+    ends holding the alert's last version; `settle` reads with event_timestamp's rule."""
+    second, version, changed = 100, 0, 100
+    held: tuple[int, int] | None = None  # (version, timestamp)
+    for step, (advance, action) in enumerate(script):
+        second += advance
+        if action == "change":
+            version, changed = step + 1, second
+        read = FeedAlert(new_ulid(), {}, "x", "active", "1970-01-01T00:00:00Z",
+                         datetime.fromtimestamp(changed, UTC).isoformat(),
+                         second if settle else None)  # fmt: skip
+        if action == "pull" and (held is None or event_timestamp(read) > held[1]):
+            held = (version, event_timestamp(read))
+    final = FeedAlert(new_ulid(), {}, "x", "active", "1970-01-01T00:00:00Z",
+                      datetime.fromtimestamp(changed, UTC).isoformat(), second + 1)  # fmt: skip
+    if held is None or event_timestamp(final) > held[1]:
+        held = (version, event_timestamp(final))
+    return held[0] == version
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(steps)
+def test_misp_always_ends_with_the_last_version(script: list[tuple[int, str]]) -> None:
+    """However changes and MISP's pulls interleave within seconds, a pull after the last
+    change's second fetches the last version: the timestamp read in the second of a change is
+    one less than the change's."""
+    assert misp_holds_the_last_version(script, settle=True)
+
+
+def test_without_the_rule_a_change_in_the_second_of_a_pull_is_lost() -> None:
+    """The case the rule is for: two changes in one second with a pull between them."""
+    script = [(0, "change"), (0, "pull"), (0, "change"), (1, "pull")]
+    assert not misp_holds_the_last_version(script, settle=False)
+    assert misp_holds_the_last_version(script, settle=True)
