@@ -21,6 +21,8 @@ from hub.api import email_links as api_email_links
 from hub.api import fact_checks as api_fact_checks
 from hub.api import meta as api_meta
 from hub.api import metrics as api_metrics
+from hub.api import misp_feed as api_misp_feed
+from hub.api import misp_import as api_misp_import
 from hub.api import nodes as api_nodes
 from hub.api import page as api_page
 from hub.api import reports as api_reports
@@ -306,6 +308,8 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         + api_clusters.routes()
         + api_subscriptions.routes()
         + api_atom_feed.routes()
+        + api_misp_feed.routes()
+        + api_misp_import.routes()
         + api_email_links.routes()
         + api_page.routes()
         + api_status.routes()

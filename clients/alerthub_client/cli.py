@@ -36,6 +36,7 @@ from alerthub_client.cli_text import (
     alert_table,
     event_line,
     parse_alerts,
+    parse_misp,
     problem_lines,
     result_lines,
 )
@@ -64,8 +65,10 @@ def _hub(args: argparse.Namespace) -> HubClient:
     return HubClient(args.url, args.token, timeout_s=args.timeout)
 
 
-def read_inputs(names: Sequence[str]) -> list[Item]:
-    """Every alert of every input, read and checked before anything is sent."""
+def read_inputs(
+    names: Sequence[str], parse: Callable[[str, str], list[Item]] = parse_alerts
+) -> list[Item]:
+    """Every alert (or MISP event) of every input, read and checked before anything is sent."""
     items: list[Item] = []
     for name in names:
         try:
@@ -77,14 +80,15 @@ def read_inputs(names: Sequence[str]) -> list[Item]:
         except (OSError, UnicodeDecodeError) as e:
             raise UsageError(f"cannot read {name}: {getattr(e, 'strerror', None) or e}") from e
         try:
-            items.extend(parse_alerts(name, text))
+            items.extend(parse(name, text))
         except InputError as e:
             raise UsageError(f"{e}; nothing was sent") from e
     return items
 
 
 async def run_post(args: argparse.Namespace) -> int:
-    items = read_inputs(args.files)
+    misp = args.format == "misp"
+    items = read_inputs(args.files, parse_misp if misp else parse_alerts)
     if not items:
         _say("no alerts in the input; nothing to send")
         return EXIT_OK
@@ -94,11 +98,16 @@ async def run_post(args: argparse.Namespace) -> int:
     progress = Progress(sys.stderr, len(items)) if show else None
     async with _hub(args) as hub:
         try:
-            results = await hub.post_alerts(
-                [item.alert for item in items],
-                batch_size=args.batch_size,
-                on_progress=progress.update if progress else None,
-            )
+            if misp:
+                results = await hub.post_misp_events(
+                    [item.alert for item in items], batch_size=args.batch_size
+                )
+            else:
+                results = await hub.post_alerts(
+                    [item.alert for item in items],
+                    batch_size=args.batch_size,
+                    on_progress=progress.update if progress else None,
+                )
         except HubError as e:
             if progress:
                 progress.finish()

@@ -120,6 +120,13 @@ def _add_post(commands: Any) -> None:
         "Posting the same input again is safe: stored alerts answer `unchanged`.",
     )
     post.add_argument("files", nargs="+", metavar="FILE", help="a file of alerts, or - for stdin")
+    post.add_argument(
+        "--format",
+        choices=("alerts", "misp"),
+        default="alerts",
+        help='alerts (default), or misp: each FILE holds MISP events ({"Event": ...}, a list '
+        'of them or MISP\'s {"response": [...]}), posted to /v1/imports/misp',
+    )
     post.add_argument("--json", action="store_true", help="print the results as NDJSON")
     post.add_argument(
         "--batch-size",

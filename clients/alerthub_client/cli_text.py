@@ -50,6 +50,24 @@ def parse_alerts(name: str, text: str) -> list[Item]:
     raise InputError(f'{name}: expected an alert object, a list of alerts or {{"alerts": [...]}}')
 
 
+def parse_misp(name: str, text: str) -> list[Item]:
+    """The MISP events of one input: one event (`{"Event": ...}`), a list of them, or MISP's
+    REST answer {"response": [...]}. Raises InputError naming the file at fault."""
+    if not text.strip():
+        return []
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{name}:{e.lineno}:{e.colno}: not JSON: {e.msg}") from e
+    if isinstance(doc, dict) and isinstance(doc.get("response"), list):
+        doc = doc["response"]
+    if isinstance(doc, dict):
+        return [Item(name, doc)]
+    if isinstance(doc, list):
+        return [_require_object(Item(f"{name}[{i}]", event)) for i, event in enumerate(doc)]
+    raise InputError(f'{name}: expected a MISP event, a list of events or {{"response": [...]}}')
+
+
 def _first_line_is_json(text: str) -> bool:
     first = next(line for line in text.splitlines() if line.strip())
     try:
@@ -100,7 +118,11 @@ def result_lines(source: str, result: Mapping[str, Any]) -> list[str]:
     line = f"{source}\t{status}\t{result.get('hub_id', '')}"
     if result.get("duplicate_of"):
         line += f"\tduplicate_of={result['duplicate_of']}"
-    return [line]
+    skipped = [
+        f"    skipped {s.get('pointer', '')}: {s.get('reason', '')}"
+        for s in result.get("skipped") or []
+    ]
+    return [line, *skipped]
 
 
 def event_line(event: Mapping[str, Any]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,33 @@ def _event_order(event_id: str) -> tuple[int, ...] | None:
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def misp_event_list(events: Any) -> list[Any]:
+    """The events of a MISP body as a list: one event, a list, or {"response": [...]}."""
+    if isinstance(events, dict) and isinstance(events.get("response"), list):
+        return list(events["response"])
+    return list(events) if isinstance(events, list) else [events]
+
+
+_INDEX = re.compile(r"^/([0-9]+)")
+
+
+def _shifted(result: dict[str, Any], offset: int) -> dict[str, Any]:
+    """A result of one request with its index and pointers counted from `offset`."""
+
+    def shift(pointer: str) -> str:
+        return _INDEX.sub(lambda m: f"/{int(m.group(1)) + offset}", pointer, count=1)
+
+    out = {**result, "index": result["index"] + offset}
+    if "pointer" in out:
+        out["pointer"] = shift(out["pointer"])
+    if isinstance(out.get("error"), dict) and isinstance(out["error"].get("details"), list):
+        details = [{**d, "pointer": shift(d.get("pointer", ""))} for d in out["error"]["details"]]
+        out["error"] = {**out["error"], "details": details}
+    if isinstance(out.get("skipped"), list):
+        out["skipped"] = [{**s, "pointer": shift(s.get("pointer", ""))} for s in out["skipped"]]
+    return out
 
 
 def _local_rejection(index: int, error: str, message: str) -> dict[str, Any]:
@@ -312,6 +340,24 @@ class HubClient:
             results.append(_local_rejection(index, "payload_too_large", message))
             return None
         return raw
+
+    async def post_misp_events(
+        self, events: Any, *, batch_size: int = MAX_BATCH
+    ) -> list[dict[str, Any]]:
+        """Post MISP events as alerts of this node (POST /v1/imports/misp): one event
+        (`{"Event": ...}`), a list, or MISP's `{"response": [...]}`, sent in requests of at most
+        `batch_size` events. One result per event, in order, as the batch route's, with
+        `index` and every pointer counted in the whole list of events; `skipped` lists what
+        an alert has no field for. A request refused whole raises the typed error."""
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
+        listed = misp_event_list(events)
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(listed), batch_size):
+            chunk = listed[start : start + batch_size]
+            answer = await self.request("POST", "/v1/imports/misp", json=chunk)
+            results += [_shifted(result, start) for result in answer["results"]]
+        return results
 
     async def get_alert(self, hub_id: str) -> dict[str, Any]:
         return await self.request("GET", f"/v1/alerts/{_segment(hub_id)}")

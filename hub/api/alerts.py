@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from hub.api.web_io import (
     read_json_object,
     require_json_media_type,
 )
-from hub.auth import require_role
+from hub.auth import Identity, require_role
 from hub.context import HUB, Hub, caller
 from hub.errors import (
     Forbidden,
@@ -106,11 +107,28 @@ async def post_batch(request: web.Request) -> web.Response:
             hub, identity.node.id, Counter({(e.code, k): n for k, n in refused.items()})
         )
         raise
+    results = await store_each(hub, identity, alerts)
+    structlog.contextvars.bind_contextvars(batch_size=len(alerts))
+    return json_response({"results": results})
+
+
+async def store_each(
+    hub: Hub,
+    identity: Identity,
+    alerts: list[Any],
+    explain: Callable[[int, HubError], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Validate and store each alert on its own, as the batch route does, once the caller's
+    rate has been charged for all of them: a result per alert, `rejected` with the error body
+    for each refused one (`explain` may write that body, given the alert's index). An item
+    that is a HubError already is refused with it (a conversion that failed)."""
     guard = hub.auth.store_guard(identity, counted=True)
     results: list[dict[str, Any]] = []
     refusals: Counter[tuple[str, str]] = Counter()
     for index, alert in enumerate(alerts):
         try:
+            if isinstance(alert, HubError):
+                raise alert
             # Each alert meets the limit of POST /v1/alerts (there a 413), whatever its batch.
             check_json_size(alert, hub.settings.max_body_bytes, "alert")
             # Only the first few refusals get the reference validator's detailed explanation:
@@ -118,7 +136,8 @@ async def post_batch(request: web.Request) -> web.Response:
             prepared = _prepare_one(hub, alert, identity.node, thorough=refusals.total() < 10)
             outcome = await hub.store.submit(prepared, identity.node, guard)
         except HubError as e:
-            results.append({"index": index, "status": "rejected", "error": e.body()})
+            body = explain(index, e) if explain is not None else e.body()
+            results.append({"index": index, "status": "rejected", "error": body})
             refusals[e.code, _kind_of(alert)] += 1
             await asyncio.sleep(0)  # a run of refusals never await Redis: let others in
         except Exception as e:
@@ -132,8 +151,7 @@ async def post_batch(request: web.Request) -> web.Response:
             results.append({"index": index, **outcome.as_json()})
     if refusals:
         await _count_refused(hub, identity.node.id, refusals)
-    structlog.contextvars.bind_contextvars(batch_size=len(alerts))
-    return json_response({"results": results})
+    return results
 
 
 def _kind_of(body: Any) -> str:

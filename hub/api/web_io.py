@@ -72,12 +72,18 @@ async def read_json_object(request: web.Request, limit: int) -> dict[str, Any]:
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; MalformedJson when it is not JSON, not an object, or gives a
     key twice in any object (which copy counts would be a guess the hub does not make)."""
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise MalformedJson("the body must be a JSON object")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as any JSON value, with parse_json_object's checks but the object one."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise MalformedJson(f"the body is not valid JSON: {e.msg}") from e
-    if not isinstance(value, dict):
-        raise MalformedJson("the body must be a JSON object")
     repeat = repeated_key(raw, value)
     if repeat is not None:
         pointer, key = repeat

@@ -372,6 +372,27 @@ class FeedReader:
                 out[i] = event
         return out
 
+    async def alert_ids(self, sub_id: str, chunk: int = 10_000) -> list[str]:
+        """The hub ids of every alert the feed holds an event of, in the order of their first
+        event (fact-check events and registrations name no alert of their own)."""
+        found: dict[str, None] = {}
+        low = "-"
+        while True:
+            raw = await self._batcher.command(
+                "XRANGE", self._keys.feed(sub_id), low, "+", "COUNT", chunk
+            )
+            for entry_id, fields in raw:
+                entry = FeedEntry.from_stream(entry_id, fields)
+                if entry.is_alert and not entry.is_fact_check:
+                    found.setdefault(entry.hub_id)
+            if len(raw) < chunk:
+                return list(found)
+            low = f"({raw[-1][0].decode()}"
+
+    async def has_had(self, sub_id: str, hub_id: str) -> bool:
+        """Whether the feed was ever given an event of the alert (feed_append_lua's `h:`)."""
+        return bool(await self._redis.hexists(self._keys.feed_state(sub_id), f"h:{hub_id}"))
+
     async def alerts(self, hub_ids: list[str]) -> dict[str, StoredAlert]:
         loaded = await load_alerts(self._redis, self._keys, sorted(set(hub_ids)))
         return {alert.hub_id: alert for alert in loaded if alert is not None}

@@ -11,6 +11,7 @@ never existed."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from hub.ids import new_ulid
+from hub.interop.misp import ulid_to_uuid
 from tests.conftest import Api, unique_threat
 from tests.delivery.test_webhooks import wait_status
 from tests.receivers import Receiver
@@ -66,7 +68,12 @@ class Alert:
     @property
     def markers(self) -> tuple[str, ...]:
         cluster = () if self.cluster_shown else (self.cluster_id,)
-        return (self.hub_id, *cluster, self.alert_id, self.title, *self.extra)
+        return (self.hub_id, *cluster, self.alert_id, self.title, self.uuid, *self.extra)
+
+    @property
+    def uuid(self) -> str:
+        """The alert's MISP event uuid (hub/interop/misp.py)."""
+        return ulid_to_uuid(self.hub_id)
 
 
 @dataclass
@@ -217,6 +224,8 @@ def fillings(scene: Scene, reader: str, pattern: str) -> list[dict[str, str]]:
         elif name == "cluster_id":
             values = [a.cluster_id for a in scene.hidden_from(reader) if not a.cluster_shown]
             values += [scene.control.cluster_id, scene.twin.cluster_id]
+        elif name == "event_uuid":
+            values = [a.uuid for a in scene.hidden_from(reader)] + [scene.control.uuid]
         elif name == "token":
             values = ["01M95H9EPPBA609FJCHZ4P67CF.ee995b33a6c172ae5848e699f5656d427a46"]
         else:
@@ -243,6 +252,7 @@ async def probe(scene: Scene, reader: str, path: str, hidden: list[Alert]) -> No
     for alert in hidden:  # an id the reader sent may be echoed back ("no alert <id>")
         text = text.replace(alert.hub_id, "<sent>") if alert.hub_id in path else text
         text = text.replace(alert.cluster_id, "<sent>") if alert.cluster_id in path else text
+        text = text.replace(alert.uuid, "<sent>") if alert.uuid in path else text
     assert_clean(text, hidden, f"GET {path} as {reader}")
     for alert in hidden:
         if alert.hub_id in path:
@@ -255,6 +265,14 @@ async def probe(scene: Scene, reader: str, path: str, hidden: list[Alert]) -> No
             )
             assert resp.status == other.status in (403, 404), (path, resp.status, other.status)
             assert same_answer(await resp.json(), alert.hub_id, await other.json(), unknown_id)
+        if alert.uuid in path:
+            refused("leak: withheld MISP event uuid in a path")
+            unknown_uuid = str(uuid.uuid4())
+            other = await api.client.get(
+                path.replace(alert.uuid, unknown_uuid), headers=api.auth(reader)
+            )
+            assert resp.status == other.status == 404, (path, resp.status, other.status)
+            assert same_answer(await resp.json(), alert.uuid, await other.json(), unknown_uuid)
         if alert.cluster_id in path and not alert.cluster_shown:
             refused("leak: withheld cluster in a path")
             other = await api.client.get(
@@ -286,6 +304,10 @@ async def test_every_get_route_hides_withheld_alerts(scene: Scene) -> None:
         visible = [a.hub_id for k, a in scene.withheld.items() if reader not in WITHHELD[k][1]]
         shown = [*visible, scene.twin.hub_id, scene.control.hub_id, scene.end.hub_id]
         assert [e["hub_id"] for e in feed] == shown
+        status, manifest = await scene.api.get(
+            reader, f"/v1/subscriptions/{scene.pulls[reader]}/misp/manifest.json"
+        )
+        assert status == 200 and list(manifest) == [ulid_to_uuid(h) for h in shown]
 
 
 async def test_listing_pages_never_reach_a_withheld_alert(scene: Scene) -> None:

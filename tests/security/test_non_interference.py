@@ -280,6 +280,10 @@ _IDS = re.compile(
     r"|(?P<story>\bst_[0-9a-f]{24}\b)"
     r"|(?P<event>\b\d{13}-\d+\b)"
     r"|(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))"
+    # MISP event and attribute uuids (hub/interop/misp.py: made from hub ids).
+    r"|(?P<uuid>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"
+    # A MISP event's Unix-seconds times: each world's clock.
+    r'|(?P<unix>(?<="timestamp":")\d+|(?<="publish_timestamp":")\d+)'
     r"|(?P<loopback>127\.0\.0\.1:\d+)"  # each world's webhook receiver listens on its own port
     # Seconds between two reports, measured on each world's clock: compared as present or null.
     r'|(?P<duration>(?<="median_time_to_corroboration_s":)\d+(?:\.\d+)?)'
@@ -302,7 +306,7 @@ class Normaliser:
 
     def _name(self, match: re.Match[str]) -> str:
         kind = match.lastgroup or ""
-        if kind in ("time", "loopback", "duration"):
+        if kind in ("time", "loopback", "duration", "unix"):
             return f"<{kind}>"
         token = match.group(0)
         if token not in self.names:
@@ -653,10 +657,20 @@ async def read_everything(a: World, b: World) -> list[tuple[str, Any, Any]]:
             for w in (a, b)
         ]
         out.append((f"feed {role}", *pages))
-        for suffix in ("", "/dead-letters", "/feed.atom", "/feed.atom?limit=3"):
+        for suffix in ("", "/dead-letters", "/feed.atom", "/feed.atom?limit=3",
+                       "/misp/manifest.json", "/misp/hashes.csv"):  # fmt: skip
             got = [await w.call("GET", f"/v1/subscriptions/{w.subs[role]}{suffix}", observer)
                    for w in (a, b)]  # fmt: skip
             out.append((f"subscription {role}{suffix}", *got))
+        manifests = out[-2][1:]
+        uuids = [list(m["body"]) if m["status"] == 200 else [] for m in manifests]
+        for k in range(max(len(u) for u in uuids)):
+            got = []
+            for w, found in zip((a, b), uuids, strict=True):
+                event = found[k] if k < len(found) else "00000000-0000-0000-0000-000000000000"
+                path = f"/v1/subscriptions/{w.subs[role]}/misp/{event}.json"
+                got.append(await w.call("GET", path, observer))
+            out.append((f"MISP event {role} #{k}", *got))
     if observer == "operator":
         for route in ("/v1/status", "/v1/nodes", "/v1/reports/sharing"):
             await both(route, route)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 
 from hub.app import create_app
 from hub.ingest.validation import SchemaSet
+from hub.interop.misp import ulid_to_uuid
 from hub.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
 from tests.security.routes import served_routes
@@ -238,6 +240,24 @@ async def a_cluster_withheld_from_al(world: World) -> Request:
     return {"cluster_id": body["cluster_id"]}, None
 
 
+async def a_misp_event(world: World) -> Request:
+    """The owner's subscription and the MISP event uuid of an alert its feed holds."""
+    sub_id = await world.subscription()
+    hub_id = await world.alert()
+    owner = NODE_IDS["owner"]
+    events = await world.api.wait_for_feed(owner, sub_id, 1, last=hub_id)
+    assert events and events[-1]["hub_id"] == hub_id
+    return {"subscription_id": sub_id, "event_uuid": ulid_to_uuid(hub_id)}, None
+
+
+async def a_misp_event_to_import(world: World) -> Request:
+    domain = f"{world.fresh('misp')}.example"
+    event = {"uuid": str(uuid.uuid4()), "info": "An event", "date": "2026-11-21",
+             "distribution": "1", "Tag": [{"name": "tlp:green"}],
+             "Attribute": [{"type": "domain", "value": domain}]}  # fmt: skip
+    return {}, {"Event": event}
+
+
 def fixed(**params: str) -> Maker:
     async def make(world: World) -> Request:
         return params, None
@@ -311,6 +331,21 @@ ACCESS: dict[tuple[str, str], tuple[Rule, Maker]] = {
         Rule("owner", 204),
         a_subscription,
     ),
+    # MISP: the feed reads as the pull feed does (MISP's bare Authorization header is tested
+    # in tests/interop); the import as the batch route.
+    ("GET", "/v1/subscriptions/{subscription_id}/misp/manifest.json"): (
+        Rule("owner"),
+        a_subscription,
+    ),
+    ("GET", "/v1/subscriptions/{subscription_id}/misp/hashes.csv"): (
+        Rule("owner"),
+        a_subscription,
+    ),
+    ("GET", "/v1/subscriptions/{subscription_id}/misp/{event_uuid}.json"): (
+        Rule("owner"),
+        a_misp_event,
+    ),
+    ("POST", "/v1/imports/misp"): (Rule("role:publish"), a_misp_event_to_import),
     # E-mail links: the token in the path is the capability, whoever calls; an unknown one is
     # 404 to everyone (the valid ones are followed in tests/delivery/test_email.py).
     ("GET", "/v1/email/confirm/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
