@@ -180,16 +180,17 @@ def main() -> None:
     parser.add_argument("--hidden", type=float, default=0.2, help="share of AMBER alerts")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="1,000 alerts, 3 repeats")
+    parser.add_argument("--out", type=pathlib.Path, help="where to write the JSON report")
     args = parser.parse_args()
     if args.quick:
         args.alerts, args.repeats = 1000, 3
     configure_logging("warning")  # a served hub logs a line a request; timed here without it
     report = asyncio.run(run(args.alerts, args.hidden, args.repeats))
-    out = HERE / "results" / f"misp_feed-{report['at'].replace(':', '')}.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out or HERE / "results" / f"misp_feed-{report['at'].replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
-    print(f"written to {out.relative_to(HERE.parent)}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

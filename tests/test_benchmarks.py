@@ -42,6 +42,7 @@ BENCHES = (
     Bench("claims-evaluate", ("-m", "benchmarks.claims.evaluate")),
     Bench("claims-ingest", ("-m", "benchmarks.claims.ingest_compare")),
     Bench("scale", ("-m", "benchmarks.scale")),
+    Bench("misp_feed", ("-m", "benchmarks.misp_feed")),
 )
 
 
@@ -191,3 +192,11 @@ def test_scale(ran: dict[str, Ran]) -> None:
     assert {r["setup"] for r in report["isolation"]["runs"]} == {"idle", "all", "split", "split3"}
     for run in report["isolation"]["runs"]:
         assert run["errors"] == 0 and run["events_received"] == run["events_expected"], run
+
+
+def test_misp_feed(ran: dict[str, Ran]) -> None:
+    """misp_feed.py: the manifest listed every alert the reader may see, as the pull feed did."""
+    report = _report(ran, "misp_feed")
+    assert report["alerts_visible"] > 0
+    assert report["manifest"]["bytes"] > 0 and report["single_events"]["count"] > 0
+    assert report["hashes"]["lines"] > 0
