@@ -1,0 +1,169 @@
+"""The objects of a TAXII collection, read with one node's eyes.
+
+A collection is a stream of alert events: the event log for `visible` (every alert the node may
+see), a pull subscription's own feed for that subscription (its filter and sharing were applied
+when fan-out wrote it). Each event that logged the alert's current version (its latest revision,
+or its retraction) stands for that version: its objects were added at that entry (taxii.py,
+date_added). Events of older versions are passed over, so every object version is listed once,
+where it was last logged. The sharing policy is checked again on every read, with the alert's
+current sharing: an alert whose sender has since withheld it is not there, in no count, page,
+header or `next` token. Alerts, fact-checks and registrations the node may not see are read past,
+never stood on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hub.ingest.alert_views import StoredAlert, load_alerts
+from hub.interop.stix import AlertVersion, Sender, alert_objects
+from hub.interop.taxii import Match, date_added
+from hub.nodes import Node, NodeRegistry
+from hub.policy import may_see
+from hub.store.keys import Keys
+
+ALERT_EVENTS = frozenset({"created", "corroborated", "updated", "retracted"})
+READ_CHUNK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a collection's objects come from and whose eyes read them."""
+
+    collection_id: str
+    stream_key: str
+    reader: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One alert version of a collection: the stream entry that logged it and its objects."""
+
+    entry_id: str
+    added: str
+    objects: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Page:
+    objects: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (object, added)
+    more: bool = False
+    last_entry: str | None = None
+
+
+def is_current(event: str, revision: int, alert: StoredAlert) -> bool:
+    """Whether an event of type `event` at `revision` logged the alert's current version."""
+    if alert.status == "retracted":
+        return event == "retracted"
+    return event != "retracted" and revision == _revision(alert.doc)
+
+
+def _revision(doc: dict[str, Any]) -> int:
+    value = doc.get("revision", 1)
+    return value if isinstance(value, int) else 1
+
+
+class CollectionReader:
+    """Reads one collection's items in stream order; a new reader per request (it caches the
+    senders' profiles it looks up)."""
+
+    def __init__(self, redis: Redis, keys: Keys, nodes: NodeRegistry) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._nodes = nodes
+        self._senders: dict[str, Sender] = {}
+
+    async def items(self, source: Source, after: str | None) -> AsyncIterator[Item]:
+        """The collection's current alert versions logged after stream id `after`, oldest
+        first, that `source.reader` may see."""
+        low = f"({after}" if after else "-"
+        while True:
+            raw = await self._redis.xrange(source.stream_key, low, "+", count=READ_CHUNK)
+            if not raw:
+                return
+            entries = [_entry(entry_id, fields) for entry_id, fields in raw]
+            wanted = [e for e in entries if e is not None]
+            hub_ids = sorted({e[2] for e in wanted})
+            loaded = await load_alerts(self._redis, self._keys, hub_ids)
+            alerts = {a.hub_id: a for a in loaded if a is not None}
+            for entry_id, event, hub_id, revision in wanted:
+                alert = alerts.get(hub_id)
+                if (
+                    alert is None
+                    or not is_current(event, revision, alert)
+                    or not may_see(alert.sharing, source.reader)
+                ):
+                    continue
+                version = await self._version(alert)
+                yield Item(entry_id, date_added(entry_id), alert_objects(version))
+            low = f"({raw[-1][0].decode()}"
+            if len(raw) < READ_CHUNK:
+                return
+
+    async def _version(self, alert: StoredAlert) -> AlertVersion:
+        return AlertVersion(
+            hub_id=alert.hub_id,
+            doc=alert.doc,
+            sender=await self._sender(alert.sharing.sender, alert.sharing.sender_country),
+            received_at=alert.received_at,
+            updated_at=alert.updated_at,
+            retracted_at=alert.retracted_at,
+            status=alert.status,
+        )
+
+    async def _sender(self, node_id: str, country: str | None) -> Sender:
+        found = self._senders.get(node_id)
+        if found is None:
+            node = await self._nodes.get(node_id)
+            if node is None:  # a sender's profile outlives its token; this is only a fallback
+                found = Sender(node_id, node_id, country, "government")
+            else:
+                found = Sender(node.id, node.name, node.country, node.kind, node.created_at)
+            self._senders[node_id] = found
+        return found
+
+    async def page(self, source: Source, after: str | None, limit: int, match: Match) -> Page:
+        """Up to `limit` objects that `match` selects, whole alert versions at a time (a
+        version with more objects than `limit` alone fills a page), each (id, version) once per
+        page; `more` when another version with selected objects follows."""
+        page = Page()
+        seen: set[tuple[str, str]] = set()
+        items = self.items(source, after)
+        try:
+            async for item in items:
+                selected = [o for o in item.objects if match.selects(o, item.added)]
+                fresh = [o for o in selected if _key(o, item.added) not in seen]
+                if not fresh:
+                    continue
+                if page.objects and len(page.objects) + len(fresh) > limit:
+                    page.more = True
+                    break
+                for obj in fresh:
+                    seen.add(_key(obj, item.added))
+                    page.objects.append((obj, item.added))
+                page.last_entry = item.entry_id
+        finally:
+            await items.aclose()
+        return page
+
+
+def _key(obj: dict[str, Any], added: str) -> tuple[str, str]:
+    return obj["id"], obj.get("modified") or obj.get("created") or added
+
+
+def _entry(entry_id: bytes, data: dict[bytes, bytes]) -> tuple[str, str, str, int] | None:
+    """(entry id, event type, hub id, revision) of an alert event; None for any other entry.
+    The log writes `created`, a subscription feed `alert.created`."""
+    event = data.get(b"type", b"").decode().removeprefix("alert.")
+    hub_id = data.get(b"hub_id", b"").decode()
+    if event not in ALERT_EVENTS or not hub_id:
+        return None
+    try:
+        revision = int(data.get(b"revision", b"1"))
+    except ValueError:
+        return None
+    return entry_id.decode(), event, hub_id, revision
