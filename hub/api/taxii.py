@@ -152,6 +152,8 @@ def _next(hub: Hub, source: Source, page: Page) -> str | None:
 async def _read(
     request: web.Request, extra: tuple[str, ...], object_id: str | None = None
 ) -> tuple[Hub, Source, Page, str | None]:
+    """The page a request asks for. For one object (`object_id`), 404 when the collection
+    holds no version of it that the caller may see, whatever the filters."""
     hub, node = await _caller(request)
     source = await _source(hub, node, request.match_info["collection_id"])
     position, limit, match = _paging(request, hub, source, extra)
@@ -159,6 +161,10 @@ async def _read(
         match = taxii.Match((object_id,), (), match.versions, match.spec_versions)
     reader = CollectionReader(hub.redis, hub.keys, hub.nodes)
     page = await reader.page(source, position, limit, match)
+    if object_id is not None and not page.objects:
+        anywhere = await reader.page(source, None, 1, taxii.Match((object_id,)))
+        if not anywhere.objects:
+            raise NotFound(f"no object {object_id} in this collection")
     return hub, source, page, position
 
 
@@ -192,8 +198,6 @@ async def get_object(request: web.Request) -> web.Response:
     object_id = _object_id(request)
     extra = ("match[version]", "match[spec_version]")
     hub, source, page, position = await _read(request, extra, object_id)
-    if not page.objects and position is None:
-        raise NotFound(f"no object {object_id} in this collection")
     body = taxii.envelope([o for o, _ in page.objects], page.more, _next(hub, source, page))
     return taxii_response(body, _page_headers(page, position))
 
@@ -201,8 +205,6 @@ async def get_object(request: web.Request) -> web.Response:
 async def get_versions(request: web.Request) -> web.Response:
     object_id = _object_id(request)
     hub, source, page, position = await _read(request, ("match[spec_version]",), object_id)
-    if not page.objects and position is None:
-        raise NotFound(f"no object {object_id} in this collection")
     versions = sorted({taxii.object_version(o, added) for o, added in page.objects})
     body: dict[str, Any] = {"more": page.more}
     if page.more and (token := _next(hub, source, page)):
