@@ -168,11 +168,14 @@ def _basic(authorization: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, ValueError) as e:
-        raise Unauthenticated("the Basic credentials are not valid base64 of user:password") from e
+        raise Unauthenticated(
+            "the Basic credentials are not valid base64 of user:password", token_error=None
+        ) from e
     user, colon, password = decoded.partition(":")
     if not colon or not password:
         raise Unauthenticated(
-            "the Basic credentials need the node id as user and the token as password"
+            "the Basic credentials need the node id as user and the token as password",
+            token_error=None,
         )
     return user, password
 
