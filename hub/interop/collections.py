@@ -17,17 +17,46 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
-from hub.ingest.alert_views import StoredAlert, load_alerts
 from hub.interop.stix import AlertVersion, Sender, alert_objects
 from hub.interop.taxii import Match, date_added
 from hub.nodes import Node, NodeRegistry
-from hub.policy import may_see
+from hub.policy import Sharing, may_see
 from hub.store.keys import Keys
 
 ALERT_EVENTS = frozenset({"created", "corroborated", "updated", "retracted"})
-READ_CHUNK = 256
+READ_CHUNK = 256  # stream entries per XRANGE
+LOAD_CHUNK = 64  # alerts per pipelined load: a page stops part-way through a chunk
+# What a collection needs of a stored alert (keys.py, Keys.alert): not its links or similarity.
+FIELDS = ("doc", "meta", "received_at", "updated_at", "status", "retracted_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    hub_id: str
+    doc: dict[str, Any]
+    sharing: Sharing
+    received_at: str
+    updated_at: str | None
+    status: str
+    retracted_at: str | None
+
+    @classmethod
+    def from_row(cls, hub_id: str, row: list[bytes | None]) -> Stored | None:
+        doc, meta, received_at, updated_at, status, retracted_at = row
+        if doc is None or meta is None:
+            return None
+        return cls(
+            hub_id=hub_id,
+            doc=orjson.loads(doc),
+            sharing=Sharing.from_json(orjson.loads(meta), hub_id),
+            received_at=received_at.decode() if received_at else "",
+            updated_at=updated_at.decode() if updated_at else None,
+            status=status.decode() if status else "active",
+            retracted_at=retracted_at.decode() if retracted_at else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +84,7 @@ class Page:
     last_entry: str | None = None
 
 
-def is_current(event: str, revision: int, alert: StoredAlert) -> bool:
+def is_current(event: str, revision: int, alert: Stored) -> bool:
     """Whether an event of type `event` at `revision` logged the alert's current version."""
     if alert.status == "retracted":
         return event == "retracted"
@@ -87,24 +116,32 @@ class CollectionReader:
                 return
             entries = [_entry(entry_id, fields) for entry_id, fields in raw]
             wanted = [e for e in entries if e is not None]
-            hub_ids = sorted({e[2] for e in wanted})
-            loaded = await load_alerts(self._redis, self._keys, hub_ids)
-            alerts = {a.hub_id: a for a in loaded if a is not None}
-            for entry_id, event, hub_id, revision in wanted:
-                alert = alerts.get(hub_id)
-                if (
-                    alert is None
-                    or not is_current(event, revision, alert)
-                    or not may_see(alert.sharing, source.reader)
-                ):
-                    continue
-                version = await self._version(alert)
-                yield Item(entry_id, date_added(entry_id), alert_objects(version))
+            for start in range(0, len(wanted), LOAD_CHUNK):
+                chunk = wanted[start : start + LOAD_CHUNK]
+                alerts = await self._load(sorted({e[2] for e in chunk}))
+                for entry_id, event, hub_id, revision in chunk:
+                    alert = alerts.get(hub_id)
+                    if (
+                        alert is None
+                        or not is_current(event, revision, alert)
+                        or not may_see(alert.sharing, source.reader)
+                    ):
+                        continue
+                    version = await self._version(alert)
+                    yield Item(entry_id, date_added(entry_id), alert_objects(version))
             low = f"({raw[-1][0].decode()}"
             if len(raw) < READ_CHUNK:
                 return
 
-    async def _version(self, alert: StoredAlert) -> AlertVersion:
+    async def _load(self, hub_ids: list[str]) -> dict[str, Stored]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hub_id in hub_ids:
+                pipe.hmget(self._keys.alert(hub_id), list(FIELDS))
+            rows = await pipe.execute()
+        found = (Stored.from_row(h, r) for h, r in zip(hub_ids, rows, strict=True))
+        return {a.hub_id: a for a in found if a is not None}
+
+    async def _version(self, alert: Stored) -> AlertVersion:
         return AlertVersion(
             hub_id=alert.hub_id,
             doc=alert.doc,

@@ -18,13 +18,16 @@ update is a new version (`modified`), a retraction a version with `revoked: true
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 # The namespace of every id this module makes (uuid5 of the DNS name the hub's ids hang under).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "stix.alerthub.invalid")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 TLP_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
 TLP_IDS = {
     "CLEAR": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
@@ -95,6 +98,7 @@ class AlertVersion:
         return self.updated_at or self.received_at
 
 
+@lru_cache(maxsize=4096)
 def stix_time(text: str) -> str:
     """An RFC 3339 time as STIX writes it: UTC, `Z`, milliseconds."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -105,15 +109,23 @@ def stix_time(text: str) -> str:
 
 
 def stix_id(kind: str, *parts: str) -> str:
-    return f"{kind}--{uuid.uuid5(NAMESPACE, '/'.join(parts))}"
+    """`kind--` and the UUIDv5 (RFC 4122, section 4.3) of the parts joined by "/" in NAMESPACE;
+    the same as uuid.uuid5, without building UUID objects (the TAXII read makes many)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "/".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{kind}--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def report_id(hub_id: str) -> str:
     return stix_id("report", hub_id, "report")
 
 
+@lru_cache(maxsize=8)
 def tlp_marking(tlp: str) -> dict[str, Any]:
-    """The OASIS TLP 2.0 marking-definition object of `tlp` (CLEAR … RED)."""
+    """The OASIS TLP 2.0 marking-definition object of `tlp` (CLEAR … RED). Cached: the same
+    dict each time, as are the sender's objects in `alert_objects`; copy before changing one."""
     return {
         "type": "marking-definition",
         "spec_version": "2.1",
@@ -152,6 +164,11 @@ def indicator_pattern(kind: str, value: str) -> str | None:
     if kind in HASH_NAMES:
         value = value.lower()
     return f"[{path} = {pattern_literal(value)}]"
+
+
+@lru_cache(maxsize=1024)
+def _sender_objects(sender: Sender) -> tuple[dict[str, Any], ...]:
+    return tuple(sender_objects(sender))
 
 
 def sender_objects(sender: Sender) -> list[dict[str, Any]]:
@@ -251,7 +268,7 @@ def alert_objects(alert: AlertVersion) -> list[dict[str, Any]]:
     _disinformation_objects(build, doc)
     _fact_check_objects(build, alert.fact_checks)
     carried = list(build.objects)
-    sender = sender_objects(alert.sender)
+    sender = list(_sender_objects(alert.sender))  # shared: callers must not change them
     report = _report(build, doc, [o["id"] for o in carried] + [sender[0]["id"]])
     used = {"CLEAR", alert.doc["tlp"]}
     markings = [tlp_marking(tlp) for tlp in TLP_IDS if tlp in used]
