@@ -1,7 +1,7 @@
 """The baseline for benchmarks/ingest.py: a bare aiohttp handler that only parses the JSON body
 and answers 201, in one process, on the same aiohttp as the hub.
 
-    python benchmarks/bare_server.py --port 8081
+    python -m benchmarks.bare_server --port 8081
 """
 
 from __future__ import annotations

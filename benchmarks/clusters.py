@@ -1,6 +1,7 @@
 """Triage-queue latency (GET /v1/clusters) for a fact-checker and for a CERT.
 
-    .venv/bin/python benchmarks/clusters.py [--hidden 5000] [--visible 2000] [--repeats 7]
+    .venv/bin/python -m benchmarks.clusters [--hidden 5000] [--visible 2000] [--repeats 7]
+        [--quick] [--out PATH]
 
 Starts a real redis-server and a hub app in this process. al-cert posts `--visible` GREEN
 disinformation reports (in clusters of 1 to 4 reports, so there are fewer clusters than
@@ -8,20 +9,28 @@ reports) and `--hidden` RED reports to me-cert (half of them copies of GREEN con
 clusters a checker sees also hold reports it may not see). Then times, median of --repeats,
 the queue of factcheck-ba (may see the GREEN reports only) and of me-cert (may see all), by
 last_seen (first page of 50: reads no further back than it shows) and by spread (ranks every
-cluster of the window). Writes benchmarks/results/clusters-<UTC time>.json.
+cluster of the window). Writes benchmarks/results/clusters-<UTC time>.json, or --out; `posted`
+and `accepted` (reports answered created or corroborated) let a smoke run check that nothing
+was lost.
 """
+
+from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
 import pathlib
 import statistics
+import sys
 import tempfile
 import time
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+if not __package__:  # run as a file (python benchmarks/clusters.py): the repository on the path
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks.kit.report import add_standard_args, write_json
 from hub.app import create_app
 from hub.settings import Settings
 from hub.store.embedded import free_port, start_redis_server
@@ -29,7 +38,7 @@ from hub.store.embedded import free_port, start_redis_server
 OP = "bench-operator-token-0123456789"
 
 
-def report(i: int, content: int, **kw) -> dict:
+def report(i: int, content: int, **kw: Any) -> dict[str, Any]:
     body = {
         "id": f"r-{i}",
         "kind": "disinformation",
@@ -44,8 +53,12 @@ def report(i: int, content: int, **kw) -> dict:
     return body
 
 
-async def main(hidden: int, visible: int, repeats: int) -> dict:
-    d = pathlib.Path(tempfile.mkdtemp())
+async def main(hidden: int, visible: int, repeats: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="alerthub-clusters-") as tmp:
+        return await _run(pathlib.Path(tmp), hidden, visible, repeats)
+
+
+async def _run(d: pathlib.Path, hidden: int, visible: int, repeats: int) -> dict[str, Any]:
     server = start_redis_server(d, port=free_port())
     try:
         app = create_app(
@@ -59,8 +72,13 @@ async def main(hidden: int, visible: int, repeats: int) -> dict:
                                 ("factcheck-ba", "BA", "civil-society")):  # fmt: skip
                 r = await c.post(
                     "/v1/nodes",
-                    json={"id": n, "name": n, "country": cc, "kind": kind,
-                          "roles": ["publish", "subscribe", "fact-check"]},
+                    json={
+                        "id": n,
+                        "name": n,
+                        "country": cc,
+                        "kind": kind,
+                        "roles": ["publish", "subscribe", "fact-check"],
+                    },
                     headers={"Authorization": f"Bearer {OP}"},
                 )
                 tok[n] = {"Authorization": f"Bearer {(await r.json())['token']}"}
@@ -70,14 +88,19 @@ async def main(hidden: int, visible: int, repeats: int) -> dict:
                        share={"recipients": ["me-cert"]})
                 for i in range(hidden)
             ]  # fmt: skip
+            accepted = 0
             for s in range(0, len(bodies), 500):
                 r = await c.post(
                     "/v1/alerts/batch", json={"alerts": bodies[s : s + 500]}, headers=tok["al-cert"]
                 )
                 assert r.status == 200
-            out = {"hidden": hidden, "visible": visible, "repeats": repeats, "median_ms": {}}
+                results = (await r.json())["results"]
+                accepted += sum(x.get("status") in ("created", "corroborated") for x in results)
+            out = {"hidden": hidden, "visible": visible, "repeats": repeats, "median_ms": {},
+                   "posted": len(bodies), "accepted": accepted}  # fmt: skip
             for who in ("factcheck-ba", "me-cert"):
-                for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread"):
+                for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread",
+                          "include=story_id&limit=50"):  # fmt: skip
                     times = []
                     for _ in range(repeats):
                         t = time.perf_counter()
@@ -93,14 +116,20 @@ async def main(hidden: int, visible: int, repeats: int) -> dict:
         server.stop()
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=5000)
     parser.add_argument("--visible", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    add_standard_args(parser, "100 hidden and 100 visible reports, 3 repeats")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.hidden, args.visible, args.repeats = min(args.hidden, 100), min(args.visible, 100), 3
     result = asyncio.run(main(args.hidden, args.visible, args.repeats))
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = pathlib.Path(__file__).parent / "results" / f"clusters-{stamp}.json"
-    out.write_text(json.dumps(result, indent=2))
+    out = write_json(result, args.out, "clusters")
     print(f"wrote {out}")
+    return 0 if result["accepted"] == result["posted"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

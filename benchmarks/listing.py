@@ -1,34 +1,42 @@
 """Listing latency when most alerts are hidden from the caller.
 
-    .venv/bin/python benchmarks/listing.py [--hidden 5200] [--repeats 7]
+    .venv/bin/python -m benchmarks.listing [--hidden 5200] [--repeats 7] [--quick] [--out PATH]
 
 Starts a real redis-server and a hub app in this process, posts one GREEN alert and `--hidden`
 RED alerts to me-cert, then times GET /v1/alerts (median of --repeats) for rs-cert, which may see
 only the GREEN one, and for me-cert, which may see all. Writes benchmarks/results/listing-<UTC
-time>.json. Issue 15 (finding 4) made the listing read per-audience indexes instead of scanning
+time>.json, or --out; `posted`, `accepted` and `listed` let a smoke run check that nothing was
+lost. Issue 15 (finding 4) made the listing read per-audience indexes instead of scanning
 every alert: rs-cert's time no longer grows with the alerts hidden from it.
 """
 
+from __future__ import annotations
+
 import argparse
 import asyncio
-import datetime as dt
-import json
-import pathlib
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+if not __package__:  # run as a file (python benchmarks/listing.py): the repository on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.kit.report import add_standard_args, write_json
 from hub.app import create_app
 from hub.settings import Settings
 from hub.store.embedded import free_port, start_redis_server
 
 OP = "bench-operator-token-0123456789"
+QUERIES = (("rs-cert", "limit=50"), ("me-cert", "limit=50"), ("me-cert", "limit=500"))
 
 
-def alert(i, **kw):
-    a = {
+def alert(i: int, **kw: Any) -> dict[str, Any]:
+    a: dict[str, Any] = {
         "id": f"a-{i}",
         "kind": "threat",
         "title": "t",
@@ -41,69 +49,80 @@ def alert(i, **kw):
     return a
 
 
-async def main(hidden: int, repeats: int) -> dict:
-    d = pathlib.Path(tempfile.mkdtemp())
-    server = start_redis_server(d, port=free_port())
-    try:
-        app = create_app(
-            Settings(
+async def main(hidden: int, repeats: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="alerthub-listing-") as tmp:
+        d = Path(tmp)
+        server = start_redis_server(d, port=free_port())
+        try:
+            settings = Settings(
                 redis_url=server.url, bootstrap_token=OP, rate_limit_per_minute=10**6, data_dir=d
             )
+            async with TestClient(TestServer(create_app(settings))) as c:
+                return await _measure(c, hidden, repeats)
+        finally:
+            server.stop()
+
+
+async def _measure(c: TestClient, hidden: int, repeats: int) -> dict[str, Any]:
+    tok = {}
+    for n, cc in (("al-cert", "AL"), ("me-cert", "ME"), ("rs-cert", "RS")):
+        r = await c.post(
+            "/v1/nodes",
+            json={
+                "id": n,
+                "name": n,
+                "country": cc,
+                "kind": "government",
+                "roles": ["publish", "subscribe"],
+            },
+            headers={"Authorization": f"Bearer {OP}"},
         )
-        async with TestClient(TestServer(app)) as c:
-            tok = {}
-            for n, cc in (("al-cert", "AL"), ("me-cert", "ME"), ("rs-cert", "RS")):
-                r = await c.post(
-                    "/v1/nodes",
-                    json={
-                        "id": n,
-                        "name": n,
-                        "country": cc,
-                        "kind": "government",
-                        "roles": ["publish", "subscribe"],
-                    },
-                    headers={"Authorization": f"Bearer {OP}"},
-                )
-                tok[n] = {"Authorization": f"Bearer {(await r.json())['token']}"}
-            await c.post("/v1/alerts", json=alert(99999), headers=tok["al-cert"])
-            for s in range(0, hidden, 500):
-                r = await c.post(
-                    "/v1/alerts/batch",
-                    json={
-                        "alerts": [
-                            alert(i, tlp="RED", share={"recipients": ["me-cert"]})
-                            for i in range(s, min(s + 500, hidden))
-                        ]
-                    },
-                    headers=tok["al-cert"],
-                )
-                assert r.status == 200
-            out = {"hidden": hidden, "repeats": repeats, "median_ms": {}}
-            for who, q in (
-                ("rs-cert", "limit=50"),
-                ("me-cert", "limit=50"),
-                ("me-cert", "limit=500"),
-            ):
-                times = []
-                for _ in range(repeats):
-                    t = time.perf_counter()
-                    r = await c.get(f"/v1/alerts?{q}", headers=tok[who])
-                    await r.read()
-                    times.append((time.perf_counter() - t) * 1000)
-                out["median_ms"][f"{who} {q}"] = round(statistics.median(times), 2)
-                print(f"{who} {q}: median {statistics.median(times):.1f} ms")
-            return out
-    finally:
-        server.stop()
+        tok[n] = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    r = await c.post("/v1/alerts", json=alert(99999), headers=tok["al-cert"])
+    accepted = int(r.status == 201)
+    for s in range(0, hidden, 500):
+        r = await c.post(
+            "/v1/alerts/batch",
+            json={
+                "alerts": [
+                    alert(i, tlp="RED", share={"recipients": ["me-cert"]})
+                    for i in range(s, min(s + 500, hidden))
+                ]
+            },
+            headers=tok["al-cert"],
+        )
+        assert r.status == 200
+        results = (await r.json())["results"]
+        accepted += sum(1 for x in results if x.get("status") == "created")
+    out: dict[str, Any] = {"hidden": hidden, "repeats": repeats, "median_ms": {}}
+    listed: dict[str, int] = {}
+    for who, q in QUERIES:
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            r = await c.get(f"/v1/alerts?{q}", headers=tok[who])
+            body = await r.json()
+            times.append((time.perf_counter() - t) * 1000)
+        out["median_ms"][f"{who} {q}"] = round(statistics.median(times), 2)
+        listed[f"{who} {q}"] = len(body["alerts"])
+        print(f"{who} {q}: median {statistics.median(times):.1f} ms")
+    out.update(posted=hidden + 1, accepted=accepted, listed=listed)
+    return out
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=5200)
     parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+    add_standard_args(parser, "200 hidden alerts, 3 repeats")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.hidden, args.repeats = min(args.hidden, 200), 3
     result = asyncio.run(main(args.hidden, args.repeats))
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = pathlib.Path(__file__).parent / "results" / f"listing-{stamp}.json"
-    out.write_text(json.dumps(result, indent=2))
+    out = write_json(result, args.out, "listing")
     print(f"wrote {out}")
+    return 0 if result["accepted"] == result["posted"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

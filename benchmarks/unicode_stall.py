@@ -1,8 +1,8 @@
 """CPU stall by Unicode expansion: a batch of claims made of U+FDFA (which NFKC turns into 18
 characters) posted to a real hub, while /healthz is polled on another connection.
 
-    .venv/bin/python benchmarks/unicode_stall.py [--runs 3] [--shapes many,large,at_limit,short]
-        [--filler fdfa|cyrillic]
+    .venv/bin/python -m benchmarks.unicode_stall [--runs 3] [--shapes many,large,at_limit,short]
+        [--filler fdfa|cyrillic] [--quick] [--out PATH]
 
 Starts, in a temporary folder, a redis-server and one hub process (`python -m hub serve`), adds
 a publishing node, then for each shape and run posts one batch of such claims to
@@ -18,8 +18,9 @@ Shapes (each just under the 4 MiB batch limit; about 3.7 MB of claim text but fo
 
 Per run: the batch's round trip (the handler's time: upload, parse, every alert, answer), the
 hub process's CPU seconds over it, the worst and median /healthz latency polled during it, and
-the results' statuses. Writes benchmarks/results/unicode_stall-<filler>-<UTC time>.json (runs
-and medians) and prints a summary.
+the results' statuses (`outcomes`, beside `alerts` in the batch). Writes
+benchmarks/results/unicode_stall-<filler>-<UTC time>.json, or --out (runs and medians) and prints
+a summary.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import argparse
 import asyncio
 import datetime as dt
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,12 +38,16 @@ from typing import Any
 
 import aiohttp
 import orjson
-from ingest import cpu_seconds, hub_env, register_node, start_server
 
-from hub.store.embedded import start_redis_server
+if not __package__:  # run as a file (python benchmarks/unicode_stall.py): the repository on path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from benchmarks.kit.load import register_node
+from benchmarks.kit.measurement import cpu_seconds
+from benchmarks.kit.processes import Stack, hub_env
+from benchmarks.kit.report import add_standard_args, git, write_json
+
+OPERATOR = "bench-operator-unicode-stall"
 BATCH_LIMIT = 4 * 1024 * 1024
 TARGET_BYTES = 3_700_000  # of claim text, as in the finding
 EXPANDING = "\ufdfa"  # ARABIC LIGATURE SALLALLAHOU ALAYHE WASALLAM: 18 characters under NFKC
@@ -82,22 +86,24 @@ def _alert(alert_id: str, tag: str, claim_bytes: list[int], filler: str) -> dict
     }
 
 
-def batch_body(shape: str, run: str, filler: str) -> tuple[bytes, int]:
-    """The batch's body and how many bytes of claim text it carries."""
+def batch_body(
+    shape: str, run: str, filler: str, target: int = TARGET_BYTES
+) -> tuple[bytes, int, int]:
+    """The batch's body, how many bytes of claim text it carries, and how many alerts."""
     filler = FILLERS[filler]
     per_char = len(filler.encode()) / len(filler)
     claim_max = int(CLAIM_MAX * per_char)  # bytes of the longest claim the schema allows
     if shape == "many":
-        plan = [[TARGET_BYTES // 500]] * 500
+        plan = [[target // 500]] * 500
     elif shape == "large":
-        left = TARGET_BYTES
+        left = target
         plan = []
         while left > 0:
             claims = min(100, -(-left // claim_max))
             plan.append([claim_max] * claims)
             left -= claims * claim_max
     elif shape == "at_limit":
-        plan = [[claim_max] * 17] * -(-TARGET_BYTES // (17 * claim_max))
+        plan = [[claim_max] * 17] * -(-target // (17 * claim_max))
     elif shape == "short":
         # 500 alerts of 100 short claims: 50,000 claims, the most a batch can carry.
         plan = [[45] * 100] * 500
@@ -110,7 +116,7 @@ def batch_body(shape: str, run: str, filler: str) -> tuple[bytes, int]:
     if len(body) > BATCH_LIMIT:
         raise RuntimeError(f"{shape}: the batch is {len(body)} bytes, over {BATCH_LIMIT}")
     claim_bytes = sum(len(c["text"].encode()) for a in alerts for c in a["claims"])
-    return body, claim_bytes
+    return body, claim_bytes, len(alerts)
 
 
 async def poll_health(base_url: str, stop: asyncio.Event, latencies: list[float]) -> None:
@@ -162,63 +168,54 @@ async def one_run(base_url: str, hub_pid: int, token: str, body: bytes) -> dict[
     }
 
 
-def git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-    )
-    return done.stdout.strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--filler", choices=sorted(FILLERS), default="fdfa")
+    parser.add_argument(
+        "--target-bytes", type=int, default=TARGET_BYTES, help="bytes of claim text a batch carries"
+    )
+    add_standard_args(parser, "1 run of the `many` shape with 200 KB of claim text")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.shapes, args.target_bytes = 1, "many", min(args.target_bytes, 200_000)
     shapes = [s for s in args.shapes.split(",") if s]
     report: dict[str, Any] = {
         "benchmark": "unicode_stall",
         "filler": args.filler,
-        "commit": git_commit(),
+        "commit": git("rev-parse", "--short", "HEAD"),
         "python": sys.version.split()[0],
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "target_bytes": args.target_bytes,
         "shapes": {},
     }
     stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S")  # fresh content on every invocation
     with tempfile.TemporaryDirectory(prefix="alerthub-unicode-") as tmp:
-        folder = Path(tmp)
-        store = start_redis_server(folder / "redis")
+        stack = Stack.start(Path(tmp) / "stack", lambda url: hub_env(url, OPERATOR, "warning"))
         try:
-            env = hub_env(store.url, "warning")
-            hub_server = start_server("hub", [sys.executable, "-m", "hub", "serve"], env, folder)
-            try:
-                hub_server.wait_ready("/readyz")
-                token = asyncio.run(register_node(hub_server.base_url))
-                for shape in shapes:
-                    runs = []
-                    for run in range(args.runs):
-                        body, claim_bytes = batch_body(shape, f"{stamp}{run}", args.filler)
-                        figures = asyncio.run(
-                            one_run(hub_server.base_url, hub_server.process.pid, token, body)
-                        )
-                        figures.update(body_bytes=len(body), claim_bytes=claim_bytes)
-                        runs.append(figures)
-                        print(shape, run, figures, flush=True)
-                    report["shapes"][shape] = {
-                        "runs": runs,
-                        "median": {
-                            key: statistics.median(r[key] for r in runs)
-                            for key in ("batch_s", "hub_cpu_s", "healthz_max_ms")
-                        },
-                    }
-            finally:
-                hub_server.stop()
+            base_url, hub_pid = stack.hub.base_url, stack.hub.process.pid
+            token = asyncio.run(register_node(base_url, OPERATOR))
+            for shape in shapes:
+                runs = []
+                for run in range(args.runs):
+                    body, claim_bytes, alerts = batch_body(
+                        shape, f"{stamp}{run}", args.filler, args.target_bytes
+                    )
+                    figures = asyncio.run(one_run(base_url, hub_pid, token, body))
+                    figures.update(body_bytes=len(body), claim_bytes=claim_bytes, alerts=alerts)
+                    runs.append(figures)
+                    print(shape, run, figures, flush=True)
+                report["shapes"][shape] = {
+                    "runs": runs,
+                    "median": {
+                        key: statistics.median(r[key] for r in runs)
+                        for key in ("batch_s", "hub_cpu_s", "healthz_max_ms")
+                    },
+                }
         finally:
-            store.stop()
-    RESULTS.mkdir(exist_ok=True)
-    when = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"unicode_stall-{args.filler}-{when}.json"
-    path.write_text(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+            stack.stop()
+    path = write_json(report, args.out, f"unicode_stall-{args.filler}")
     for shape, figures in report["shapes"].items():
         print(f"{shape}: median {figures['median']}")
     print(f"written to {path}")

@@ -285,7 +285,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             ),
             news=FeedNews(client, keys.feed_news, keys.node_revoked),
             fact_checks=fact_checks,
-            clusters=ClusterViews(client, keys, scripts, fact_checks, settings.dedup_window_s),
+            clusters=ClusterViews(
+                client, keys, scripts, fact_checks, settings.dedup_window_s, similar
+            ),
         )
         if settings.similarity:
             # In a thread, so that start-up does not wait: the first claim would otherwise wait

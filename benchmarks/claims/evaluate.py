@@ -1,12 +1,13 @@
 """Precision and recall of claim similarity on the labelled set, per kind of variant, and what
 it costs per claim.
 
-    .venv/bin/python benchmarks/claims/evaluate.py [--threshold 0.5] [--out PATH]
+    .venv/bin/python -m benchmarks.claims.evaluate [--threshold 0.5] [--quick] [--out PATH]
 
 A pair counts as linked exactly when the hub would link two alerts carrying its two claims:
 they share an index score (an LSH band or an entity pair: the only way the hub finds a
 candidate) and their best claim match reaches the threshold (hub.ingest.similarity.signature).
-Prints a table and writes benchmarks/results/claims-<UTC time>.json. Goals (issue 20): recall
+Prints a table and writes benchmarks/results/claims-<UTC time>.json, or --out (--quick changes
+nothing: the whole set takes seconds already). Goals (issue 20): recall
 >= 0.95 on edits and script changes, >= 0.6 on translations sharing two or more entities or
 numbers, precision >= 0.97 overall.
 """
@@ -138,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--pairs", type=Path, default=HERE / "pairs.jsonl")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="JSON result path")
+    parser.add_argument(
+        "--quick", action="store_true", help="accepted for the smoke run: the set takes seconds"
+    )
     parser.add_argument("--mistakes", action="store_true", help="print every wrong answer")
     args = parser.parse_args(argv)
     report = evaluate(load(args.pairs), args.threshold)

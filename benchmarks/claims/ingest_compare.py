@@ -1,6 +1,7 @@
 """Ingest throughput of disinformation alerts with claim similarity on and off, in one run.
 
-    .venv/bin/python benchmarks/claims/ingest_compare.py [--runs 3] [--duration 10]
+    .venv/bin/python -m benchmarks.claims.ingest_compare [--runs 3] [--duration 10] [--quick]
+        [--out PATH]
 
 Starts a redis-server (append-only file on) and, for each run, a fresh hub process
 (`python -m hub serve`) on an emptied store, with ALERTHUB_SIMILARITY on and off in turn
@@ -11,26 +12,21 @@ own ("(izvor: kanal<n>)", one word the hub has not seen), and a URL of its own, 
 answer is `created`. On two or more cores the hub is pinned to the first and this process and
 redis-server to the second. Besides the rate, it reports the hub process's CPU time per alert
 answered, which other work on a shared machine disturbs far less. Writes
-benchmarks/results/claims-ingest-<UTC time>.json.
+benchmarks/results/claims-ingest-<UTC time>.json, or --out; `not_created` counts the answers
+other than 201 in the measured windows.
 Goal (issue 20): throughput with similarity within 15% of without (ratio >= 0.85).
-Self-contained (no import from the other benchmarks), so that it moves with benchmarks/ alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
-import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -43,6 +39,10 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from stories import STORIES  # noqa: E402
 
+from benchmarks.kit.load import register_node  # noqa: E402
+from benchmarks.kit.measurement import cpu_seconds  # noqa: E402
+from benchmarks.kit.processes import HUB_ARGV, affinity, hub_env, start_server  # noqa: E402
+from benchmarks.kit.report import add_standard_args, write_json  # noqa: E402
 from hub.store.embedded import free_port, start_redis_server  # noqa: E402
 
 TOKEN = "bench-operator-" + secrets.token_urlsafe(18)
@@ -71,35 +71,6 @@ def alert(n: int) -> bytes:
             "urls": [f"https://portal.example/{n}"],
         }
     )
-
-
-def pin(cpus: set[int] | None) -> None:
-    if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, cpus)
-
-
-def wait_ready(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
-
-
-async def register(base: str) -> str:
-    profile = {"id": "bench-rs", "name": "Bench", "country": "RS", "kind": "government",
-               "roles": ["publish"]}  # fmt: skip
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{base}/v1/nodes", json=profile, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as resp,
-    ):
-        body = await resp.json()
-        assert resp.status == 201, body
-        return str(body["token"])
 
 
 async def prime(base: str, token: str) -> None:
@@ -143,46 +114,29 @@ async def drive(
     return done, failed, done + failed + warm
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_once(
     redis_url: str, similarity: bool, args: argparse.Namespace, folder: Path
 ) -> tuple[float, int, float]:
     redis.Redis.from_url(redis_url).flushall()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTHUB_")}
-    env.update(ALERTHUB_REDIS_URL=redis_url, ALERTHUB_BOOTSTRAP_TOKEN=TOKEN,
-               ALERTHUB_RATE_LIMIT_PER_MINUTE=str(10**9), ALERTHUB_LOG_LEVEL="warning",
-               ALERTHUB_SIMILARITY="on" if similarity else "off")  # fmt: skip
-    port = free_port()
-    cpus = os.cpu_count() or 1
-    with (folder / f"hub-{port}.log").open("wb") as log:
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=(lambda: pin({0})) if cpus >= 2 else None,
-        )
+    env = hub_env(redis_url, TOKEN, "warning", ALERTHUB_SIMILARITY="on" if similarity else "off")
+    run_folder = folder / f"hub-{'on' if similarity else 'off'}-{time.monotonic_ns()}"
+    run_folder.mkdir()
+    with affinity({0} if (os.cpu_count() or 1) >= 2 else None):
+        hub = start_server("hub", HUB_ARGV, env, run_folder)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(f"{base}/readyz")
-        token = asyncio.run(register(base))
-        asyncio.run(prime(base, token))
-        cpu_before = cpu_seconds(hub.pid)
+        hub.wait_ready("/readyz")
+        token = asyncio.run(register_node(hub.base_url, TOKEN, "bench-rs", "RS"))
+        asyncio.run(prime(hub.base_url, token))
+        cpu_before = cpu_seconds(hub.process.pid)
         count, failed, total = asyncio.run(
-            drive(base, token, args.connections, args.warmup, args.duration)
+            drive(hub.base_url, token, args.connections, args.warmup, args.duration)
         )
         # Warm-up and window together: the hub's CPU per alert it answered, which a machine
         # shared with other work disturbs far less than the rate.
-        cpu_ms = (cpu_seconds(hub.pid) - cpu_before) * 1000
+        cpu_ms = (cpu_seconds(hub.process.pid) - cpu_before) * 1000
         return count / args.duration, failed, cpu_ms / max(1, total)
     finally:
-        hub.terminate()
-        hub.wait(15)
+        hub.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=None)
+    add_standard_args(parser, "1 run each way of 0.5 s warm-up + 1.5 s on 8 connections")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 1.5, 0.5
+        args.connections = min(args.connections, 8)
     if (os.cpu_count() or 1) >= 2:
-        pin({1})  # this process and the redis-server it starts
+        os.sched_setaffinity(0, {1})  # this process and the redis-server it starts
     figures: dict[str, list[float]] = {"on": [], "off": []}
     failures: dict[str, int] = {"on": 0, "off": 0}
     cpu: dict[str, list[float]] = {"on": [], "off": []}
@@ -230,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "tellings": len(TELLINGS),
     }
     report["goal_met"] = report["ratio"] is not None and report["ratio"] >= GOAL_RATIO
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or HERE.parent / "results" / f"claims-ingest-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1), "utf-8")
+    out = write_json(report, args.out, "claims-ingest")
     print(f"median with similarity {on}/s, without {off}/s, ratio {report['ratio']} "
           f"(goal >= {GOAL_RATIO}); hub CPU per alert off/on {report['cpu_ratio']}; "
           f"wrote {out}")  # fmt: skip

@@ -16,9 +16,13 @@ from hub.ingest.cluster_views import SORTS, ClusterQuery
 from hub.store.cursors import seal, unseal
 
 KINDS = ("threat", "disinformation")
-PARAMS = ("kind", "target_country", "language", "fact_checked", "since", "sort", "limit", "after")
+PARAMS = (
+    "kind", "target_country", "language", "fact_checked", "since", "sort", "limit", "after",
+    "story_id", "include",
+)  # fmt: skip
 MAX_LIMIT = 200
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_STORY = re.compile(r"^st_[0-9a-f]{24}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,4}$")
 
 
@@ -51,6 +55,14 @@ def _query(request: web.Request, cursor_key: bytes) -> tuple[ClusterQuery, str |
             problems.append(
                 ProblemDetail("/since", "format", "must be an RFC 3339 time with a zone")
             )
+    story_id = query.get("story_id") or None
+    if story_id is not None and not _STORY.match(story_id):
+        problems.append(
+            ProblemDetail("/story_id", "pattern", "must be a story_id the hub gave (st_…)")
+        )
+    include = query.get("include") or None
+    if include is not None and include != "story_id":
+        problems.append(ProblemDetail("/include", "enum", "must be story_id"))
     sort = query.get("sort") or "last_seen"
     if sort not in SORTS:
         problems.append(ProblemDetail("/sort", "enum", "must be last_seen or spread"))
@@ -68,8 +80,11 @@ def _query(request: web.Request, cursor_key: bytes) -> tuple[ClusterQuery, str |
     if query.get("after"):
         opened = unseal(cursor_key, query["after"])
         kind_of, _, position = (opened or "").partition(":")
-        if opened is None or kind_of != sort or not position or (
-            sort == "last_seen" and not is_ulid(position)
+        if (
+            opened is None
+            or kind_of != sort
+            or not position
+            or (sort == "last_seen" and not is_ulid(position))
         ):
             problems.append(
                 ProblemDetail(
@@ -78,7 +93,9 @@ def _query(request: web.Request, cursor_key: bytes) -> tuple[ClusterQuery, str |
             )
     if problems:
         raise ValidationFailed(f"{len(problems)} bad query parameters", problems)
-    found = ClusterQuery(kind, target, language, fact_checked, since, sort, limit)
+    found = ClusterQuery(
+        kind, target, language, fact_checked, since, sort, limit, story_id, include is not None
+    )
     return found, position
 
 

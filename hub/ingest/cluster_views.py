@@ -12,7 +12,13 @@ cluster met in that merge is its newest one the caller may see, so clusters come
 `last_seen` as the reports are read, and a page by `last_seen` reads no further back than its
 last cluster; its cursor is that report (sealed by the caller, as listings' are). `spread` ranks
 every cluster seen within the window (`since`, by default the dedup window) by how far its
-visible reports travelled: distinct sender countries, then languages, then reports."""
+visible reports travelled: distinct sender countries, then languages, then reports.
+
+A cluster's `story_id` is its earliest visible report's story (similar_views.py), worked out as
+the caller sees it, so that a desk can group the queue by story (or ask for one story's
+clusters with `story_id=`) without a story ever naming or counting a report it may not see.
+The queue names stories only when asked (`include=story_id`): finding one costs a similarity
+read per cluster, milliseconds when many claims look alike."""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from hub.errors import NotFound
 from hub.ids import ulid_floor, utc_now
 from hub.ingest.alert_views import ALERT_FIELDS, READ_CHUNK, IndexStream, StoredAlert, merge_newest
 from hub.ingest.fact_checks import FactCheckStore, StoredFactCheck
+from hub.ingest.similar_views import SimilarViews
 from hub.nodes import Node
 from hub.policy import Sharing, may_see, reader_audiences
 from hub.store.keys import Keys
@@ -50,6 +57,8 @@ class ClusterQuery:
     since: datetime | None = None
     sort: str = "last_seen"
     limit: int = 50
+    story_id: str | None = None
+    with_story: bool = False  # each cluster's story_id (include=story_id; story_id= implies it)
 
 
 def _language_matches(wanted: str, tags: set[str]) -> bool:
@@ -130,7 +139,12 @@ class ClusterView:
         since = query.since
         return since is None or _ms(self.last_seen()) >= since.timestamp() * 1000
 
-    def summary_json(self) -> dict[str, Any]:
+    @property
+    def first_report(self) -> str:
+        return self._counted()[0].hub_id
+
+    def summary_json(self, story: tuple[str | None] | None = None) -> dict[str, Any]:
+        """The cluster in the queue; with its story_id when `story` holds it (as a 1-tuple)."""
         counted = self._counted()
         claims: dict[tuple[str, str], dict[str, str]] = {}
         for report in counted:
@@ -156,12 +170,13 @@ class ClusterView:
                 "languages": len(languages),
                 "reports": len(self.live),
             },
+            **({"story_id": story[0]} if story is not None else {}),
             "fact_checked": self.fact_checked,
             "fact_checks": [f.public_json() for f in self.fact_checks],
         }
 
-    def detail_json(self, now: datetime) -> dict[str, Any]:
-        out = self.summary_json()
+    def detail_json(self, now: datetime, story_id: str | None) -> dict[str, Any]:
+        out = self.summary_json((story_id,))
         out["reports"] = [
             {
                 "hub_id": r.hub_id,
@@ -187,12 +202,35 @@ class ClusterViews:
         scripts: Scripts,
         fact_checks: FactCheckStore,
         window_s: int,
+        similar: SimilarViews | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._scripts = scripts
         self._fact_checks = fact_checks
         self._window_s = window_s
+        self._similar = similar
+
+    async def stories(self, views: list[ClusterView], caller: Node) -> dict[str, str | None]:
+        """{cluster_id: story_id} of each cluster (with reports), as the caller sees it."""
+        firsts = {v.cluster_id: v.first_report for v in views if v.reports}
+        if self._similar is None or not firsts:
+            return dict.fromkeys(firsts)
+        subjects = await self._similar.subjects(sorted(set(firsts.values())))
+        found = await self._similar.annotations(list(subjects.values()), (caller,))
+        return {c: found[h]["story_id"] if h in found else None for c, h in firsts.items()}
+
+    async def _in_story(
+        self, views: list[ClusterView], query: ClusterQuery, caller: Node
+    ) -> tuple[list[ClusterView], dict[str, str | None]]:
+        """The views of the query's story (all of them when it names none), and their stories
+        when the query wants them (finding a story costs a similarity read per cluster)."""
+        if query.story_id is None and not query.with_story:
+            return views, {}
+        stories = await self.stories(views, caller)
+        if query.story_id is None:
+            return views, stories
+        return [v for v in views if stories.get(v.cluster_id) == query.story_id], stories
 
     async def _hashes(self, prefix: str, ids: list[str], fields: list[str]) -> list[list[Any]]:
         """HMGET of `fields` of each {core}<prefix><id>, in calls of read_hashes_lua (the names
@@ -221,7 +259,8 @@ class ClusterViews:
         if CLUSTER_ID.match(cluster_id):
             view = (await self.views([cluster_id], caller)).get(cluster_id)
             if view is not None and view.reports:
-                return view.detail_json(utc_now())
+                story = (await self.stories([view], caller)).get(cluster_id)
+                return view.detail_json(utc_now(), story)
         raise NotFound(f"no cluster {cluster_id}")
 
     async def views(self, cluster_ids: list[str], caller: Node) -> dict[str, ClusterView]:
@@ -269,6 +308,7 @@ class ClusterViews:
     ) -> tuple[list[dict[str, Any]], str | None]:
         lowest = ulid_floor(query.since) if query.since else ""
         chosen: list[ClusterView] = []
+        stories: dict[str, str | None] = {}
         position: str | None = None
         met: set[str] = set()
         batch: list[tuple[str, str]] = []
@@ -276,14 +316,18 @@ class ClusterViews:
         async def take(pending: list[tuple[str, str]]) -> bool:
             nonlocal position
             views = await self.views([c for _, c in pending], caller)
-            for hub_id, cluster_id in pending:
-                view = views[cluster_id]
-                # Met below the cursor at a report that is not its newest: it was on an earlier
-                # page (or moved since), and is not shown again.
-                if view.newest_live != hub_id or not view.matches(query):
-                    continue
+            # Met below the cursor at a report that is not its newest: it was on an earlier
+            # page (or moved since), and is not shown again.
+            fitting = [
+                views[c]
+                for h, c in pending
+                if views[c].newest_live == h and views[c].matches(query)
+            ]
+            kept, found = await self._in_story(fitting, query, caller)
+            stories.update(found)
+            for view in kept:
                 chosen.append(view)
-                position = hub_id
+                position = view.newest_live
                 if len(chosen) == query.limit:
                     return True
             return False
@@ -301,7 +345,7 @@ class ClusterViews:
                     break
         if batch and not full:
             full = await take(batch)
-        return [v.summary_json() for v in chosen], position if full else None
+        return [self._summary(v, query, stories) for v in chosen], (position if full else None)
 
     async def _by_spread(
         self, caller: Node, query: ClusterQuery, position: str | None
@@ -328,13 +372,25 @@ class ClusterViews:
         if after is not None:
             mark = (-after[0], -after[1], -after[2], -after[3], after[4])
             ranked = [v for v in ranked if rank(v) > mark]
+        stories: dict[str, str | None] = {}
+        if query.story_id is not None:
+            ranked, stories = await self._in_story(ranked, query, caller)
         page = ranked[: query.limit]
+        if query.story_id is None and query.with_story:
+            stories = await self.stories(page, caller)
         next_position = None
         if len(page) == query.limit:
             last = page[-1]
             c, lang, r, ms = last.spread_key()
             next_position = f"{floor_ms}|{c}|{lang}|{r}|{ms}|{last.cluster_id}"
-        return [v.summary_json() for v in page], next_position
+        return [self._summary(v, query, stories) for v in page], next_position
+
+    @staticmethod
+    def _summary(
+        view: ClusterView, query: ClusterQuery, stories: dict[str, str | None]
+    ) -> dict[str, Any]:
+        wanted = query.with_story or query.story_id is not None
+        return view.summary_json((stories.get(view.cluster_id),) if wanted else None)
 
     async def _visible_reports(
         self, caller: Node, after: str | None, lowest: str

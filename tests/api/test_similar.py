@@ -137,3 +137,49 @@ async def test_events_carry_the_story_and_similar_reports_the_reader_may_see(nod
     assert [s["hub_id"] for s in alerts[second]["similar"]] == [first]
     assert alerts[first]["story_id"] == alerts[second]["story_id"]
     assert hidden not in str(events)
+
+
+async def test_the_triage_queue_names_each_clusters_story_and_lists_one_story(nodes: Api) -> None:
+    """Asked with include=story_id, each cluster in GET /v1/clusters (and always in
+    /v1/clusters/{id}) carries the story of its earliest report the caller may see, so a desk
+    can group its queue by story; `story_id=` lists one story's clusters (in either sort)."""
+    first = await post(nodes, "rs-cert", claim_alert("orig", CLAIM))
+    copy = await post(nodes, "al-cert", claim_alert("copy", CYRILLIC_COPY, "sr-Cyrl"))
+    other = await post(nodes, "rs-cert", claim_alert("other", OTHER_CLAIM))
+    story = (await read(nodes, "me-cert", first))["story_id"]
+    clusters = {(await read(nodes, "me-cert", h))["cluster_id"]: h for h in (first, copy, other)}
+    status, page = await nodes.get("me-cert", "/v1/clusters")
+    assert status == 200 and all("story_id" not in c for c in page["clusters"]), page
+    status, page = await nodes.get("me-cert", "/v1/clusters?include=story_id")
+    assert status == 200, page
+    stories = {c["cluster_id"]: c["story_id"] for c in page["clusters"]}
+    assert set(stories) == set(clusters)
+    by_report = {clusters[c]: s for c, s in stories.items()}
+    assert by_report[first] == by_report[copy] == story
+    assert by_report[other] not in (None, story)
+    for sort in ("last_seen", "spread"):
+        status, page = await nodes.get("me-cert", f"/v1/clusters?sort={sort}&story_id={story}")
+        assert status == 200, page
+        assert {clusters[c["cluster_id"]] for c in page["clusters"]} == {first, copy}
+    cluster_of_copy = next(c for c, h in clusters.items() if h == copy)
+    status, detail = await nodes.get("me-cert", f"/v1/clusters/{cluster_of_copy}")
+    assert status == 200 and detail["story_id"] == story
+    status, answer = await nodes.get("me-cert", "/v1/clusters?story_id=st_nope")
+    assert status == 422 and answer["details"][0]["pointer"] == "/story_id"
+
+
+async def test_a_hidden_first_report_does_not_name_a_clusters_story(nodes: Api) -> None:
+    """The queue's story of a cluster is named after the first report the caller may see: a
+    RED original shared with me-cert only does not name the story al-cert's queue shows."""
+    hidden = await post(
+        nodes, "rs-cert", claim_alert("red", CLAIM, tlp="RED", share={"recipients": ["me-cert"]})
+    )
+    copy = await post(nodes, "al-cert", claim_alert("copy", CYRILLIC_COPY, "sr-Cyrl"))
+    seen_by_al = (await read(nodes, "al-cert", copy))["story_id"]
+    seen_by_me = (await read(nodes, "me-cert", copy))["story_id"]
+    assert seen_by_me == (await read(nodes, "me-cert", hidden))["story_id"] != seen_by_al
+    status, page = await nodes.get("al-cert", "/v1/clusters?include=story_id&sort=spread")
+    assert status == 200
+    assert [c["story_id"] for c in page["clusters"]] == [seen_by_al]
+    status, page = await nodes.get("al-cert", f"/v1/clusters?story_id={seen_by_me}")
+    assert status == 200 and page["clusters"] == []

@@ -48,7 +48,8 @@ QUERIES = {
     "/v1/subscriptions/{subscription_id}/feed.atom": ["limit=1000", "after=0-0"],
     "/v1/clusters": ["sort=spread", "limit=1", "fact_checked=true", "fact_checked=false",
                      "target_country=AL", "language=sr", "kind=threat&sort=spread&limit=200",
-                     "since=2000-01-01T00:00:00Z"],
+                     "since=2000-01-01T00:00:00Z", "include=story_id&limit=200",
+                     "include=story_id&sort=spread"],
     "/taxii2/alerthub/collections/{collection_id}/objects/": TAXII_QUERIES,
     "/taxii2/alerthub/collections/{collection_id}/manifest/": TAXII_QUERIES,
 }  # fmt: skip

@@ -633,7 +633,8 @@ async def read_everything(a: World, b: World) -> list[tuple[str, Any, Any]]:
         out.append((f"claimreview #{k}", *got))
     cluster_ids: list[list[str]] = [[], []]
     for n, query in enumerate(("limit=2", "sort=spread&limit=2", "fact_checked=true&limit=200",
-                               "fact_checked=false&sort=spread&limit=3")):  # fmt: skip
+                               "fact_checked=false&sort=spread&limit=3",
+                               "include=story_id&sort=spread&limit=2")):  # fmt: skip
         pages = [await _pages(w, observer, f"/v1/clusters?{query}", "clusters") for w in (a, b)]
         out.append((f"clusters {query}", *pages))
         if n == 0:

@@ -1,8 +1,9 @@
 """The receiving side of benchmarks/fanout.py, run as its own process so that it does not share
-an event loop (or the GIL) with the publisher or the hub.
+an event loop (or the GIL) with the publisher or the hub (benchmarks/kit/receiver_control.py
+starts and drives it).
 
-    python benchmarks/fanout_receivers.py webhook --subs 50
-    python benchmarks/fanout_receivers.py sse --config streams.json
+    python -m benchmarks.kit.receivers webhook --subs 50
+    python -m benchmarks.kit.receivers sse --config streams.json
 
 webhook: one aiohttp server on a free loopback port with the paths /hook/0 .. /hook/<subs-1>;
 it echoes the hub's verification challenge and records, for every other POST, its arrival time

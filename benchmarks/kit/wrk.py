@@ -1,6 +1,6 @@
 """The load generator of `benchmarks/ingest.py --generator wrk`: wrk (a C load generator,
-Debian's `wrk` package) with benchmarks/wrk_post.lua, posting the same unique alerts as the Python
-generator.
+Debian's `wrk` package) with benchmarks/kit/wrk_post.lua, posting the same unique alerts as the
+Python generator.
 
 Why a second generator: the Python one spends about 150 µs of its own core per request, so it
 cannot post faster than about 8,000 alerts/s on this project's 2-core VM, and the bare handler
@@ -18,7 +18,11 @@ import os
 import resource
 import secrets
 import shutil
+import time
 from pathlib import Path
+
+from .load import poll_rewrites
+from .measurement import cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "wrk_post.lua"
@@ -104,3 +108,27 @@ async def run_wrk(
     if process.returncode != 0:
         raise RuntimeError(f"wrk exited with {process.returncode}:\n{stdout.decode()[-2000:]}")
     return parse_result(stdout.decode(), _children_cpu_s() - before)
+
+
+async def drive_wrk(
+    url: str,
+    token: str | None,
+    template: Path,
+    connections: int,
+    warmup: float,
+    duration: float,
+    watch: dict[str, int],
+    redis_url: str | None = None,
+) -> tuple[WrkRun, dict[str, float], list[tuple[float, bool]]]:
+    """A warm-up wrk run, then the measured one. Returns the measured run, the CPU seconds the
+    watched processes (and wrk, as "client") spent in it, and the rewrite polls of its window."""
+    if warmup > 0:
+        await run_wrk(url, token, template, connections, warmup)
+    polls: list[tuple[float, bool]] = []
+    first = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    poller = asyncio.ensure_future(poll_rewrites(redis_url, time.perf_counter() + duration, polls))
+    measured = await run_wrk(url, token, template, connections, duration)
+    cpu = {name: cpu_seconds(pid) - first[name] for name, pid in watch.items()}
+    cpu["client"] = measured.client_cpu_s
+    await poller
+    return measured, cpu, polls
