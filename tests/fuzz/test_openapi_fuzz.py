@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from hub.interop.stix import report_id
+from hub.interop.stix_parts import report_id
 from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.conftest import OPERATOR_TOKEN, unique_threat
 from tests.hubproc import HubProcess

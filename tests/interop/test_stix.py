@@ -16,16 +16,8 @@ from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_instance
 
 from hub.ingest.validation import SchemaSet
-from hub.interop.stix import (
-    TLP_EXTENSION,
-    TLP_IDS,
-    AlertVersion,
-    Sender,
-    alert_bundle,
-    alert_objects,
-    indicator_pattern,
-    report_id,
-)
+from hub.interop.stix import AlertVersion, Sender, alert_bundle, alert_objects
+from hub.interop.stix_parts import TLP_EXTENSION, TLP_IDS, indicator_pattern, report_id
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 SENDER = Sender("rs-cert", "CERT of Serbia", "RS", "government", "2026-01-02T03:04:05Z")

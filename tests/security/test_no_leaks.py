@@ -20,7 +20,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from hub.ids import new_ulid
-from hub.interop.stix import report_id
+from hub.interop.stix_parts import report_id
 from tests.conftest import Api, unique_threat
 from tests.delivery.test_webhooks import wait_status
 from tests.receivers import Receiver

@@ -23,7 +23,7 @@ import pytest
 
 from hub.app import create_app
 from hub.ingest.validation import SchemaSet
-from hub.interop.stix import report_id
+from hub.interop.stix_parts import report_id
 from hub.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
 from tests.security.routes import served_routes
