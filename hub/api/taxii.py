@@ -49,11 +49,14 @@ async def get_api_root(request: web.Request) -> web.Response:
 
 
 async def _collections(hub: Hub, node: Node) -> list[dict[str, Any]]:
+    # Titles are the ids: OpenCTI's TAXII2 connector names a collection by its title
+    # (TAXII2_COLLECTIONS=alerthub.visible).
     found = [
         taxii.collection(
             taxii.VISIBLE,
-            "Every alert you may see",
-            "Every alert shared with this node, under each alert's TLP and sharing instructions.",
+            taxii.VISIBLE,
+            "Every alert you may see: those shared with this node, under each alert's TLP and "
+            "sharing instructions.",
         )
     ]
     _, subs = await hub.subscriptions.all()
@@ -62,8 +65,9 @@ async def _collections(hub: Hub, node: Node) -> list[dict[str, Any]]:
             found.append(
                 taxii.collection(
                     sub.id,
-                    f"Pull subscription {sub.id}",
-                    "The alerts of this pull subscription: its filter and sharing applied.",
+                    sub.id,
+                    "The alerts of your pull subscription of this id: its filter and sharing "
+                    "applied.",
                 )
             )
     return found

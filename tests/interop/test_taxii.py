@@ -65,6 +65,8 @@ async def test_discovery_api_root_and_collections(api: Api) -> None:
     assert body["versions"] == [TAXII_MEDIA] and body["max_content_length"] > 0
     status, body, _ = await taxii_get(api, "al-cert", f"{ROOT}/collections/")
     assert [c["id"] for c in body["collections"]] == ["visible"]
+    # OpenCTI's TAXII2 connector finds a collection by its title (alerthub.visible).
+    assert body["collections"][0]["title"] == "visible"
     assert body["collections"][0]["can_read"] and not body["collections"][0]["can_write"]
 
 
