@@ -5,10 +5,12 @@ see), a pull subscription's own feed for that subscription (its filter and shari
 when fan-out wrote it). Each event that logged the alert's current version (its latest revision,
 or its retraction) stands for that version: its objects were added at that entry (taxii.py,
 date_added). Events of older versions are passed over, so every object version is listed once,
-where it was last logged. The sharing policy is checked again on every read, with the alert's
-current sharing: an alert whose sender has since withheld it is not there, in no count, page,
-header or `next` token. Alerts, fact-checks and registrations the node may not see are read past,
-never stood on.
+where it was last logged. A fact-check's events stand for its versions in the same way: a note
+on the report of the alert it was posted on, for whoever may see that alert.
+
+The sharing policy is checked again on every read, with the alert's current sharing: an alert
+whose sender has since withheld it is not there, in no count, page, header or `next` token.
+Alerts, fact-checks and registrations the node may not see are read past, never stood on.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from hub.ingest.fact_checks import StoredFactCheck, load_fact_checks
 from hub.interop.stix import AlertVersion, Sender, alert_objects
+from hub.interop.stix_fact_checks import FactCheckVersion, fact_check_objects
 from hub.interop.taxii import Match, date_added
 from hub.nodes import Node, NodeRegistry
 from hub.policy import Sharing, may_see
 from hub.store.keys import Keys
 
 ALERT_EVENTS = frozenset({"created", "corroborated", "updated", "retracted"})
+FACT_CHECK_RETRACTED = "fact_check_retracted"
+FACT_CHECK_EVENTS = frozenset({"fact_checked", FACT_CHECK_RETRACTED})
 READ_CHUNK = 256  # stream entries per XRANGE
 LOAD_CHUNK = 64  # alerts per pipelined load: a page stops part-way through a chunk
 # What a collection needs of a stored alert (keys.py, Keys.alert): not its links or similarity.
@@ -118,20 +124,57 @@ class CollectionReader:
             wanted = [e for e in entries if e is not None]
             for start in range(0, len(wanted), LOAD_CHUNK):
                 chunk = wanted[start : start + LOAD_CHUNK]
-                alerts = await self._load(sorted({e[2] for e in chunk}))
-                for entry_id, event, hub_id, revision in chunk:
-                    alert = alerts.get(hub_id)
-                    if (
-                        alert is None
-                        or not is_current(event, revision, alert)
-                        or not may_see(alert.sharing, source.reader)
-                    ):
+                alerts = await self._load(sorted({e.hub_id for e in chunk}))
+                checks = await self._load_fact_checks(
+                    sorted({e.fact_check_id for e in chunk if e.fact_check_id})
+                )
+                for entry in chunk:
+                    alert = alerts.get(entry.hub_id)
+                    if alert is None or not may_see(alert.sharing, source.reader):
                         continue
-                    version = await self._version(alert)
-                    yield Item(entry_id, date_added(entry_id), alert_objects(version))
+                    objects = await self._objects(entry, alert, checks)
+                    if objects:
+                        yield Item(entry.id, date_added(entry.id), objects)
             low = f"({raw[-1][0].decode()}"
             if len(raw) < READ_CHUNK:
                 return
+
+    async def _objects(
+        self, entry: Entry, alert: Stored, checks: dict[str, StoredFactCheck]
+    ) -> list[dict[str, Any]]:
+        """The objects of the version `entry` logged, if it is still the current one: of the
+        alert, or of a fact-check on it (shown to whoever may see that alert)."""
+        if not entry.fact_check_id:
+            if not is_current(entry.event, entry.revision, alert):
+                return []
+            return alert_objects(await self._version(alert))
+        check = checks.get(entry.fact_check_id)
+        retracted = entry.event == FACT_CHECK_RETRACTED
+        if (
+            check is None
+            or check.hub_id != alert.hub_id
+            or check.revision != entry.revision
+            or (check.status == "retracted") != retracted
+        ):
+            return []
+        version = FactCheckVersion(
+            fact_check_id=check.id,
+            hub_id=check.hub_id,
+            tlp=alert.sharing.tlp,
+            doc=check.doc,
+            checker=await self._sender(check.checker, None),
+            received_at=check.received_at,
+            updated_at=check.updated_at,
+            retracted_at=check.retracted_at,
+            status=check.status,
+        )
+        return fact_check_objects(version)
+
+    async def _load_fact_checks(self, ids: list[str]) -> dict[str, StoredFactCheck]:
+        if not ids:
+            return {}
+        found = await load_fact_checks(self._redis, self._keys, ids)
+        return {c.id: c for c in found if c is not None}
 
     async def _load(self, hub_ids: list[str]) -> dict[str, Stored]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -192,15 +235,28 @@ def _key(obj: dict[str, Any], added: str) -> tuple[str, str]:
     return obj["id"], obj.get("modified") or obj.get("created") or added
 
 
-def _entry(entry_id: bytes, data: dict[bytes, bytes]) -> tuple[str, str, str, int] | None:
-    """(entry id, event type, hub id, revision) of an alert event; None for any other entry.
-    The log writes `created`, a subscription feed `alert.created`."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stream entry about an alert or a fact-check on one. The log writes `created`, a
+    subscription feed `alert.created`; both are read as `created`."""
+
+    id: str
+    event: str
+    hub_id: str
+    revision: int
+    fact_check_id: str = ""
+
+
+def _entry(entry_id: bytes, data: dict[bytes, bytes]) -> Entry | None:
+    """The entry, or None for any other kind (a node's registration)."""
     event = data.get(b"type", b"").decode().removeprefix("alert.")
     hub_id = data.get(b"hub_id", b"").decode()
-    if event not in ALERT_EVENTS or not hub_id:
+    fact_check_id = data.get(b"fact_check_id", b"").decode()
+    known = event in ALERT_EVENTS or (event in FACT_CHECK_EVENTS and fact_check_id)
+    if not known or not hub_id:
         return None
     try:
         revision = int(data.get(b"revision", b"1"))
     except ValueError:
         return None
-    return entry_id.decode(), event, hub_id, revision
+    return Entry(entry_id.decode(), event, hub_id, revision, fact_check_id)

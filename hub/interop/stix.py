@@ -26,6 +26,7 @@ from hub.interop.stix_parts import (
     HASH_NAMES,
     TLP_CREATED,
     TLP_IDS,
+    fact_check_note,
     identity_id,
     indicator_pattern,
     report_id,
@@ -79,7 +80,8 @@ class AlertVersion:
 
 
 @lru_cache(maxsize=1024)
-def _sender_objects(sender: Sender) -> tuple[dict[str, Any], ...]:
+def shared_sender_objects(sender: Sender) -> tuple[dict[str, Any], ...]:
+    """`sender_objects`, cached: the same dicts each time; copy before changing one."""
     return tuple(sender_objects(sender))
 
 
@@ -176,7 +178,7 @@ def alert_objects(alert: AlertVersion) -> list[dict[str, Any]]:
     _disinformation_objects(build, doc)
     _fact_check_objects(build, alert.fact_checks)
     carried = list(build.objects)
-    sender = list(_sender_objects(alert.sender))  # shared: callers must not change them
+    sender = list(shared_sender_objects(alert.sender))
     report = _report(build, doc, [o["id"] for o in carried] + [sender[0]["id"]])
     used = {"CLEAR", alert.doc["tlp"]}
     markings = [tlp_marking(tlp) for tlp in TLP_IDS if tlp in used]
@@ -329,23 +331,8 @@ def _fact_check_objects(build: _Builder, fact_checks: tuple[dict[str, Any], ...]
     """Each fact-check (ClaimReview fields) a note on the report, its verdict as a label."""
     report = report_id(build.alert.hub_id)
     for check in fact_checks:
-        rating = check.get("rating") or {}
-        verdict = rating.get("alternate_name", "") if isinstance(rating, dict) else str(rating)
-        content = f"{check.get('claim_reviewed', '')}\n\nVerdict: {verdict}"
-        if check.get("summary"):
-            content += f"\n\n{check['summary']}"
-        labels = ["fact-check"]
-        if check.get("language"):
-            labels.append(f"language:{check['language']}")
-        build.sdo(
-            "note",
-            f"fact-check/{check.get('fact_check_id', check.get('id', ''))}",
-            abstract=f"Fact-check: {verdict}"[:250],
-            content=content,
-            labels=labels,
-            object_refs=[report],
-            external_references=[{"source_name": "fact-check", "url": check["url"]}],
-        )
+        fact_check_id = check.get("fact_check_id", check.get("id", ""))
+        build.sdo("note", f"fact-check/{fact_check_id}", **fact_check_note(check, report))
 
 
 def bundle(objects: list[dict[str, Any]], part: str) -> dict[str, Any]:

@@ -116,3 +116,24 @@ def indicator_pattern(kind: str, value: str) -> str | None:
     if kind in HASH_NAMES:
         value = value.lower()
     return f"[{path} = {pattern_literal(value)}]"
+
+
+def fact_check_note(check: dict[str, Any], report: str) -> dict[str, Any]:
+    """The properties of the `note` a fact-check (ClaimReview fields) is, on `report`: the claim
+    reviewed, the verdict and the summary as its content, the verdict in its abstract, the
+    article as its external reference."""
+    rating = check.get("rating") or {}
+    verdict = rating.get("alternate_name", "") if isinstance(rating, dict) else str(rating)
+    content = f"{check.get('claim_reviewed', '')}\n\nVerdict: {verdict}"
+    if check.get("summary"):
+        content += f"\n\n{check['summary']}"
+    labels = ["fact-check"]
+    if check.get("language"):
+        labels.append(f"language:{check['language']}")
+    return {
+        "abstract": f"Fact-check: {verdict}"[:250],
+        "content": content,
+        "labels": labels,
+        "object_refs": [report],
+        "external_references": [{"source_name": "fact-check", "url": check["url"]}],
+    }

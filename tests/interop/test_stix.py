@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_instance
 
 from hub.ingest.validation import SchemaSet
-from hub.interop.stix import AlertVersion, Sender, alert_bundle, alert_objects
+from hub.interop.stix import AlertVersion, Sender, alert_bundle, alert_objects, bundle
+from hub.interop.stix_fact_checks import FactCheckVersion, fact_check_objects
 from hub.interop.stix_parts import TLP_EXTENSION, TLP_IDS, indicator_pattern, report_id
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
@@ -290,3 +291,30 @@ def test_generated_alerts_map_to_valid_bundles(
     assume(not schemas.problems("alert", doc))  # only alerts the hub would store
     status = "retracted" if retracted else "active"
     assert_valid(alert_bundle(version(doc, status=status, retracted_at="2026-11-23T00:00:00Z")))
+
+
+def test_a_fact_check_alone_is_a_valid_note_by_its_checker() -> None:
+    """A fact-check version maps to a note on its alert's report, by the checker, with the
+    alert's TLP, the same id as inside the alert's objects; a retraction revokes it."""
+    checker = Sender("factcheck-ba", "Fact-checkers BA", "BA", "civil-society")
+    fields: dict[str, Any] = {
+        "fact_check_id": FACT_CHECK["fact_check_id"],
+        "hub_id": "01JDZ5Q0000000000000000000",
+        "tlp": "AMBER",
+        "doc": {k: v for k, v in FACT_CHECK.items() if k != "fact_check_id"},
+        "checker": checker,
+        "received_at": "2026-11-21T09:30:00Z",
+    }
+    objects = fact_check_objects(FactCheckVersion(**fields))
+    assert_valid(bundle(objects, "fc"))
+    note = objects[0]
+    assert note["object_refs"] == [report_id(fields["hub_id"])]
+    assert note["object_marking_refs"] == [TLP_IDS["AMBER"]]
+    assert note["created_by_ref"] == next(o["id"] for o in objects if o["type"] == "identity")
+    doc = example_alerts()[0]
+    inside = alert_objects(version(doc, fact_checks=(FACT_CHECK,)))
+    assert note["id"] in {o["id"] for o in inside if o["type"] == "note"}
+    retracted = FactCheckVersion(**fields, status="retracted", retracted_at="2026-11-22T00:00:00Z")
+    revoked = fact_check_objects(retracted)
+    assert_valid(bundle(revoked, "fc2"))
+    assert revoked[0]["revoked"] is True and revoked[0]["modified"] > note["modified"]

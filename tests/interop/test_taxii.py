@@ -365,3 +365,52 @@ def test_an_opencti_like_poller_gets_every_object_version_exactly_once(
     assert sorted(versions.values()) == [1] * 7 + [2, 2, 3]
     poll()  # nothing new: nothing again
     assert max(seen.values()) == 1
+
+
+def fact_check_body(fc_id: str, claim: str) -> dict[str, Any]:
+    return {"id": fc_id, "claim_reviewed": claim, "url": "https://factcheck.example/a",
+            "rating": {"value": 1, "alternate_name": "False"}, "language": "sr",
+            "published_at": "2026-11-21T09:30:00Z", "summary": "It is false."}  # fmt: skip
+
+
+async def test_fact_checks_are_notes_for_those_who_may_see_their_alert(api: Api) -> None:
+    """A fact-check is a note by its checker on the report, added when posted, to whoever may
+    see the alert it is on; a retraction is a revoked version, after it in the collection."""
+    await setup_nodes(api)
+    await api.add_node("fc-me", "ME", kind="civil-society", roles=("subscribe", "fact-check"))
+    _, green = await api.post("al-cert", unique_threat("g-1"))
+    _, amber = await api.post(
+        "al-cert", unique_threat("a-1", tlp="AMBER", share={"recipients": ["fc-me"]})
+    )
+    posted = {}
+    for name, alert in (("green", green), ("amber", amber)):
+        resp = await api.client.post(
+            f"/v1/alerts/{alert['hub_id']}/fact-checks",
+            json=fact_check_body(f"fc-{name}", f"Claim {name}"),
+            headers=api.auth("fc-me"),
+        )
+        assert resp.status == 201, await resp.text()
+        posted[name] = (await resp.json())["fact_check_id"]
+
+    def notes(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        found = [o for o in objects if o["type"] == "note" and "fact-check" in o["labels"]]
+        return {o["content"].split("\n")[0]: o for o in found}
+
+    seen_rs = notes(await all_objects(api, "rs-cert"))
+    assert set(seen_rs) == {"Claim green", "Claim amber"}  # a government node sees AMBER
+    checker = next(o for o in await all_objects(api, "rs-cert") if o.get("name") == "Node fc-me")
+    assert seen_rs["Claim green"]["created_by_ref"] == checker["id"]
+    assert set(notes(await all_objects(api, "factcheck-ba"))) == {"Claim green"}
+
+    _, _, headers = await taxii_get(api, "rs-cert", f"{VISIBLE}/objects/?limit=1000")
+    last = headers["X-TAXII-Date-Added-Last"]
+    resp = await api.client.post(
+        f"/v1/alerts/{green['hub_id']}/fact-checks/{posted['green']}/retract",
+        json={"reason": "wrong article"},
+        headers=api.auth("fc-me"),
+    )
+    assert resp.status == 200, await resp.text()
+    status, body, _ = await taxii_get(api, "rs-cert", f"{VISIBLE}/objects/?added_after={last}")
+    assert status == 200
+    (revoked,) = [o for o in body["objects"] if o["type"] == "note"]
+    assert revoked["id"] == seen_rs["Claim green"]["id"] and revoked["revoked"] is True
