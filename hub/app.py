@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -31,14 +30,11 @@ from hub.api import subscriptions as api_subscriptions
 from hub.api import taxii as api_taxii
 from hub.api.web_io import json_response
 from hub.auth import Authenticator
+from hub.background import background_work
 from hub.context import HUB, Hub
-from hub.delivery.email_delivery import MailContext, relay_from
-from hub.delivery.fanout import Fanout
 from hub.delivery.feed_news import FeedNews
 from hub.delivery.feeds import FeedReader
 from hub.delivery.subscriptions import SubscriptionStore
-from hub.delivery.webhook_supervisor import WebhookSupervisor
-from hub.delivery.webhooks import Delivery, WebhookSender
 from hub.errors import (
     HubError,
     MalformedJson,
@@ -60,11 +56,10 @@ from hub.ingest.validation import SchemaSet
 from hub.interop import taxii
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
-from hub.ops.metrics import route_of
+from hub.ops.metrics import Metrics, route_of
 from hub.settings import Settings, redact_url
 from hub.store.batching import ScriptBatcher
 from hub.store.keys import Keys
-from hub.store.leases import process_identity
 from hub.store.redis_faults import store_unavailable
 from hub.store.redis_pipe import PipelinedRedis
 from hub.store.scripts import Scripts
@@ -89,7 +84,6 @@ STATUS_OF: dict[str, int] = {
 }
 REALM = "alerthub"  # of the bearer challenge on a 401
 TAXII_PREFIX = "/taxii2/"  # errors on these paths are TAXII error messages
-SHUTDOWN_GRACE_S = 0.2
 # A Redis outage or refusal is usually short (a restart, a failover, memory freed): clients that
 # honour Retry-After come back soon, and a retry of the same request is always safe.
 UNAVAILABLE_RETRY_AFTER_S = 1
@@ -288,89 +282,24 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             clusters=ClusterViews(
                 client, keys, scripts, fact_checks, settings.dedup_window_s, similar
             ),
+            metrics=Metrics(settings.role),
         )
-        if settings.similarity:
+        if settings.similarity and settings.role != "delivery":
             # In a thread, so that start-up does not wait: the first claim would otherwise wait
             # the 1-3 s its dictionaries take to load.
             asyncio.get_running_loop().run_in_executor(None, similarity_warm_up)
-        log.info("hub_started", redis=redact_url(settings.redis_url), prefix=settings.key_prefix)
-        async with _background_work(app[HUB], delivery_batcher):
+        log.info(
+            "hub_started",
+            redis=redact_url(settings.redis_url),
+            prefix=settings.key_prefix,
+            role=settings.role,
+        )
+        async with background_work(app[HUB], delivery_batcher):
             yield
         await batcher.close()
         await delivery_batcher.close()
     finally:
         await client.aclose()
-
-
-@contextlib.asynccontextmanager
-async def _background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
-    """Fan-out, webhook delivery and feed wake-ups, for as long as the app runs. Every hub
-    process runs them; leases decide which process does which part of the work."""
-    owner = process_identity()
-    sender = WebhookSender(hub.settings.allow_private_webhooks, hub.settings.webhook_timeout_s)
-    fanout = Fanout(
-        hub.redis,
-        hub.keys,
-        hub.scripts,
-        hub.subscriptions,
-        hub.nodes,
-        hub.news,
-        hub.settings.feed_retention,
-        owner,
-        batcher,
-        hub.settings.dedup_window_s,
-    )
-    delivery = Delivery(
-        redis=hub.redis,
-        keys=hub.keys,
-        scripts=hub.scripts,
-        subscriptions=hub.subscriptions,
-        nodes=hub.nodes,
-        feeds=hub.feeds,
-        news=hub.news,
-        sender=sender,
-        schedule=hub.settings.retry_schedule,
-        owner=owner,
-        # Renewed every third of it: an attempt (a slot wait of up to one timeout, then at most two
-        # for the POST) never outlasts what is left of it, so no other process sends the same event.
-        lease_ttl_ms=int((4.5 * hub.settings.webhook_timeout_s + 10) * 1000),
-        batcher=batcher,
-        metrics=hub.metrics,
-    )
-    relay = relay_from(hub.settings)
-    mail = (
-        MailContext(
-            relay=relay,
-            mail_from=hub.settings.mail_from,
-            link_key=hub.cursor_key,
-            public_url=hub.settings.public_url,
-            digest_periods_s=dict(
-                zip(("hourly", "daily"), hub.settings.digest_periods_s, strict=True)
-            ),
-        )
-        if relay is not None
-        else None
-    )
-    news_task = asyncio.create_task(hub.news.run(), name="feed-news")
-    hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
-    workers = [
-        hub.fanout_task,
-        asyncio.create_task(WebhookSupervisor(delivery, mail).run(hub.stopping), name="webhooks"),
-    ]
-    try:
-        yield
-    finally:
-        hub.stopping.set()
-        hub.news.wake_all()
-        # A short grace, then cancel: both loops are safe to stop at any line (fanout.py,
-        # webhooks.py), and one blocked in a Redis read would otherwise hold up the stop.
-        _, unfinished = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_S)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        news_task.cancel()
-        await asyncio.gather(news_task, return_exceptions=True)
-        await sender.close()
 
 
 async def _stop_streams(app: web.Application) -> None:
@@ -391,9 +320,12 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
     app[SCHEMAS_KEY] = schemas
     app.cleanup_ctx.append(_redis_and_services)
     app.on_shutdown.append(_stop_streams)
+    # A `delivery` process serves the probes and /metrics only: every other path is a 404 there.
+    app.add_routes(api_meta.probe_routes() + api_metrics.routes())
+    if settings.role == "delivery":
+        return app
     app.add_routes(
         api_meta.routes()
-        + api_metrics.routes()
         + api_nodes.routes()
         + api_reports.routes()
         + api_alerts.routes()

@@ -8,6 +8,7 @@ that `--help` and a mistyped flag answer at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -47,8 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from hub.cli_serve import ListenError, serve
 
+    if args.role is not None:  # the flag wins over ALERTHUB_ROLE
+        settings = dataclasses.replace(settings, role=args.role)
     try:
-        return serve(settings, args.host, args.port, args.demo)
+        return serve(settings, args.host, args.port, args.demo, args.workers)
     except ListenError as e:  # one line and 2, as `alerthub demo` answers the same fault
         print(f"alerthub: {e}", file=sys.stderr)
         return 2

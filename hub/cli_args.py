@@ -5,21 +5,24 @@ table: `alerthub --help` answers without loading the service."""
 from __future__ import annotations
 
 import argparse
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from hub import __version__
-from hub.settings import environment_help
+from hub.settings import ROLES, environment_help
 
 PROG = "alerthub"
 NODE_KINDS = ("government", "civil-society")
+MAX_WORKERS = 64  # more is a typo: each worker holds a full hub and its Redis connections
 
 SERVE_EXIT_HELP = """\
 exit codes:
   0  stopped (Ctrl-C or SIGTERM: open requests are drained first)
   1  the embedded Redis cannot start, or another hub owns its data folder
-  2  bad settings or flags, or the address cannot be listened on (a port in use)"""
+  2  bad settings or flags, or the address cannot be listened on (a port in use)
+  3  with --workers: a worker could not start (its log line says why), so none was kept"""
 
 NODES_EXIT_HELP = """\
 exit codes:
@@ -92,6 +95,21 @@ def _add_serve(commands: Any) -> None:
         type=_port,
         default=8080,
         help="the TCP port, 0 for a free one (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N|auto",
+        help="hub processes serving the same port, run by gunicorn's arbiter, which replaces "
+        "one that dies; auto: one per CPU (default: %(default)s, the hub in this process)",
+    )
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        help="all: everything; api: the HTTP API, no background delivery; delivery: fan-out, "
+        "webhooks and e-mail, serving only /healthz, /readyz and /metrics (default: "
+        "ALERTHUB_ROLE, else all)",
     )
     serve.add_argument(
         "--demo",
@@ -195,6 +213,23 @@ def _add_nodes(commands: Any) -> None:
         epilog=NODES_EXIT_HELP,
     )
     revoke.add_argument("id", metavar="ID", help="the node id")
+
+
+def _workers(text: str) -> int:
+    """A number of processes, 1 or more, or `auto`: the CPUs this process may run on."""
+    if text == "auto":
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number or auto: {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS} or auto, not {value}")
+    return value
 
 
 def _port(text: str) -> int:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import errno
 import gc
+import os
 import secrets
 import socket
 from collections.abc import Callable
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from hub.app import create_app
 from hub.cli import new_event_loop
 from hub.context import HUB
 from hub.demo.command import register_demo_nodes
 from hub.logs import hide_literal
+from hub.nodes import Node, NodeRegistry
 from hub.settings import Settings
 from hub.store.embedded import EmbeddedRedis
+from hub.store.keys import Keys
+from hub.store.scripts import Scripts
 
 LISTEN_BACKLOG = 128  # aiohttp's own default
 
@@ -60,11 +66,16 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
-def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
+def serve(settings: Settings, host: str, port: int, demo: bool, workers: int = 1) -> int:
     """Run the hub until stopped; 0 then. The address is taken first, so that a port in use
-    is reported (ListenError) before an embedded Redis starts or a demo token is printed."""
+    is reported (ListenError) before an embedded Redis starts or a demo token is printed.
+    With `workers` > 1, gunicorn's arbiter runs that many hub processes on the address
+    (cli_workers.py), all on the one Redis started here."""
     sockets = listen(host, port)
     embedded = None
+    # gunicorn's workers are forks of this process and leave through this frame too: only the
+    # process that started the embedded Redis may stop it.
+    owner = os.getpid()
     try:
         if settings.redis_url is None:
             embedded = EmbeddedRedis(settings.data_dir, settings.appendfsync)
@@ -77,6 +88,12 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
             token = "ah_op_" + secrets.token_urlsafe(24)
             settings = dataclasses.replace(settings, bootstrap_token=token)
             hide_literal(token)
+        if workers > 1:
+            from hub.cli_workers import run_workers
+
+            if demo:
+                asyncio.run(_register_demo_nodes(settings))
+            return run_workers(settings, sockets, workers, _announce(sockets, settings, workers))
         app = create_app(settings)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, whose pauses would otherwise show in the latency tail.
@@ -86,35 +103,55 @@ def serve(settings: Settings, host: str, port: int, demo: bool) -> int:
         web.run_app(
             app,
             sock=sockets,
-            print=_announce(sockets),
+            print=_announce(sockets, settings, workers),
             access_log=None,
             loop=new_event_loop(),
         )
     finally:
-        for sock in sockets:
-            sock.close()
-        if embedded is not None:
-            embedded.close()
+        if os.getpid() == owner:
+            for sock in sockets:
+                sock.close()
+            if embedded is not None:
+                embedded.close()
     return 0
 
 
-def _announce(sockets: list[socket.socket]) -> Callable[[str], None]:
+def _announce(
+    sockets: list[socket.socket], settings: Settings, workers: int
+) -> Callable[[str], None]:
     urls = []
     for sock in sockets:
         host, port = sock.getsockname()[:2]
         urls.append(f"http://{'[' + host + ']' if ':' in host else host}:{port}")
+    how = "" if settings.role == "all" else f", role {settings.role}"
+    if workers > 1:
+        how += f", {workers} workers"
 
     def announce(_message: str) -> None:
-        print(f"alerthub: serving on {', '.join(urls)} (Ctrl-C to stop)", flush=True)
+        print(f"alerthub: serving on {', '.join(urls)}{how} (Ctrl-C to stop)", flush=True)
 
     return announce
 
 
 async def _print_demo_tokens(app: web.Application) -> None:
     hub = app[HUB]
-    issued = await register_demo_nodes(hub.nodes)
+    _print_tokens(hub.settings, await register_demo_nodes(hub.nodes))
+
+
+async def _register_demo_nodes(settings: Settings) -> None:
+    """The demo nodes, registered once before gunicorn's workers start."""
+    assert settings.redis_url is not None
+    client = Redis.from_url(settings.redis_url)
+    try:
+        nodes = NodeRegistry(client, Keys(settings.key_prefix), Scripts.register(client))
+        _print_tokens(settings, await register_demo_nodes(nodes))
+    finally:
+        await client.aclose()
+
+
+def _print_tokens(settings: Settings, issued: list[tuple[Node, str]]) -> None:
     lines = ["", "Demo nodes (tokens are shown only now):"]
-    lines.append(f"  {'operator':<14} {'--':<3} {'operator':<14} {hub.settings.bootstrap_token}")
+    lines.append(f"  {'operator':<14} {'--':<3} {'operator':<14} {settings.bootstrap_token}")
     for node, token in issued:
         lines.append(f"  {node.id:<14} {node.country or '--':<3} {node.kind:<14} {token}")
     print("\n".join(lines) + "\n", flush=True)

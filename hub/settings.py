@@ -25,6 +25,9 @@ DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
 )
 LOG_LEVELS = ("debug", "info", "warning", "error")
 APPENDFSYNC_POLICIES = ("everysec", "always", "no")
+# What one hub process does (docs/scale.md): `all` of it; `api`, the HTTP API without background
+# delivery; `delivery`, fan-out, webhooks and e-mail with only the probes and /metrics served.
+ROLES = ("all", "api", "delivery")
 
 
 # Every variable `Settings.from_env` reads, its default and what it sets, for `serve --help`.
@@ -74,6 +77,7 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("ALERTHUB_SMTP_TIMEOUT_S", "30", "seconds per SMTP step"),
     ("ALERTHUB_DIGEST_PERIODS", "3600,86400", "hourly and daily e-mail digest periods in seconds"),
     ("ALERTHUB_SCHEMAS_DIR", "the packaged schemas", "a folder of *.schema.json to use instead"),
+    ("ALERTHUB_ROLE", "all", "all, api (HTTP, no delivery) or delivery (background only); --role"),
 )
 
 
@@ -123,6 +127,8 @@ class Settings:
     # The lengths of the `hourly` and `daily` digests' periods (seconds; epoch-aligned, so a day
     # is a UTC day). Shorter ones are for tests.
     digest_periods_s: tuple[float, float] = (3600.0, 86400.0)
+    # One of ROLES: what this process serves and runs (hub/app.py).
+    role: str = "all"
 
     def __repr__(self) -> str:
         shown = []
@@ -174,6 +180,7 @@ class Settings:
             mail_from=_mail_from(get("ALERTHUB_MAIL_FROM")),
             smtp_timeout_s=_seconds("ALERTHUB_SMTP_TIMEOUT_S", get, 30.0),
             digest_periods_s=_periods(get("ALERTHUB_DIGEST_PERIODS")),
+            role=_role(get("ALERTHUB_ROLE")),
         )
 
 
@@ -278,6 +285,13 @@ def _log_level(raw: str | None) -> str:
     if level not in LOG_LEVELS:
         raise SettingsError(f"ALERTHUB_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+def _role(raw: str | None) -> str:
+    role = (raw or "all").lower()
+    if role not in ROLES:
+        raise SettingsError(f"ALERTHUB_ROLE must be one of {', '.join(ROLES)}, not {raw!r}")
+    return role
 
 
 def _prefix(raw: str | None) -> str:

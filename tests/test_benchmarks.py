@@ -42,6 +42,7 @@ BENCHES = (
     Bench("claims-evaluate", ("-m", "benchmarks.claims.evaluate")),
     Bench("claims-ingest", ("-m", "benchmarks.claims.ingest_compare")),
     Bench("taxii", ("-m", "benchmarks.taxii")),
+    Bench("scale", ("-m", "benchmarks.scale")),
 )
 
 
@@ -188,3 +189,16 @@ def test_taxii(ran: dict[str, Ran]) -> None:
     assert report["read"] == dict.fromkeys(
         ("feed", "taxii_subscription", "taxii_visible"), report["posted"]
     )
+
+
+@pytest.mark.timeout(4 * TIMEOUT_S)
+def test_scale(ran: dict[str, Ran]) -> None:
+    """scale.py: both worker counts and every role set-up ran; every post was created and every
+    event reached every SSE stream."""
+    report = _report(ran, "scale")
+    assert {r["workers"] for r in report["ingest"]["runs"]} == {1, 2}
+    for run in report["ingest"]["runs"]:
+        assert run["count"] > 0 and run["errors"] == run["not_created"] == 0, run
+    assert {r["setup"] for r in report["isolation"]["runs"]} == {"idle", "all", "split", "split3"}
+    for run in report["isolation"]["runs"]:
+        assert run["errors"] == 0 and run["events_received"] == run["events_expected"], run

@@ -142,6 +142,42 @@ def test_serve_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     assert "--port: must be 0 to 65535" in served.stderr and "Traceback" not in served.stderr
 
 
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (("--workers", "0"), "--workers: must be 1 to 64 or auto, not 0"),
+        (("--workers", "many"), "--workers: not a whole number or auto: 'many'"),
+        (("--role", "fanout"), "--role: invalid choice: 'fanout'"),
+    ],
+)
+def test_serve_bad_workers_or_role_is_a_usage_error(
+    flags: tuple[str, ...], error: str, tmp_path: Path
+) -> None:
+    """--workers 0, a word that is not auto, or an unknown role: exit 2 and the parser's one
+    error line naming the flag, before any Redis starts."""
+    served = run_cli("serve", *flags, env={}, cwd=tmp_path)
+    assert served.returncode == 2
+    assert error in served.stderr.splitlines()[-1] and "Traceback" not in served.stderr
+
+
+def test_serve_workers_that_cannot_start_stop_the_command_with_exit_3(tmp_path: Path) -> None:
+    """--workers 2 on a Redis that refuses: the arbiter stops (exit 3) instead of restarting
+    workers in a loop, and the log says why."""
+    env = {"ALERTHUB_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    served = run_cli("serve", "--port", str(free_port()), "--workers", "2", env=env, cwd=tmp_path)
+    assert served.returncode == 3
+    assert "Worker failed to boot" in served.stderr and "Connection refused" in served.stderr
+
+
+def test_serve_bad_alerthub_role_is_one_line(tmp_path: Path) -> None:
+    """ALERTHUB_ROLE that names no role: one line naming the variable, exit 2."""
+    served = run_cli("serve", env={"ALERTHUB_ROLE": "fanout"}, cwd=tmp_path)
+    assert served.returncode == 2
+    assert served.stderr.splitlines() == [
+        "alerthub: ALERTHUB_ROLE must be one of all, api, delivery, not 'fanout'"
+    ]
+
+
 # Run in a fresh interpreter: which modules a command loaded. rfc3987_syntax builds a grammar
 # when imported (1.4 s; jsonschema imports it when it is installed), aiohttp and the app are
 # most of the rest of a second.

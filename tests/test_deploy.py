@@ -47,6 +47,7 @@ KEPT_OUT = (
     "tests/conftest.py",
 )
 VAR_RE = re.compile(r"\bALERTHUB_[A-Z0-9_]+\b")
+DELIVERY = "alerthub-delivery"  # the delivery role's Deployment
 
 # --- small parsers -----------------------------------------------------------------------------
 
@@ -404,6 +405,56 @@ def test_probes_use_routes_the_app_serves() -> None:
     assert {("GET", "/readyz"), ("GET", "/healthz")} <= served
 
 
+def env_of(c: dict[str, Any]) -> dict[str, str]:
+    return {v["name"]: v["value"] for v in c.get("env", []) if "value" in v}
+
+
+def served_routes(role: str) -> set[tuple[str, str]]:
+    """The routes a process of `role` serves (building the app connects to nothing)."""
+    app = create_app(Settings(redis_url="redis://127.0.0.1:1/0", role=role))
+    return {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
+
+
+def test_k8s_runs_api_and_delivery_as_separate_deployments() -> None:
+    """Deployment `alerthub` runs the api role behind the Service; `alerthub-delivery` runs the
+    delivery role, on no Service, with probes on routes that role serves, the same image and
+    port, and a PodDisruptionBudget of its own; each role is a setting the hub accepts."""
+    objects = k8s_objects()
+    api, delivery = objects[("Deployment", "alerthub")], objects[("Deployment", DELIVERY)]
+    roles = {}
+    for deployment in (api, delivery):
+        hub = container(deployment, "hub")
+        role = env_of(hub)["ALERTHUB_ROLE"]
+        roles[deployment["metadata"]["name"]] = Settings.from_env({"ALERTHUB_ROLE": role}).role
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert ("GET", hub[probe]["httpGet"]["path"]) in served_routes(role), probe
+        assert hub["image"] == container(api, "hub")["image"]
+        assert option(hub["args"], "--port") == str(PORT)
+        assert deployment["spec"]["replicas"] >= 2
+    assert roles == {"alerthub": "api", DELIVERY: "delivery"}
+    labels = delivery["spec"]["template"]["metadata"]["labels"]
+    assert delivery["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    for (kind, _), obj in objects.items():
+        if kind == "Service":
+            assert not obj["spec"]["selector"].items() <= labels.items(), "no Service to delivery"
+    pdbs = [o for (kind, _), o in objects.items() if kind == "PodDisruptionBudget"]
+    (pdb,) = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+    assert delivery["spec"]["replicas"] > pdb["spec"]["minAvailable"] >= 1
+
+
+def test_compose_runs_an_api_hub_with_workers_and_a_delivery_hub() -> None:
+    """Compose runs each role once (the api one under several workers), with flags the hub's
+    parser accepts."""
+    from hub.cli_args import build_parser
+
+    roles = {}
+    for name, hub in compose_hubs().items():
+        args = build_parser().parse_args(hub["command"][1:])
+        roles[args.role] = (name, args.workers)
+    assert set(roles) == {"api", "delivery"}
+    assert roles["api"][1] >= 2 and roles["delivery"][1] == 1
+
+
 # The hub's own drain after SIGTERM: SSE streams closed, loops stopped, requests finished.
 DRAIN_S = 30
 
@@ -479,7 +530,8 @@ def test_secret_and_configmap_keys_line_up_with_what_pods_reference() -> None:
     ALERTHUB_* env names are settings, and its Redis URL points at the Redis Service's port."""
     objects = k8s_objects()
     secret = objects[("Secret", "alerthub-secrets")]
-    for kind, name in (("Deployment", "alerthub"), ("StatefulSet", "alerthub-redis")):
+    pods = (("Deployment", "alerthub"), ("Deployment", DELIVERY), ("StatefulSet", "alerthub-redis"))
+    for kind, name in pods:
         pod = objects[(kind, name)]["spec"]["template"]["spec"]
         for c in pod["containers"]:
             defined: set[str] = set()
@@ -500,10 +552,11 @@ def test_secret_and_configmap_keys_line_up_with_what_pods_reference() -> None:
         for volume in pod.get("volumes", []):
             if "configMap" in volume:
                 assert ("ConfigMap", volume["configMap"]["name"]) in objects
-    hub = container(objects[("Deployment", "alerthub")], "hub")
-    (url,) = [v["value"] for v in hub["env"] if v["name"] == "ALERTHUB_REDIS_URL"]
     service = objects[("Service", "alerthub-redis")]
-    assert f"@{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/" in url
+    for name in ("alerthub", DELIVERY):
+        hub = container(objects[("Deployment", name)], "hub")
+        (url,) = [v["value"] for v in hub["env"] if v["name"] == "ALERTHUB_REDIS_URL"]
+        assert f"@{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/" in url
     redis_c = container(objects[("StatefulSet", "alerthub-redis")], "redis")
     assert resolve_port(redis_c, service["spec"]["ports"][0]["targetPort"]) == REDIS_PORT
 

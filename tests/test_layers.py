@@ -24,11 +24,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "app",
         (
             "hub.app",
+            "hub.background",
             "hub.demo",
             "hub.cli",
             "hub.cli_args",
             "hub.cli_nodes",
             "hub.cli_serve",
+            "hub.cli_workers",
             "hub.__main__",
         ),
     ),

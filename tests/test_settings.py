@@ -41,6 +41,7 @@ def test_every_variable_is_read() -> None:
             "ALERTHUB_FEED_RETENTION": "10",
             "ALERTHUB_LOG_LEVEL": "DEBUG",
             "ALERTHUB_APPENDFSYNC": "Always",
+            "ALERTHUB_ROLE": "Delivery",
         }
     )
     assert s.redis_url == "redis://:pw@db:6379/0" and s.data_dir == Path("/tmp/x")
@@ -48,6 +49,7 @@ def test_every_variable_is_read() -> None:
     assert s.retry_schedule == (0, 1, 2) and s.max_body_bytes == 4096
     assert (s.rate_limit_per_minute, s.dedup_window_s, s.feed_retention) == (5, 60, 10)
     assert s.log_level == "debug" and s.appendfsync == "always"
+    assert s.role == "delivery" and Settings.from_env({}).role == "all"
 
 
 def test_repr_hides_secrets() -> None:
@@ -67,6 +69,7 @@ def test_repr_hides_secrets() -> None:
         ("ALERTHUB_RETRY_SCHEDULE", "0,-5"),
         ("ALERTHUB_LOG_LEVEL", "loud"),
         ("ALERTHUB_APPENDFSYNC", "sometimes"),
+        ("ALERTHUB_ROLE", "fanout"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -6,12 +6,13 @@ its own registry, so several apps in one process (the tests) never share or coll
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 UNMATCHED = "unmatched"
@@ -38,8 +39,15 @@ def route_of(request: web.Request) -> str:
 class Metrics:
     """The process's counters and histograms, in a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, role: str = "all") -> None:
         self.registry = CollectorRegistry()
+        # Which process answered this scrape: with `serve --workers N` each scrape reaches one
+        # worker, whose counters are its own (sum them over `pid` for the host's figures).
+        Info(
+            "alerthub_process",
+            "The hub process that answered this scrape: its pid and role.",
+            registry=self.registry,
+        ).info({"pid": str(os.getpid()), "role": role})
         self._requests = Counter(
             "alerthub_http_requests",
             "HTTP requests answered, by route pattern, method and final status.",

@@ -246,7 +246,12 @@ async def test_readyz_reports_redis_and_fanout(api: Api) -> None:
     """Ready: Redis answers and this process's fan-out loop runs."""
     resp = await api.client.get("/readyz")
     assert resp.status == 200
-    assert await resp.json() == {"status": "ready", "redis": "ok", "fanout": "running"}
+    assert await resp.json() == {
+        "status": "ready",
+        "redis": "ok",
+        "fanout": "running",
+        "role": "all",
+    }
 
 
 @pytest.fixture
