@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 import redis.exceptions
 import structlog
 from aiohttp import web
@@ -28,6 +29,7 @@ from hub.api import page as api_page
 from hub.api import reports as api_reports
 from hub.api import status as api_status
 from hub.api import subscriptions as api_subscriptions
+from hub.api import taxii as api_taxii
 from hub.api.web_io import json_response
 from hub.auth import Authenticator
 from hub.background import background_work
@@ -53,6 +55,7 @@ from hub.ingest.fact_checks import FactCheckStore
 from hub.ingest.similar_views import SimilarViews
 from hub.ingest.similarity.signature import warm_up as similarity_warm_up
 from hub.ingest.validation import SchemaSet
+from hub.interop import taxii
 from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.ops.metrics import Metrics, route_of
@@ -72,6 +75,7 @@ STATUS_OF: dict[str, int] = {
     "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "not_acceptable": 406,
     "conflict": 409,
     "history_truncated": 410,
     "payload_too_large": 413,
@@ -81,6 +85,7 @@ STATUS_OF: dict[str, int] = {
     "unavailable": 503,
 }
 REALM = "alerthub"  # of the bearer challenge on a 401
+TAXII_PREFIX = "/taxii2/"  # errors on these paths are TAXII error messages
 # A Redis outage or refusal is usually short (a restart, a failover, memory freed): clients that
 # honour Retry-After come back soon, and a retry of the same request is always safe.
 UNAVAILABLE_RETRY_AFTER_S = 1
@@ -95,7 +100,9 @@ OPERATOR_PROFILE = {
 }
 
 
-def _error_response(error: HubError) -> web.Response:
+def _error_response(error: HubError, request: web.Request | None = None) -> web.Response:
+    if request is not None and request.path.startswith(TAXII_PREFIX):
+        return _taxii_error(error)
     headers = None
     if isinstance(error, RateLimited):
         headers = {"Retry-After": str(error.retry_after_s)}
@@ -106,6 +113,26 @@ def _error_response(error: HubError) -> web.Response:
     elif isinstance(error, MethodNotAllowed):
         headers = {"Allow": error.allowed}
     return json_response(error.body(), status=STATUS_OF.get(error.code, 500), headers=headers)
+
+
+def _taxii_error(error: HubError) -> web.Response:
+    """A hub error as a TAXII 2.1 error message. TAXII has no 422: bad query parameters are 400,
+    as TAXII clients expect; a 401 offers Basic beside Bearer, since TAXII clients speak it."""
+    status = STATUS_OF.get(error.code, 500)
+    if status == 422:
+        status = 400
+    headers = {"Content-Type": taxii.TAXII_MEDIA}
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
+    elif isinstance(error, Unavailable):
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+    elif isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = f'{bearer_challenge(error)}, Basic realm="{REALM}"'
+    elif isinstance(error, MethodNotAllowed):
+        headers["Allow"] = error.allowed
+    details = [d.as_json() for d in error.details] or None
+    body = taxii.error_message(status, error.code, error.message, details)
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers)
 
 
 def bearer_challenge(error: Unauthenticated) -> str:
@@ -150,19 +177,19 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except HubError as e:
-        response = _error_response(e)
+        response = _error_response(e, request)
     except web.HTTPException as e:
         converted = _from_aiohttp(e)
         if converted is None:
             body = {"error": "http_error", "message": e.reason}
             response = json_response(body, status=e.status)
         else:
-            response = _error_response(converted)
+            response = _error_response(converted, request)
     except Exception as e:
         unavailable = store_unavailable(e)
         if unavailable is not None:
             log.warning("store_unavailable", error=type(e).__name__, detail=str(e)[:200])
-            response = _error_response(unavailable)
+            response = _error_response(unavailable, request)
         else:
             log.exception("request_failed")
             response = json_response(
@@ -313,5 +340,6 @@ def create_app(settings: Settings, schemas: SchemaSet | None = None) -> web.Appl
         + api_email_links.routes()
         + api_page.routes()
         + api_status.routes()
+        + api_taxii.routes()
     )
     return app

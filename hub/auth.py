@@ -5,6 +5,8 @@ the store script does both in the same step as the write (see StoreGuard)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from hub.store.scripts import Scripts
 from hub.store.stats import LastSeen
 
 _BEARER = "bearer "
+_BASIC = "basic "
 RATE_COUNTER_TTL_S = 120
 PROFILE_CACHE_SIZE = 10_000
 
@@ -51,9 +54,17 @@ class Authenticator:
     last_seen: LastSeen | None = None
     _profiles: dict[str, tuple[str, Node]] = field(default_factory=dict)
 
-    async def identify(self, authorization: str | None) -> Identity:
+    async def identify(self, authorization: str | None, allow_basic: bool = False) -> Identity:
         """The node a well-formed token with the right secret speaks for. The token may have been
-        revoked since it was cached: `confirm` or the store script catches that."""
+        revoked since it was cached: `confirm` or the store script catches that. With
+        `allow_basic` (the TAXII routes: TAXII clients speak HTTP Basic), the token may also
+        come as the password of Basic credentials whose user is the token's node id."""
+        if allow_basic and (authorization or "")[: len(_BASIC)].lower() == _BASIC:
+            user, token = _basic(authorization or "")
+            identity = await self.identify(f"Bearer {token}")
+            if user and user != identity.node.id:
+                raise Unauthenticated("the Basic user name must be the token's node id")
+            return identity
         token = _bearer(authorization)
         if (
             self.bootstrap_token is not None
@@ -107,8 +118,8 @@ class Authenticator:
         if used > self.rate_limit_per_minute:
             raise rate_limited()
 
-    async def authenticate(self, authorization: str | None) -> Node:
-        identity = await self.identify(authorization)
+    async def authenticate(self, authorization: str | None, allow_basic: bool = False) -> Node:
+        identity = await self.identify(authorization, allow_basic)
         await self.confirm(identity)
         return identity.node
 
@@ -149,6 +160,24 @@ def _bearer(authorization: str | None) -> str:
     if not token.isascii():
         raise Unauthenticated("the bearer token is not a valid hub token")
     return token
+
+
+def _basic(authorization: str) -> tuple[str, str]:
+    """(user, password) of HTTP Basic credentials (RFC 7617), UTF-8."""
+    encoded = authorization[len(_BASIC) :].strip()
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError) as e:
+        raise Unauthenticated(
+            "the Basic credentials are not valid base64 of user:password", token_error=None
+        ) from e
+    user, colon, password = decoded.partition(":")
+    if not colon or not password:
+        raise Unauthenticated(
+            "the Basic credentials need the node id as user and the token as password",
+            token_error=None,
+        )
+    return user, password
 
 
 def _seconds_to_next_minute() -> int:

@@ -73,6 +73,12 @@ class MethodNotAllowed(HubError):
         self.allowed = allowed
 
 
+class NotAcceptable(HubError):
+    """No media type the client accepts is one the route answers with (TAXII's Accept)."""
+
+    code = "not_acceptable"
+
+
 class Conflict(HubError):
     code = "conflict"
 

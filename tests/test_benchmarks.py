@@ -41,6 +41,7 @@ BENCHES = (
     Bench("unicode_stall", ("-m", "benchmarks.unicode_stall")),
     Bench("claims-evaluate", ("-m", "benchmarks.claims.evaluate")),
     Bench("claims-ingest", ("-m", "benchmarks.claims.ingest_compare")),
+    Bench("taxii", ("-m", "benchmarks.taxii")),
     Bench("scale", ("-m", "benchmarks.scale")),
     Bench("misp_feed", ("-m", "benchmarks.misp_feed")),
 )
@@ -179,6 +180,16 @@ def test_claims_ingest(ran: dict[str, Ran]) -> None:
     report = _report(ran, "claims-ingest")
     assert report["not_created"] == {"on": 0, "off": 0}
     assert all(rate > 0 for mode in ("on", "off") for rate in report["runs"][mode])
+
+
+@pytest.mark.timeout(4 * TIMEOUT_S)
+def test_taxii(ran: dict[str, Ran]) -> None:
+    """taxii.py: every alert is accepted, and the feed and both TAXII collections read them all."""
+    report = _report(ran, "taxii")
+    assert report["accepted"] == report["posted"] > 0
+    assert report["read"] == dict.fromkeys(
+        ("feed", "taxii_subscription", "taxii_visible"), report["posted"]
+    )
 
 
 @pytest.mark.timeout(4 * TIMEOUT_S)

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
+
 from alerthub_client import HubClient
 from alerthub_client.errors import HubError, NotFound
 from hub.delivery.filters import AlertFacts, SubscriptionFilter
@@ -24,6 +26,7 @@ from hub.demo.view import (
     summary_table,
     verdict_lines,
 )
+from hub.interop.taxii import TAXII_MEDIA
 from hub.nodes import Node
 from hub.policy import Sharing, decide
 
@@ -130,6 +133,8 @@ class Replay:
         mismatches = [m for r in self.results for m in r.mismatches]
         if failure is not None:
             mismatches.append(failure)
+        else:
+            mismatches += await self._taxii_read()
         self.say("", "Summary: what each partner received at each step", "")
         self.say(*summary_table(self.results, [p.node for p in self.partners], self._deliveries()))
         if self.explained_locally:
@@ -142,6 +147,49 @@ class Replay:
                 print(f"alerthub demo: cannot write {self.json_path}: {e}", file=sys.stderr)
                 return 1
         return 1 if mismatches else 0
+
+    async def _taxii_read(self) -> list[str]:
+        """A pull partner reads its subscription as a TAXII 2.1 collection, with Basic auth as
+        OpenCTI does (docs/opencti-taxii.md): its reports must be the alerts its feed got. The
+        mismatches, if any."""
+        partner = next((p for p in self.partners if p.delivery == "pull"), None)
+        if partner is None:
+            return []
+        auth = aiohttp.BasicAuth(partner.node, self.tokens[partner.node])
+        collection = f"{self.base_url}/taxii2/alerthub/collections/{partner.subscription_id}"
+        base = f"{collection}/objects/?limit=1000"
+        reports: set[str] = set()
+        objects, url = 0, base
+        async with aiohttp.ClientSession() as session:
+            while True:
+                headers = {"Accept": TAXII_MEDIA}
+                async with session.get(url, auth=auth, headers=headers) as resp:
+                    if resp.status != 200:
+                        return [f"TAXII: {partner.node}'s collection answered {resp.status}"]
+                    page = await resp.json(content_type=None)
+                for obj in page.get("objects", []):
+                    objects += 1
+                    if obj["type"] == "report":
+                        reports.add(obj["external_references"][0]["external_id"])
+                if not page.get("more"):
+                    break
+                url = f"{base}&next={page['next']}"
+        fed = {
+            s.hub_id
+            for s in partner.live
+            if s.hub_id and s.type.startswith("alert.") and "fact_check" not in s.type
+        }
+        self.say(
+            "",
+            f"TAXII 2.1: {partner.node} reads its pull subscription as a collection, as OpenCTI "
+            f"would: {len(reports)} reports in {objects} STIX 2.1 objects with TLP 2.0 markings",
+        )
+        if reports != fed:
+            return [
+                f"TAXII: {partner.node}'s collection holds {len(reports)} reports, "
+                f"its feed {len(fed)} alerts"
+            ]
+        return []
 
     def _described(self, partner: Partner) -> str:
         wanted = self.scenario.plans[partner.node].filter

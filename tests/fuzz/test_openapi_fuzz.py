@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
+from hub.interop.stix_parts import report_id
 from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.conftest import OPERATOR_TOKEN, unique_threat
 from tests.hubproc import HubProcess
@@ -139,7 +140,7 @@ def fuzz_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzHub]:
     assert "Traceback" not in process.output(), process.output()[-4000:]
 
 
-def use_known_ids(case: Any, hub: FuzzHub) -> None:
+def use_known_ids(case: Any, hub: FuzzHub, who: str = "partner") -> None:
     """Point the case at things that exist, so that it gets past 404 to the handler's logic.
     Destructive operations get a thing of their own; the endless SSE stream keeps its random id."""
     params = case.path_parameters or {}
@@ -151,6 +152,11 @@ def use_known_ids(case: Any, hub: FuzzHub) -> None:
     if "subscription_id" in params:
         fresh = op.startswith("DELETE")
         params["subscription_id"] = hub.new_subscription() if fresh else hub.subscription_ids[0]
+    if "collection_id" in params:  # TAXII: `visible`, or the partner's own pull subscription
+        owned = who == "partner"
+        params["collection_id"] = hub.subscription_ids[0] if owned else "visible"
+    if "object_id" in params:
+        params["object_id"] = report_id(hub.hub_ids[0])
     if "node_id" in params:
         node_id = f"fz-gone-{next(hub.fresh)}"
         hub.add_node(node_id, "ME", "government", ["subscribe"])
@@ -168,7 +174,7 @@ def test_every_answer_matches_the_description(
     # Changed in the case itself, so that schemathesis judges what is sent: a negative case
     # whose only fault was a bad token or id that was put right here is then a positive one.
     if known:
-        use_known_ids(case, fuzz_hub)
+        use_known_ids(case, fuzz_hub, who)
     case.headers = {**(case.headers or {}), **fuzz_hub.auth(who)}
     if who == "none":
         case.headers.pop("Authorization", None)

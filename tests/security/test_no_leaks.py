@@ -2,7 +2,8 @@
 AMBER alert (governments only) and a GREEN alert withheld from Serbia, read by the nodes (and the
 operator) each one excludes, through every GET route the app serves (generated from the route
 table: a new GET route is probed too, or flagged when its path parameters are new), live SSE,
-webhook pushes, listing filters and paging, the retract route, and dedup answers.
+webhook pushes, listing filters and paging, TAXII collections, objects, manifests and their
+pages, the retract route, and dedup answers.
 
 Each excluded reader must find none of the alert's markers (hub id, cluster id, sender's alert
 id, title) in any answer, and an excluded alert's id must be answered exactly as an id that
@@ -21,6 +22,7 @@ from aiohttp import ClientResponse
 
 from hub.ids import new_ulid
 from hub.interop.misp import ulid_to_uuid
+from hub.interop.stix_parts import report_id
 from tests.conftest import Api, unique_threat
 from tests.delivery.test_webhooks import wait_status
 from tests.receivers import Receiver
@@ -37,6 +39,8 @@ WITHHELD = {
     "no-rs": ({"tlp": "GREEN", "share": {"withhold_from": ["RS"]}}, {"rs-cert"}),
 }
 READERS = ("rs-cert", "fc-ba", "operator")
+TAXII_QUERIES = ["limit=1", "added_after=2000-01-01T00:00:00Z", "match[type]=report",
+                 "match[type]=indicator&limit=1000", "match[version]=all"]  # fmt: skip
 # Query strings tried on top of the bare path, per route: filters, paging, formats.
 QUERIES = {
     "/v1/alerts": ["kind=threat", "target_country=AL", "target_country=ME", "limit=1",
@@ -48,6 +52,8 @@ QUERIES = {
                      "target_country=AL", "language=sr", "kind=threat&sort=spread&limit=200",
                      "since=2000-01-01T00:00:00Z", "include=story_id&limit=200",
                      "include=story_id&sort=spread"],
+    "/taxii2/alerthub/collections/{collection_id}/objects/": TAXII_QUERIES,
+    "/taxii2/alerthub/collections/{collection_id}/manifest/": TAXII_QUERIES,
 }  # fmt: skip
 UNKNOWN_CLUSTER = "cl_" + "0" * 24
 CHECKER = "fc-me"  # a fact-checker named on a RED alert
@@ -68,7 +74,8 @@ class Alert:
     @property
     def markers(self) -> tuple[str, ...]:
         cluster = () if self.cluster_shown else (self.cluster_id,)
-        return (self.hub_id, *cluster, self.alert_id, self.title, self.uuid, *self.extra)
+        stix = report_id(self.hub_id)  # what a TAXII manifest shows of it
+        return (self.hub_id, stix, *cluster, self.alert_id, self.title, self.uuid, *self.extra)
 
     @property
     def uuid(self) -> str:
@@ -228,6 +235,11 @@ def fillings(scene: Scene, reader: str, pattern: str) -> list[dict[str, str]]:
             values = [a.uuid for a in scene.hidden_from(reader)] + [scene.control.uuid]
         elif name == "token":
             values = ["01M95H9EPPBA609FJCHZ4P67CF.ee995b33a6c172ae5848e699f5656d427a46"]
+        elif name == "collection_id":
+            values = ["visible", *[s for s in scene.subscriptions_of(reader)]]
+        elif name == "object_id":
+            values = [report_id(a.hub_id) for a in scene.hidden_from(reader)]
+            values.append(report_id(scene.control.hub_id))
         else:
             pytest.fail(
                 f"GET {pattern}: path parameter {{{name}}} is new to test_no_leaks.py: say in "
@@ -253,8 +265,20 @@ async def probe(scene: Scene, reader: str, path: str, hidden: list[Alert]) -> No
         text = text.replace(alert.hub_id, "<sent>") if alert.hub_id in path else text
         text = text.replace(alert.cluster_id, "<sent>") if alert.cluster_id in path else text
         text = text.replace(alert.uuid, "<sent>") if alert.uuid in path else text
+        stix = report_id(alert.hub_id)
+        text = text.replace(stix, "<sent>") if stix in path else text
     assert_clean(text, hidden, f"GET {path} as {reader}")
     for alert in hidden:
+        if report_id(alert.hub_id) in path:
+            refused("leak: withheld STIX id in a path")
+            stix, unknown_stix = report_id(alert.hub_id), report_id(new_ulid())
+            other = await api.client.get(path.replace(stix, unknown_stix), headers=api.auth(reader))
+            assert resp.status == other.status == 404, (path, resp.status, other.status)
+            mine = await resp.json(content_type=None)
+            theirs = await other.json(content_type=None)
+            assert mine["description"].replace(stix, "<id>") == theirs["description"].replace(
+                unknown_stix, "<id>"
+            )
         if alert.hub_id in path:
             refused("leak: withheld id in a path")
             # Exactly as for an id that never existed (or 403 for a route the reader may not
@@ -326,6 +350,29 @@ async def test_listing_pages_never_reach_a_withheld_alert(scene: Scene) -> None:
             path = f"/v1/alerts?limit=1&after={page['next']}"
         visible = {a.hub_id for k, a in scene.withheld.items() if reader not in WITHHELD[k][1]}
         assert set(seen) == {scene.control.hub_id, scene.end.hub_id, scene.twin.hub_id} | visible
+
+
+async def test_taxii_pages_never_reach_a_withheld_alert(scene: Scene) -> None:
+    """Paging TAXII's `visible` collection and its manifest one object at a time, every page,
+    `next` and header is clean, and the reports add up to exactly what the reader may see."""
+    for reader in ("rs-cert", "fc-ba"):
+        for resource in ("objects", "manifest"):
+            seen: list[str] = []
+            base = f"/taxii2/alerthub/collections/visible/{resource}/?limit=1"
+            path = base
+            while True:
+                resp = await scene.api.client.get(path, headers=scene.api.auth(reader))
+                assert resp.status == 200
+                page = await resp.json(content_type=None)
+                where = f"TAXII {resource} page as {reader}"
+                assert_clean(str(page) + str(dict(resp.headers)), scene.hidden_from(reader), where)
+                seen += [o["id"] for o in page.get("objects", []) if o["id"].startswith("report")]
+                if not page["more"]:
+                    break
+                path = f"{base}&next={page['next']}"
+            visible = {a.hub_id for k, a in scene.withheld.items() if reader not in WITHHELD[k][1]}
+            shown = {scene.control.hub_id, scene.end.hub_id, scene.twin.hub_id} | visible
+            assert sorted(seen) == sorted(report_id(h) for h in shown)
 
 
 async def test_live_streams_and_webhooks_carry_no_withheld_alert(scene: Scene) -> None:

@@ -279,6 +279,8 @@ _IDS = re.compile(
     r"|(?P<cluster>\bcl_[0-9a-f]{24}\b)"
     r"|(?P<story>\bst_[0-9a-f]{24}\b)"
     r"|(?P<event>\b\d{13}-\d+\b)"
+    # STIX ids (TAXII): UUIDv5 of hub ids, so as different between the worlds as those.
+    r"|(?P<stix>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"
     r"|(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))"
     # MISP event and attribute uuids (hub/interop/misp.py: made from hub ids).
     r"|(?P<uuid>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"
@@ -648,8 +650,25 @@ async def read_everything(a: World, b: World) -> list[tuple[str, Any, Any]]:
             cluster_id = ids[k] if k < len(ids) else "cl_missing"
             got.append(await w.call("GET", f"/v1/clusters/{cluster_id}", observer))
         out.append((f"cluster #{k}", *got))
-    for route in ("/v1/subscriptions", "/v1/schemas"):
+    for route in ("/v1/subscriptions", "/v1/schemas", "/taxii2/alerthub/collections/"):
         await both(route, route)
+    # TAXII: the `visible` collection and, for a partner, its pull subscription's collection.
+    collections = [("visible", "visible")]
+    if observer != "operator":
+        collections.append(("pull", "{pull}"))
+    for label, collection in collections:
+        for resource in ("objects", "manifest"):
+            for query in (
+                "limit=3",
+                "match[type]=report&limit=1",
+                "added_after=2000-01-01T00:00:00Z",
+            ):
+                pages = []
+                for w in (a, b):
+                    name = collection.format(pull=w.subs.get("pull", ""))
+                    path = f"/taxii2/alerthub/collections/{name}/{resource}/?{query}"
+                    pages.append(await _taxii_pages(w, observer, path))
+                out.append((f"taxii {label} {resource} {query}", *pages))
     roles = ["partner"] if observer == "operator" else ["pull", "hook"]
     for role in roles:
         pages = [
@@ -701,6 +720,21 @@ async def _pages(w: World, node: str, path: str, items: str) -> list[Any]:
         sealed = items in ("alerts", "clusters")
         if sealed and isinstance(page["body"], dict) and page["body"].get("next"):
             page["body"]["next"] = "<cursor>"
+    return pages
+
+
+async def _taxii_pages(w: World, node: str, path: str) -> list[Any]:
+    """Every page of a TAXII collection's objects or manifest, following `next`."""
+    pages = []
+    url = path
+    for _ in range(200):
+        answer = await w.call("GET", url, node)
+        body = orjson.loads(answer["body"]) if answer["status"] == 200 else answer["body"]
+        pages.append({"status": answer["status"], "body": body})
+        if answer["status"] != 200 or not body.get("more"):
+            break
+        url = f"{path}&next={body['next']}"
+        body["next"] = "<cursor>"  # sealed afresh each time: compared as present
     return pages
 
 

@@ -25,6 +25,7 @@ import pytest
 from hub.app import create_app
 from hub.ingest.validation import SchemaSet
 from hub.interop.misp import ulid_to_uuid
+from hub.interop.stix_parts import report_id
 from hub.settings import Settings
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
 from tests.security.routes import served_routes
@@ -60,6 +61,8 @@ class Rule:
     role:<name>: a node holding that role;
     owner: the owner of the subscription in the path, or an operator; anyone else gets 404;
     owner_only: the owner of the subscription in the path; an operator gets 403, others 404;
+    owner_alone: the owner of the subscription in the path; everyone else, the operator too,
+        gets 404 (a TAXII collection is its owner's own);
     sender: a publishing node that sent the alert in the path (others who may see it: 403);
     visible: any node the alert's sharing lets see it; anyone else gets 404."""
 
@@ -86,6 +89,8 @@ class Rule:
             if caller == "owner":
                 return self.ok, None
             return (403, "forbidden") if "operator" in roles else (404, "not_found")
+        if self.who == "owner_alone":
+            return (self.ok, None) if caller == "owner" else (404, "not_found")
         if self.who == "sender":
             return (self.ok, None) if caller == "owner" else (403, "forbidden")
         if self.who == "visible":
@@ -258,6 +263,16 @@ async def a_misp_event_to_import(world: World) -> Request:
     return {}, {"Event": event}
 
 
+async def a_taxii_collection(world: World) -> Request:
+    """A pull subscription of the owner, which is one of its TAXII collections."""
+    return {"collection_id": await world.subscription()}, None
+
+
+async def a_stix_report_withheld_from_al(world: World) -> Request:
+    hub_id = await world.alert(share={"withhold_from": ["AL"]})
+    return {"collection_id": "visible", "object_id": report_id(hub_id)}, None
+
+
 def fixed(**params: str) -> Maker:
     async def make(world: World) -> Request:
         return params, None
@@ -352,6 +367,31 @@ ACCESS: dict[tuple[str, str], tuple[Rule, Maker]] = {
     ("POST", "/v1/email/confirm/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
     ("GET", "/v1/email/unsubscribe/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
     ("POST", "/v1/email/unsubscribe/{token}"): (Rule("public", 404), fixed(token=UNKNOWN_TOKEN)),
+    # TAXII 2.1: any node reads the API and its `visible` collection; a subscription collection
+    # is its owner's alone; an object is there for those who may see its alert.
+    ("GET", "/taxii2/"): (Rule("node"), nothing),
+    ("GET", "/taxii2/alerthub/"): (Rule("node"), nothing),
+    ("GET", "/taxii2/alerthub/collections/"): (Rule("node"), nothing),
+    ("GET", "/taxii2/alerthub/collections/{collection_id}/"): (
+        Rule("owner_alone"),
+        a_taxii_collection,
+    ),
+    ("GET", "/taxii2/alerthub/collections/{collection_id}/objects/"): (
+        Rule("owner_alone"),
+        a_taxii_collection,
+    ),
+    ("GET", "/taxii2/alerthub/collections/{collection_id}/manifest/"): (
+        Rule("owner_alone"),
+        a_taxii_collection,
+    ),
+    ("GET", "/taxii2/alerthub/collections/{collection_id}/objects/{object_id}/"): (
+        Rule("visible", hidden_from=frozenset({"publisher"})),
+        a_stix_report_withheld_from_al,
+    ),
+    ("GET", "/taxii2/alerthub/collections/{collection_id}/objects/{object_id}/versions/"): (
+        Rule("visible", hidden_from=frozenset({"publisher"})),
+        a_stix_report_withheld_from_al,
+    ),
 }
 
 
@@ -394,7 +434,7 @@ async def test_each_caller_gets_what_the_rule_says(api: Api, method: str, patter
                     wrong.append((caller, status, resp.status, await resp.text()))
                 continue
             refused(f"auth: {code}")
-            body = await resp.json() if resp.content_type == "application/json" else None
+            body = await error_body(resp, pattern)
             if resp.status != status or body is None or body.get("error") != code:
                 wrong.append((caller, status, resp.status, await resp.text()))
             elif set(body) != {"error", "message"} or not body["message"]:
@@ -407,6 +447,19 @@ async def test_each_caller_gets_what_the_rule_says(api: Api, method: str, patter
     assert not wrong, "\n".join(
         f"{method} {pattern} as {c}: expected {e}, got {g}: {t[:200]}" for c, e, g, t in wrong
     )
+
+
+async def error_body(resp: Any, pattern: str) -> dict[str, Any] | None:
+    """The hub's error body; on the TAXII routes, read from the TAXII error message, which
+    must carry the same code and the HTTP status."""
+    if not pattern.startswith("/taxii2/"):
+        return await resp.json() if resp.content_type == "application/json" else None
+    if resp.headers.get("Content-Type") != "application/taxii+json;version=2.1":
+        return None
+    message = await resp.json(content_type=None)
+    if message.get("http_status") != str(resp.status) or not message.get("title"):
+        return None
+    return {"error": message.get("error_code"), "message": message.get("description")}
 
 
 def challenges(headers: Mapping[str, str], caller: str) -> bool:
