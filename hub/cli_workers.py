@@ -12,12 +12,14 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 
 from hub.app import create_app
 from hub.settings import Settings
@@ -102,6 +104,11 @@ def run_workers(
     }
     try:
         HubWorkers(settings, options).run()
+    except HaltServer as e:
+        # The arbiter halts by sys.exit, but when a second worker fails to boot while the first
+        # failure's halt is reaping, gunicorn raises HaltServer out of halt() itself.
+        print(f"alerthub: {e.reason}", file=sys.stderr)
+        return int(e.exit_status) or 3
     except SystemExit as e:  # the arbiter leaves by sys.exit, in itself as in each worker
         if isinstance(e.code, int) and e.code:
             return e.code

@@ -167,6 +167,7 @@ def test_serve_workers_that_cannot_start_stop_the_command_with_exit_3(tmp_path: 
     served = run_cli("serve", "--port", str(free_port()), "--workers", "2", env=env, cwd=tmp_path)
     assert served.returncode == 3
     assert "Worker failed to boot" in served.stderr and "Connection refused" in served.stderr
+    assert "Traceback" not in served.stderr
 
 
 def test_serve_bad_alerthub_role_is_one_line(tmp_path: Path) -> None:
