@@ -8,12 +8,8 @@ import time
 from collections.abc import AsyncIterator
 
 import orjson
-import redis.exceptions
 import structlog
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from hub.api import alerts as api_alerts
 from hub.api import atom_feed as api_atom_feed
@@ -60,10 +56,10 @@ from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.ops.metrics import Metrics, route_of
 from hub.settings import Settings, redact_url
-from hub.store.batching import ScriptBatcher
+from hub.store.batching import ReplicasAck, ScriptBatcher
+from hub.store.connect import RedisConnector, check_server_version
 from hub.store.keys import Keys
 from hub.store.redis_faults import store_unavailable
-from hub.store.redis_pipe import PipelinedRedis
 from hub.store.scripts import Scripts
 from hub.store.stats import LastSeen
 
@@ -216,26 +212,22 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.redis_url is None:
         raise RuntimeError("create_app needs settings.redis_url (the CLI starts embedded Redis)")
-    # A blocking pool: a burst beyond its size waits for a connection instead of failing.
-    client = Redis.from_pool(
-        BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=256,
-            timeout=5.0,
-            socket_timeout=5.0,
-            socket_connect_timeout=2.0,
-            # Once, on a dropped connection only (a pooled socket that died with Redis): a timed-out
-            # command may have run, and running a non-idempotent one twice is worse than a 503.
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
-        )
-    )
+    # A plain Redis or a primary behind Sentinel (hub.store.connect), on a blocking pool.
+    connector = RedisConnector.from_url(settings.redis_url)
+    client = connector.client(max_connections=256, timeout_s=5.0)
     try:
+        version = await check_server_version(client)
         keys = Keys(settings.key_prefix)
         scripts = Scripts.register(client)
-        batcher = ScriptBatcher(PipelinedRedis(settings.redis_url, timeout_s=5.0))
+        replicas_ack = (
+            ReplicasAck(settings.min_replicas_ack, settings.replicas_ack_timeout_s)
+            if settings.min_replicas_ack > 0
+            else None
+        )
+        batcher = ScriptBatcher(connector.pipe(timeout_s=5.0), replicas_ack=replicas_ack)
         # Fan-out and feed reads on a connection of their own: Redis answers one connection in
         # order, so their long runs of commands would otherwise hold up posts behind them.
-        delivery_batcher = ScriptBatcher(PipelinedRedis(settings.redis_url, timeout_s=5.0))
+        delivery_batcher = ScriptBatcher(connector.pipe(timeout_s=5.0))
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)
@@ -293,8 +285,10 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         log.info(
             "hub_started",
             redis=redact_url(settings.redis_url),
+            redis_version=version,
             prefix=settings.key_prefix,
             role=settings.role,
+            min_replicas_ack=settings.min_replicas_ack,
         )
         async with background_work(app[HUB], delivery_batcher):
             yield
@@ -302,6 +296,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         await delivery_batcher.close()
     finally:
         await client.aclose()
+        await connector.aclose()
 
 
 async def _stop_streams(app: web.Application) -> None:

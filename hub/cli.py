@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"alerthub: {e}", file=sys.stderr)
         return 2
     from hub.logs import configure_logging
+    from hub.store.connect import RedisSetupError
     from hub.store.embedded import EmbeddedRedisError
 
     if args.command == "demo":
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbeddedRedisError as e:
         print(f"alerthub: {e}", file=sys.stderr)
         return 1
+    except RedisSetupError as e:  # a bad ALERTHUB_REDIS_URL, a Redis older than 6.2
+        print(f"alerthub: {e}", file=sys.stderr)
+        return 2
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

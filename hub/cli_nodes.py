@@ -7,11 +7,10 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
-
 from hub.ingest.validation import SchemaSet
 from hub.nodes import NodeRegistry
 from hub.settings import Settings
+from hub.store.connect import RedisConnector
 from hub.store.embedded import EmbeddedRedis, answers, shared_url
 from hub.store.keys import Keys
 from hub.store.scripts import Scripts
@@ -30,12 +29,14 @@ async def _registry(settings: Settings) -> AsyncIterator[NodeRegistry]:
         else:
             embedded = EmbeddedRedis(settings.data_dir, settings.appendfsync)
             url = embedded.start()
-    client = Redis.from_url(url)
+    connector = RedisConnector.from_url(url)
+    client = connector.client(max_connections=4)
     try:
         keys = Keys(settings.key_prefix)
         yield NodeRegistry(client, keys, Scripts.register(client))
     finally:
         await client.aclose()
+        await connector.aclose()
         if embedded is not None:
             embedded.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,7 +33,23 @@ ROLES = ("all", "api", "delivery")
 
 # Every variable `Settings.from_env` reads, its default and what it sets, for `serve --help`.
 ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
-    ("ALERTHUB_REDIS_URL", "unset", "the Redis to use; unset: an embedded redis-server"),
+    (
+        "ALERTHUB_REDIS_URL",
+        "unset",
+        "the Redis to use (redis://, rediss://, unix://, or a primary behind Sentinel:"
+        " redis+sentinel://h1:26379,h2:26379/<service>/<db>, docs/redis-ha.md);"
+        " unset: an embedded redis-server",
+    ),
+    (
+        "ALERTHUB_MIN_REPLICAS_ACK",
+        "0",
+        "an accepted alert is answered only once this many replicas hold it (Redis WAIT)",
+    ),
+    (
+        "ALERTHUB_REPLICAS_ACK_TIMEOUT_S",
+        "1",
+        "how long to wait for those replicas before answering 503 (a retry is safe)",
+    ),
     ("ALERTHUB_DATA_DIR", "./var/alerthub", "where the embedded Redis keeps its files"),
     ("ALERTHUB_BOOTSTRAP_TOKEN", "unset", "the token of the `operator` node"),
     (
@@ -129,6 +146,10 @@ class Settings:
     digest_periods_s: tuple[float, float] = (3600.0, 86400.0)
     # One of ROLES: what this process serves and runs (hub/app.py).
     role: str = "all"
+    # Replicas that must hold an alert before it is acknowledged (docs/redis-ha.md), and how
+    # long to wait for them.
+    min_replicas_ack: int = 0
+    replicas_ack_timeout_s: float = 1.0
 
     def __repr__(self) -> str:
         shown = []
@@ -181,6 +202,8 @@ class Settings:
             smtp_timeout_s=_seconds("ALERTHUB_SMTP_TIMEOUT_S", get, 30.0),
             digest_periods_s=_periods(get("ALERTHUB_DIGEST_PERIODS")),
             role=_role(get("ALERTHUB_ROLE")),
+            min_replicas_ack=_int("ALERTHUB_MIN_REPLICAS_ACK", get, 0, minimum=0),
+            replicas_ack_timeout_s=_seconds("ALERTHUB_REPLICAS_ACK_TIMEOUT_S", get, 1.0),
         )
 
 
@@ -355,7 +378,9 @@ def _mail_from(raw: str | None) -> str:
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password replaced by ***, safe to log."""
+    """`url` with any password (also a Sentinel URL's `sentinel_password` option) replaced by
+    ***, safe to log."""
+    url = re.sub(r"(?i)([?&]sentinel_password=)[^&#]*", r"\1***", url)
     scheme, _, rest = url.partition("://")
     creds, at, host = rest.rpartition("@")
     if not at:

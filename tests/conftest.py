@@ -1,4 +1,8 @@
-"""A real redis-server for the whole session on a free loopback port; a clean keyspace per test."""
+"""A real redis-server for the whole session on a free loopback port; a clean keyspace per test.
+
+ALERTHUB_TEST_REDIS_SERVER=/usr/bin/redis-server runs the servers the tests start themselves
+(this one, the fault tests' own, the Sentinel deployments) on that binary instead of the
+embedded 6.2 (CI's second pass: Debian's Redis 7)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import asyncio
 import copy
 import dataclasses
 import json
+import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +22,24 @@ import redis
 from hub.app import create_app
 from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
+from hub.store import embedded
 from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.receivers import Receiver
 
 OPERATOR_TOKEN = "test-operator-token-0123456789"
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    binary = os.environ.get("ALERTHUB_TEST_REDIS_SERVER")
+    if binary:
+        embedded.find_redis_server = lambda: binary  # every start_redis_server looks it up
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    binary = embedded.find_redis_server()
+    shown = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return f"redis-server: {binary} ({shown.stdout.strip()})"
 
 
 @pytest.fixture(scope="session")

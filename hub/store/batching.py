@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.commands.core import AsyncScript
@@ -24,10 +25,54 @@ from hub.store.redis_pipe import Arg, Connection, PipelinedRedis, ReplyLost, pac
 MAX_BATCH = 16
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicasAck:
+    """Answer a script call only once `replicas` replicas hold its writes (Redis WAIT), waiting
+    at most `timeout_s` for them."""
+
+    replicas: int
+    timeout_s: float
+
+    def command(self) -> bytes:
+        return pack_command(["WAIT", self.replicas, max(1, round(self.timeout_s * 1000))])
+
+
+class NotReplicated(Exception):
+    """The call's writes were made on the primary, but fewer replicas than asked confirmed them
+    in time: a failover now could lose them. Sending the same request again is safe."""
+
+    def __init__(self, acked: int, wanted: ReplicasAck) -> None:
+        super().__init__(
+            f"{acked} of {wanted.replicas} replicas confirmed the write"
+            f" within {wanted.timeout_s:g} s"
+        )
+        self.acked = acked
+        self.wanted = wanted
+
+
+def _quiet(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """`future`, its exception (a lost connection) retrieved even when nobody awaits it."""
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
 class ScriptBatcher:
-    def __init__(self, pipe: PipelinedRedis, max_batch: int = MAX_BATCH) -> None:
+    """With `replicas_ack`, every `call` is answered only after that many replicas hold its
+    writes: one WAIT ends each batch that holds a call, on the same connection, so it covers
+    every write of the batch (a group commit) and WAIT's cost is paid once per batch."""
+
+    def __init__(
+        self,
+        pipe: PipelinedRedis,
+        max_batch: int = MAX_BATCH,
+        replicas_ack: ReplicasAck | None = None,
+    ) -> None:
         self._pipe = pipe
         self._max_batch = max_batch
+        self._replicas_ack = replicas_ack
+        self._wait_command = replicas_ack.command() if replicas_ack is not None else b""
+        # The reply of the WAIT that will end the batch being gathered, when a call needs it.
+        self._wait: asyncio.Future[Any] | None = None
         self._packed: list[bytes] = []
         self._futures: list[asyncio.Future[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -42,23 +87,45 @@ class ScriptBatcher:
             )
         command = pack_command([*keys, *args], head, 3)
         try:
-            reply = await self._queue(command)
+            reply = await self._acked(command)
         except RedisConnectionError as first:
             # A connection that died with a Redis restart fails its first write. Once more on a
             # fresh one: a script that did run answers the same call idempotently (a resend is
             # `unchanged`), so at worst a caller sees that instead of `created`.
             try:
-                reply = await self._queue(command)
+                reply = await self._acked(command)
             except RedisConnectionError as e:
                 if isinstance(first, ReplyLost):
                     raise first from e  # the first try may have run: say so, not "refused"
                 raise
+        if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+            # The server lost its script cache (a restart, SCRIPT FLUSH, or a replica promoted
+            # by a failover): the script did not run, so running it once more, loaded on the
+            # same connection just before, is safe.
+            _quiet(self._queue(pack_command(["SCRIPT", "LOAD", script.script])))
+            reply = await self._acked(command)
+            if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
+                raise RedisConnectionError("the store changed under the call; nothing was stored")
         if isinstance(reply, ResponseError):
-            if str(reply).startswith("NOSCRIPT"):
-                # The server lost its script cache (a restart or SCRIPT FLUSH): the script did
-                # not run, so running it once more, loading it on the way, is safe.
-                return await script(keys=keys, args=args)
             raise reply
+        return reply
+
+    async def _acked(self, command: bytes) -> Any:
+        """The reply of `command`, and with replicas_ack, once the WAIT after it is answered
+        (an error reply is returned, not raised, as from _queue)."""
+        if self._replicas_ack is None:
+            return await self._queue(command)
+        if self._wait is None:
+            # Before the command is queued: a full batch leaves at once, with its WAIT.
+            self._wait = _quiet(asyncio.get_running_loop().create_future())
+        wait = self._wait
+        reply = await self._queue(command)
+        acked = await wait
+        if isinstance(acked, ResponseError):
+            # A server that cannot WAIT (a replica: the write was refused too) confirms nothing.
+            raise NotReplicated(0, self._replicas_ack)
+        if not isinstance(reply, ResponseError) and acked < self._replicas_ack.replicas:
+            raise NotReplicated(acked, self._replicas_ack)
         return reply
 
     async def call_many(
@@ -93,6 +160,10 @@ class ScriptBatcher:
     def _flush(self) -> None:
         if not self._futures:
             return
+        if self._wait is not None:
+            self._packed.append(self._wait_command)
+            self._futures.append(self._wait)
+            self._wait = None
         packed, futures = b"".join(self._packed), self._futures
         self._packed, self._futures = [], []
         protocol = self._pipe.ready()

