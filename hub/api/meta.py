@@ -10,6 +10,7 @@ from aiohttp import web
 from hub.api.web_io import json_response
 from hub.context import HUB
 from hub.errors import NotFound, Unavailable
+from hub.store.connect import server_role
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -17,15 +18,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Redis answers (embedded or not) and, in a process whose role runs delivery,
-    its fan-out loop runs (an `api` process runs none: `fanout` is `none` there)."""
+    """Ready when Redis answers (embedded or not) as a primary; in a process that takes posts,
+    with at least ALERTHUB_MIN_REPLICAS_ACK replicas online; and, in a process whose role runs
+    delivery, its fan-out loop runs (an `api` process runs none: `fanout` is `none` there)."""
     hub = request.app[HUB]
     try:
         async with asyncio.timeout(1.0):
-            await hub.redis.ping()
+            server = await server_role(hub.redis)
     except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
         raise Unavailable("Redis does not answer") from e
+    if not server.is_primary:
+        # A primary demoted by a failover still answers, but refuses every write.
+        raise Unavailable("the Redis the hub reaches is a replica, not the primary")
     role = hub.settings.role
+    wanted = hub.settings.min_replicas_ack if role != "delivery" else 0
+    if server.connected_replicas < wanted:
+        raise Unavailable(
+            f"{server.connected_replicas} of the {wanted} replicas that must hold each alert"
+            " (ALERTHUB_MIN_REPLICAS_ACK) are attached to the primary"
+        )
     if role == "api":
         return json_response({"status": "ready", "redis": "ok", "fanout": "none", "role": role})
     if hub.fanout_task is None or hub.fanout_task.done():

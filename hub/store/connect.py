@@ -309,3 +309,19 @@ async def check_server_version(client: Redis) -> str:
     if problem is not None:
         raise UnsupportedRedis(problem)
     return version
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRole:
+    """What a server says of its place in replication (INFO replication)."""
+
+    is_primary: bool
+    connected_replicas: int
+
+
+async def server_role(client: Redis) -> ServerRole:
+    info = await client.info("replication")
+    return ServerRole(
+        is_primary=info.get("role") == "master",
+        connected_replicas=int(info.get("connected_slaves", 0)),
+    )
