@@ -45,6 +45,25 @@ def sentinel_config(port: int, folder: Path, primary_port: int, quorum: int) -> 
     )
 
 
+def replica_settled(port: int) -> bool:
+    """The replica on `port` is linked to its primary and done with the append-only file
+    rewrite that follows a full sync (a SIGTERM during it went unheeded, costing the stop
+    its whole timeout)."""
+    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        replication = client.info("replication")
+        persistence = client.info("persistence")
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+    return (
+        replication.get("master_link_status") == "up"
+        and not persistence.get("aof_rewrite_in_progress")
+        and not persistence.get("aof_rewrite_scheduled")
+    )
+
+
 def wait_until(check, within: float, what: str, every: float = 0.02) -> float:
     """Poll `check()` until true; the seconds it took. AssertionError after `within`."""
     started = time.monotonic()
@@ -105,7 +124,7 @@ class SentinelSet:
             )
             self.nodes[_port(replica)] = replica
         wait_until(
-            lambda: self.connected_replicas(self.first_primary) == self.replicas,
+            lambda: all(replica_settled(port) for port in self.nodes if port != self.first_primary),
             20.0,
             "the replicas to sync",
         )
