@@ -5,6 +5,9 @@ connection that leaves a primary demoted under it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,3 +207,24 @@ async def test_the_settings_url_reaches_redis_py_unchanged(redis_url: str) -> No
         assert isinstance(client, Redis)
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "0"), ("nodes", "list")])
+def test_a_bad_url_stops_the_cli_with_one_line_and_exit_2(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """`serve` and `nodes` with an unreadable ALERTHUB_REDIS_URL exit 2 with one line that
+    says what is wrong, and no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hub", *command],
+        env={**os.environ, "ALERTHUB_REDIS_URL": "redis+sentinel://u:pw@127.0.0.1:1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("alerthub: ALERTHUB_REDIS_URL: a Sentinel URL names"), lines
+    assert "Traceback" not in done.stderr and "pw" not in done.stderr
