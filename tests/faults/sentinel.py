@@ -24,6 +24,9 @@ SERVICE = "alerthub"
 # wants the failover itself, quickly.
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
+# Every data node: a primary starts a replica's full sync at once. (Redis 7 syncs disklessly by
+# default and first waits 5 s for more replicas to share the transfer.)
+NODE_CONFIG = ("repl-diskless-sync-delay 0",)
 
 
 def sentinel_config(port: int, folder: Path, primary_port: int, quorum: int) -> str:
@@ -113,14 +116,16 @@ class SentinelSet:
         return self
 
     def _start(self) -> None:
-        primary = start_redis_server(self.root / "primary", port=free_port())
+        primary = start_redis_server(
+            self.root / "primary", port=free_port(), extra_config=NODE_CONFIG
+        )
         self.first_primary = _port(primary)
         self.nodes[self.first_primary] = primary
         for n in range(self.replicas):
             replica = start_redis_server(
                 self.root / f"replica-{n}",
                 port=free_port(),
-                extra_config=(f"replicaof 127.0.0.1 {self.first_primary}",),
+                extra_config=(*NODE_CONFIG, f"replicaof 127.0.0.1 {self.first_primary}"),
             )
             self.nodes[_port(replica)] = replica
         wait_until(

@@ -25,7 +25,7 @@ from hub.store.keys import Keys
 from hub.store.redis_faults import store_unavailable
 from hub.store.redis_pipe import PipelinedRedis
 from tests.conftest import Api, unique_threat
-from tests.faults.sentinel import replica_settled, wait_until
+from tests.faults.sentinel import NODE_CONFIG, replica_settled, wait_until
 
 ACK_TIMEOUT_S = 0.5
 SET_LUA = "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
@@ -47,7 +47,7 @@ class Pair:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
-    primary = start_redis_server(tmp_path / "primary", port=free_port())
+    primary = start_redis_server(tmp_path / "primary", port=free_port(), extra_config=NODE_CONFIG)
     port = primary.url.rsplit(":", 1)[1].split("/")[0]
     replica_port = free_port()
     replica = start_redis_server(
