@@ -57,7 +57,7 @@ from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.ops.metrics import Metrics, route_of
 from hub.settings import Settings, redact_url
 from hub.store.batching import ReplicasAck, ScriptBatcher
-from hub.store.connect import RedisConnector, check_server_version
+from hub.store.connect import RedisConnector, check_server_version, server_role
 from hub.store.keys import Keys
 from hub.store.redis_faults import store_unavailable
 from hub.store.scripts import Scripts
@@ -217,6 +217,14 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
     client = connector.client(max_connections=256, timeout_s=5.0)
     try:
         version = await check_server_version(client)
+        role = await server_role(client)
+        if role.connected_replicas < settings.min_replicas_ack:
+            # Not fatal (replicas may be starting too), but until they attach every post is 503.
+            log.warning(
+                "replicas_missing",
+                attached=role.connected_replicas,
+                min_replicas_ack=settings.min_replicas_ack,
+            )
         keys = Keys(settings.key_prefix)
         scripts = Scripts.register(client)
         replicas_ack = (

@@ -244,7 +244,10 @@ class AlertStore:
     async def retract(self, hub_id: str, sender: Node, reason: str) -> bool:
         """Retract the sender's own alert; False when it was retracted already. The caller has
         already checked that the alert exists, is visible and belongs to `sender`."""
-        reply = await self._scripts.retract_alert(
+        # Through the ingest batcher, as a post is: with ALERTHUB_MIN_REPLICAS_ACK the answer
+        # waits for the replicas in the same way.
+        reply = await self._batcher.call(
+            self._scripts.retract_alert,
             keys=[self._keys.alert(hub_id), self._keys.events, self._keys.ingest_counts],
             args=[hub_id, sender.id, now_rfc3339(), reason, self._keys.core],
         )
