@@ -84,3 +84,16 @@ def test_env_file_is_read_under_the_environment(tmp_path: Path) -> None:
     env_file.write_text('# comment\nALERTHUB_LOG_LEVEL="warning"\nALERTHUB_FEED_RETENTION=7\n')
     s = Settings.from_env({"ALERTHUB_FEED_RETENTION": "9"}, env_file=env_file)
     assert s.log_level == "warning" and s.feed_retention == 9
+
+
+def test_replica_acknowledgement_settings() -> None:
+    """ALERTHUB_MIN_REPLICAS_ACK (default 0) and its timeout (default 1 s) are read and checked."""
+    assert (Settings().min_replicas_ack, Settings().replicas_ack_timeout_s) == (0, 1.0)
+    s = Settings.from_env(
+        {"ALERTHUB_MIN_REPLICAS_ACK": "2", "ALERTHUB_REPLICAS_ACK_TIMEOUT_S": "0.25"}
+    )
+    assert (s.min_replicas_ack, s.replicas_ack_timeout_s) == (2, 0.25)
+    with pytest.raises(SettingsError, match="ALERTHUB_MIN_REPLICAS_ACK must be at least 0"):
+        Settings.from_env({"ALERTHUB_MIN_REPLICAS_ACK": "-1"})
+    with pytest.raises(SettingsError, match="ALERTHUB_REPLICAS_ACK_TIMEOUT_S"):
+        Settings.from_env({"ALERTHUB_REPLICAS_ACK_TIMEOUT_S": "0"})
