@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
@@ -85,6 +86,10 @@ def parse_redis_url(url: str) -> RedisAddress:
     scheme, sep, _ = url.partition("://")
     scheme = scheme.lower()
     if sep and scheme in PLAIN_SCHEMES:
+        try:
+            parse_url(url)  # redis-py's own reading, done now so a bad URL stops the start
+        except ValueError as e:
+            raise RedisUrlError(f"ALERTHUB_REDIS_URL: {e}") from None
         return RedisAddress(url=url)
     if not sep or scheme not in SENTINEL_SCHEMES:
         raise RedisUrlError(

@@ -68,6 +68,7 @@ def test_sentinel_url_defaults_and_tls() -> None:
     ("url", "says"),
     [
         ("http://h:6379", "must start with redis://"),
+        ("redis://h:port/0", "ALERTHUB_REDIS_URL: "),
         ("sentinel://h:26379/alerthub", "must start with redis://"),
         ("redis+sentinel://h:26379", "names the primary's service"),
         ("redis+sentinel://h:26379/", "names the primary's service"),
