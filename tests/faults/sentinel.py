@@ -29,10 +29,21 @@ FAILOVER_TIMEOUT_MS = 5000
 NODE_CONFIG = ("repl-diskless-sync-delay 0",)
 
 
-def sentinel_config(port: int, folder: Path, primary_port: int, quorum: int) -> str:
+def sentinel_config(
+    port: int,
+    folder: Path,
+    primary_port: int,
+    quorum: int,
+    password: str | None = None,
+    sentinel_password: str | None = None,
+) -> str:
+    auth = [f"sentinel auth-pass {SERVICE} {password}"] if password else []
+    # A sentinel's requirepass is also what it presents to its peers.
+    auth += [f"requirepass {sentinel_password}"] if sentinel_password else []
     return (
         "\n".join(
             [
+                *auth,
                 f"port {port}",
                 "bind 127.0.0.1",
                 "daemonize no",
@@ -48,11 +59,13 @@ def sentinel_config(port: int, folder: Path, primary_port: int, quorum: int) -> 
     )
 
 
-def replica_settled(port: int) -> bool:
+def replica_settled(port: int, password: str | None = None) -> bool:
     """The replica on `port` is linked to its primary and done with the append-only file
     rewrite that follows a full sync (a SIGTERM during it went unheeded, costing the stop
     its whole timeout)."""
-    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis.Redis(
+        port=port, password=password, socket_timeout=1.0, socket_connect_timeout=1.0
+    )
     try:
         replication = client.info("replication")
         persistence = client.info("persistence")
@@ -77,9 +90,11 @@ def wait_until(check, within: float, what: str, every: float = 0.02) -> float:
     return time.monotonic() - started
 
 
-def _ask(port: int, ask: Callable[[redis.Redis], Any]) -> Any:
+def _ask(port: int, ask: Callable[[redis.Redis], Any], password: str | None = None) -> Any:
     """`ask(client)` of the server on `port`; None when it does not answer."""
-    client = redis.Redis(port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis.Redis(
+        port=port, password=password, socket_timeout=1.0, socket_connect_timeout=1.0
+    )
     try:
         return ask(client)
     except (redis.RedisError, OSError):
@@ -97,6 +112,9 @@ class SentinelSet:
     root: Path
     replicas: int = 2
     sentinels: int = 3
+    # The data nodes' requirepass (and masterauth), and the sentinels' own.
+    password: str | None = None
+    sentinel_password: str | None = None
     nodes: dict[int, RedisServer] = field(default_factory=dict)
     sentinel_ports: list[int] = field(default_factory=list)
     _sentinel_processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -105,7 +123,9 @@ class SentinelSet:
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        userinfo = f":{self.password}@" if self.password else ""
+        query = f"?sentinel_password={self.sentinel_password}" if self.sentinel_password else ""
+        return f"redis+sentinel://{userinfo}{hosts}/{SERVICE}/0{query}"
 
     def start(self) -> SentinelSet:
         try:
@@ -116,20 +136,29 @@ class SentinelSet:
         return self
 
     def _start(self) -> None:
+        # masterauth from the start; requirepass once each answers (start_redis_server knows
+        # no password), the primary's before any replica connects.
+        node_config = (*NODE_CONFIG, *([f"masterauth {self.password}"] if self.password else []))
         primary = start_redis_server(
-            self.root / "primary", port=free_port(), extra_config=NODE_CONFIG
+            self.root / "primary", port=free_port(), extra_config=node_config
         )
         self.first_primary = _port(primary)
         self.nodes[self.first_primary] = primary
+        self._require_password(self.first_primary)
         for n in range(self.replicas):
             replica = start_redis_server(
                 self.root / f"replica-{n}",
                 port=free_port(),
-                extra_config=(*NODE_CONFIG, f"replicaof 127.0.0.1 {self.first_primary}"),
+                extra_config=(*node_config, f"replicaof 127.0.0.1 {self.first_primary}"),
             )
             self.nodes[_port(replica)] = replica
+            self._require_password(_port(replica))
         wait_until(
-            lambda: all(replica_settled(port) for port in self.nodes if port != self.first_primary),
+            lambda: all(
+                replica_settled(port, self.password)
+                for port in self.nodes
+                if port != self.first_primary
+            ),
             20.0,
             "the replicas to sync",
         )
@@ -139,7 +168,16 @@ class SentinelSet:
             folder.mkdir(parents=True)
             port = free_port()
             conf = folder / "sentinel.conf"
-            conf.write_text(sentinel_config(port, folder, self.first_primary, quorum))
+            conf.write_text(
+                sentinel_config(
+                    port,
+                    folder,
+                    self.first_primary,
+                    quorum,
+                    self.password,
+                    self.sentinel_password,
+                )
+            )
             with (folder / "stderr").open("ab") as stderr:
                 process = subprocess.Popen(
                     [embedded.find_redis_server(), str(conf), "--sentinel"],
@@ -154,9 +192,13 @@ class SentinelSet:
         # could find no quorum or no replica to promote.
         wait_until(self._sentinels_ready, 30.0, "the sentinels to see each other and the replicas")
 
+    def _require_password(self, port: int) -> None:
+        if self.password:
+            _ask(port, lambda c: c.config_set("requirepass", self.password))
+
     def _sentinels_ready(self) -> bool:
         for port in self.sentinel_ports:
-            state = _ask(port, lambda c: c.sentinel_master(SERVICE))
+            state = _ask(port, lambda c: c.sentinel_master(SERVICE), self.sentinel_password)
             if not isinstance(state, dict):
                 return False
             if int(state.get("num-slaves", 0)) < self.replicas:
@@ -168,17 +210,19 @@ class SentinelSet:
     def primary_port(self) -> int | None:
         """The primary's port as the first sentinel that answers says it."""
         for port in self.sentinel_ports:
-            address = _ask(port, lambda c: c.sentinel_get_master_addr_by_name(SERVICE))
+            address = _ask(
+                port, lambda c: c.sentinel_get_master_addr_by_name(SERVICE), self.sentinel_password
+            )
             if address:
                 return int(address[1])
         return None
 
     def role(self, port: int) -> bytes | None:
-        reply = _ask(port, lambda c: c.execute_command("ROLE"))
+        reply = _ask(port, lambda c: c.execute_command("ROLE"), self.password)
         return reply[0] if isinstance(reply, list | tuple) and reply else None
 
     def connected_replicas(self, port: int) -> int:
-        info = redis.Redis(port=port, socket_timeout=1.0)
+        info = redis.Redis(port=port, password=self.password, socket_timeout=1.0)
         try:
             return int(info.info("replication").get("connected_slaves", 0))
         except (redis.RedisError, OSError):
@@ -202,7 +246,7 @@ class SentinelSet:
         return port is not None and port != old and self.role(port) == b"master"
 
     def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_timeout=5.0)
+        return redis.Redis(port=port, password=self.password, socket_timeout=5.0)
 
     def stop(self) -> None:
         for process in self._sentinel_processes:

@@ -153,6 +153,51 @@ async def test_clients_through_sentinel_reach_the_primary(sentinels: SentinelSet
         await connector.aclose()
 
 
+@pytest.fixture(scope="module")
+def guarded_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """Data nodes with one password, sentinels with another."""
+    deployment = SentinelSet(
+        tmp_path_factory.mktemp("guarded"),
+        replicas=1,
+        password="data-pw",
+        sentinel_password="sentinel-pw",
+    ).start()
+    yield deployment
+    deployment.stop()
+
+
+async def test_the_primarys_and_the_sentinels_passwords_are_kept_apart(
+    guarded_sentinels: SentinelSet,
+) -> None:
+    """The URL's user:password reach the primary and `sentinel_password` the sentinels: both
+    clients write; a wrong sentinel password finds no primary (a ConnectionError, so a 503)."""
+    url = guarded_sentinels.url
+    assert ":data-pw@" in url and "sentinel_password=sentinel-pw" in url
+    connector = RedisConnector.from_url(url)
+    client = connector.client(max_connections=2)
+    pipe = connector.pipe()
+    try:
+        await client.set("guarded", "client")
+        connection = await pipe.connect()
+        future = asyncio.get_running_loop().create_future()
+        connection.send(pack_command(["GET", "guarded"]), [future])
+        assert await future == b"client"
+    finally:
+        await pipe.close()
+        await client.aclose()
+        await connector.aclose()
+    wrong = RedisConnector.from_url(url.replace("sentinel-pw", "not-it"))
+    client = wrong.client(max_connections=2)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await client.ping()
+        with pytest.raises(RedisConnectionError):
+            await wrong.pipe().connect()
+    finally:
+        await client.aclose()
+        await wrong.aclose()
+
+
 async def test_no_sentinel_answering_is_a_connection_error(tmp_path: Path) -> None:
     """With no sentinel up, both clients fail with redis-py's ConnectionError (a 503), not a
     hang and not another error."""
