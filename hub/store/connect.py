@@ -326,7 +326,15 @@ class ServerRole:
 
 async def server_role(client: Redis) -> ServerRole:
     info = await client.info("replication")
-    return ServerRole(
-        is_primary=info.get("role") == "master",
-        connected_replicas=int(info.get("connected_slaves", 0)),
+    return ServerRole(is_primary=info.get("role") == "master", connected_replicas=online(info))
+
+
+def online(replication: dict[str, Any]) -> int:
+    """Replicas that take the replication stream now (INFO replication's slaveN, state online):
+    the ones a WAIT can count. A replica still syncing is connected but not online; after a
+    diskless sync, Redis 7 waits for its first acknowledgement (up to a second) first."""
+    return sum(
+        1
+        for name, value in replication.items()
+        if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
     )

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from hub.store import embedded
+from hub.store.connect import online
 from hub.store.embedded import RedisServer, free_port, start_redis_server, stop_process
 
 SERVICE = "alerthub"
@@ -78,6 +79,12 @@ def replica_settled(port: int, password: str | None = None) -> bool:
         and not persistence.get("aof_rewrite_in_progress")
         and not persistence.get("aof_rewrite_scheduled")
     )
+
+
+def replicas_online(port: int, password: str | None = None) -> int:
+    """How many replicas take the stream of the primary on `port` (what WAIT can count)."""
+    info = _ask(port, lambda c: c.info("replication"), password)
+    return online(info) if isinstance(info, dict) else -1
 
 
 def wait_until(check, within: float, what: str, every: float = 0.02) -> float:
@@ -161,6 +168,11 @@ class SentinelSet:
             ),
             20.0,
             "the replicas to sync",
+        )
+        wait_until(
+            lambda: replicas_online(self.first_primary, self.password) == self.replicas,
+            20.0,
+            "the primary to stream to its replicas",
         )
         quorum = self.sentinels // 2 + 1
         for n in range(self.sentinels):
