@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import gc
@@ -12,7 +13,8 @@ import socket
 from collections.abc import Callable
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.app import create_app
 from hub.cli import new_event_loop
@@ -21,6 +23,7 @@ from hub.demo.command import register_demo_nodes
 from hub.logs import hide_literal
 from hub.nodes import Node, NodeRegistry
 from hub.settings import Settings
+from hub.store.connect import RedisConnector, check_server_version
 from hub.store.embedded import EmbeddedRedis
 from hub.store.keys import Keys
 from hub.store.scripts import Scripts
@@ -91,8 +94,9 @@ def serve(settings: Settings, host: str, port: int, demo: bool, workers: int = 1
         if workers > 1:
             from hub.cli_workers import run_workers
 
-            if demo:
-                asyncio.run(_register_demo_nodes(settings))
+            # Once, here: a bad ALERTHUB_REDIS_URL or a Redis older than 6.2 is then one line
+            # and exit 2 (hub.cli), not a boot failure in every worker.
+            asyncio.run(_before_workers(settings, demo))
             return run_workers(settings, sockets, workers, _announce(sockets, settings, workers))
         app = create_app(settings)
         # Everything built so far lives as long as the process: keep it out of the collector's
@@ -138,15 +142,22 @@ async def _print_demo_tokens(app: web.Application) -> None:
     _print_tokens(hub.settings, await register_demo_nodes(hub.nodes))
 
 
-async def _register_demo_nodes(settings: Settings) -> None:
-    """The demo nodes, registered once before gunicorn's workers start."""
+async def _before_workers(settings: Settings, demo: bool) -> None:
+    """The Redis checked (hub.store.connect), and with `demo` the demo nodes registered, once
+    before gunicorn's workers start."""
     assert settings.redis_url is not None
-    client = Redis.from_url(settings.redis_url)
+    connector = RedisConnector.from_url(settings.redis_url)
+    client = connector.client(max_connections=4)
     try:
-        nodes = NodeRegistry(client, Keys(settings.key_prefix), Scripts.register(client))
-        _print_tokens(settings, await register_demo_nodes(nodes))
+        # A Redis that does not answer is left to the workers, which report it (exit 3).
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+            await check_server_version(client)
+        if demo:
+            nodes = NodeRegistry(client, Keys(settings.key_prefix), Scripts.register(client))
+            _print_tokens(settings, await register_demo_nodes(nodes))
     finally:
         await client.aclose()
+        await connector.aclose()
 
 
 def _print_tokens(settings: Settings, issued: list[tuple[Node, str]]) -> None:

@@ -255,7 +255,10 @@ async def test_the_settings_url_reaches_redis_py_unchanged(redis_url: str) -> No
         await client.aclose()
 
 
-@pytest.mark.parametrize("command", [("serve", "--port", "0"), ("nodes", "list")])
+@pytest.mark.parametrize(
+    "command",
+    [("serve", "--port", "0"), ("serve", "--port", "0", "--workers", "2"), ("nodes", "list")],
+)
 def test_a_bad_url_stops_the_cli_with_one_line_and_exit_2(
     command: tuple[str, ...], tmp_path: Path
 ) -> None:
