@@ -25,7 +25,7 @@ from hub.store.keys import Keys
 from hub.store.redis_faults import store_unavailable
 from hub.store.redis_pipe import PipelinedRedis
 from tests.conftest import Api, unique_threat
-from tests.faults.sentinel import NODE_CONFIG, replica_settled, replicas_online, wait_until
+from tests.faults.sentinel import NODE_CONFIG, replica_settled, replicas_acknowledge, wait_until
 
 ACK_TIMEOUT_S = 0.5
 SET_LUA = "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"
@@ -55,7 +55,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
     )
     both = Pair(primary, replica)
     wait_until(lambda: replica_settled(replica_port), 20.0, "the replica")
-    wait_until(lambda: replicas_online(int(port)) == 1, 20.0, "the primary to stream to it")
+    wait_until(lambda: replicas_acknowledge(int(port), 1), 20.0, "the replica's first ACK")
     yield both
     both.resume_replica()
     replica.stop(5.0)
