@@ -66,15 +66,11 @@ def date_added(entry_id: str) -> str:
 def stream_position(added_after: str) -> str | None:
     """The stream id after which entries were added after `added_after` (an RFC 3339 time with
     up to nine fraction digits), or None when it is not such a time."""
-    found = _TIME.match(added_after.strip())
-    if found is None:
+    parsed = _parse_time(added_after)
+    if parsed is None:
         return None
-    whole, fraction, zone = found.groups()
-    try:
-        moment = datetime.fromisoformat(f"{whole}{'+00:00' if zone.upper() == 'Z' else zone}")
-    except ValueError:
-        return None
-    digits = (fraction or "").ljust(9, "0")
+    moment, fraction = parsed
+    digits = fraction.ljust(9, "0")
     ms = int(moment.timestamp()) * 1000 + int(digits[:3])
     if ms < 0:
         return "0-0"
@@ -146,6 +142,17 @@ def parse_match(query: Any, problems: list[ProblemDetail]) -> Match:
 
 def _normal_time(text: str) -> str | None:
     """An RFC 3339 time as STIX writes it (UTC, milliseconds), or None."""
+    parsed = _parse_time(text)
+    if parsed is None:
+        return None
+    moment, fraction = parsed
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + fraction.ljust(3, "0")[:3] + "Z"
+
+
+def _parse_time(text: str) -> tuple[datetime, str] | None:
+    """An RFC 3339 time with up to nine fraction digits: the moment to the second (datetime
+    holds only six digits) and the fraction's digits as written; None when it is not one."""
     found = _TIME.match(text.strip())
     if found is None:
         return None
@@ -154,8 +161,7 @@ def _normal_time(text: str) -> str | None:
         moment = datetime.fromisoformat(f"{whole}{'+00:00' if zone.upper() == 'Z' else zone}")
     except ValueError:
         return None
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + (fraction or "").ljust(3, "0")[:3] + "Z"
+    return moment, fraction or ""
 
 
 def object_version(obj: dict[str, Any], added: str) -> str:
