@@ -21,21 +21,14 @@ import asyncio
 import pathlib
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any
-
-from aiohttp.test_utils import TestClient, TestServer
 
 if not __package__:  # run as a file (python benchmarks/clusters.py): the repository on the path
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from benchmarks.kit.in_process import add_node, hub_client
 from benchmarks.kit.report import add_standard_args, write_json
-from hub.app import create_app
-from hub.settings import Settings
-from hub.store.embedded import free_port, start_redis_server
-
-OP = "bench-operator-token-0123456789"
 
 
 def report(i: int, content: int, **kw: Any) -> dict[str, Any]:
@@ -54,66 +47,42 @@ def report(i: int, content: int, **kw: Any) -> dict[str, Any]:
 
 
 async def main(hidden: int, visible: int, repeats: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="alerthub-clusters-") as tmp:
-        return await _run(pathlib.Path(tmp), hidden, visible, repeats)
-
-
-async def _run(d: pathlib.Path, hidden: int, visible: int, repeats: int) -> dict[str, Any]:
-    server = start_redis_server(d, port=free_port())
-    try:
-        app = create_app(
-            Settings(
-                redis_url=server.url, bootstrap_token=OP, rate_limit_per_minute=10**7, data_dir=d
+    async with hub_client("alerthub-clusters-") as c:
+        roles = ("publish", "subscribe", "fact-check")
+        tok = {n: await add_node(c, n, cc, kind, roles)
+               for n, cc, kind in (("al-cert", "AL", "government"),
+                                   ("me-cert", "ME", "government"),
+                                   ("factcheck-ba", "BA", "civil-society"))}  # fmt: skip
+        bodies = [report(i, i // 3) for i in range(visible)]
+        bodies += [
+            report(visible + i, i // 3 if i % 2 else 10**6 + i, tlp="RED",
+                   share={"recipients": ["me-cert"]})
+            for i in range(hidden)
+        ]  # fmt: skip
+        accepted = 0
+        for s in range(0, len(bodies), 500):
+            r = await c.post(
+                "/v1/alerts/batch", json={"alerts": bodies[s : s + 500]}, headers=tok["al-cert"]
             )
-        )
-        async with TestClient(TestServer(app)) as c:
-            tok = {}
-            for n, cc, kind in (("al-cert", "AL", "government"), ("me-cert", "ME", "government"),
-                                ("factcheck-ba", "BA", "civil-society")):  # fmt: skip
-                r = await c.post(
-                    "/v1/nodes",
-                    json={
-                        "id": n,
-                        "name": n,
-                        "country": cc,
-                        "kind": kind,
-                        "roles": ["publish", "subscribe", "fact-check"],
-                    },
-                    headers={"Authorization": f"Bearer {OP}"},
-                )
-                tok[n] = {"Authorization": f"Bearer {(await r.json())['token']}"}
-            bodies = [report(i, i // 3) for i in range(visible)]
-            bodies += [
-                report(visible + i, i // 3 if i % 2 else 10**6 + i, tlp="RED",
-                       share={"recipients": ["me-cert"]})
-                for i in range(hidden)
-            ]  # fmt: skip
-            accepted = 0
-            for s in range(0, len(bodies), 500):
-                r = await c.post(
-                    "/v1/alerts/batch", json={"alerts": bodies[s : s + 500]}, headers=tok["al-cert"]
-                )
-                assert r.status == 200
-                results = (await r.json())["results"]
-                accepted += sum(x.get("status") in ("created", "corroborated") for x in results)
-            out = {"hidden": hidden, "visible": visible, "repeats": repeats, "median_ms": {},
-                   "posted": len(bodies), "accepted": accepted}  # fmt: skip
-            for who in ("factcheck-ba", "me-cert"):
-                for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread",
-                          "include=story_id&limit=50"):  # fmt: skip
-                    times = []
-                    for _ in range(repeats):
-                        t = time.perf_counter()
-                        r = await c.get(f"/v1/clusters?{q}", headers=tok[who])
-                        body = await r.json()
-                        times.append((time.perf_counter() - t) * 1000)
-                    assert r.status == 200, body
-                    out["median_ms"][f"{who} {q}"] = round(statistics.median(times), 2)
-                    print(f"{who} {q}: median {statistics.median(times):.1f} ms "
-                          f"({len(body['clusters'])} clusters)")  # fmt: skip
-            return out
-    finally:
-        server.stop()
+            assert r.status == 200
+            results = (await r.json())["results"]
+            accepted += sum(x.get("status") in ("created", "corroborated") for x in results)
+        out = {"hidden": hidden, "visible": visible, "repeats": repeats, "median_ms": {},
+               "posted": len(bodies), "accepted": accepted}  # fmt: skip
+        for who in ("factcheck-ba", "me-cert"):
+            for q in ("limit=50", "sort=spread&limit=50", "fact_checked=false&sort=spread",
+                      "include=story_id&limit=50"):  # fmt: skip
+                times = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    r = await c.get(f"/v1/clusters?{q}", headers=tok[who])
+                    body = await r.json()
+                    times.append((time.perf_counter() - t) * 1000)
+                assert r.status == 200, body
+                out["median_ms"][f"{who} {q}"] = round(statistics.median(times), 2)
+                print(f"{who} {q}: median {statistics.median(times):.1f} ms "
+                      f"({len(body['clusters'])} clusters)")  # fmt: skip
+        return out
 
 
 def cli(argv: list[str] | None = None) -> int:

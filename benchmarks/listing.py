@@ -16,22 +16,18 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 if not __package__:  # run as a file (python benchmarks/listing.py): the repository on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.kit.in_process import add_node, hub_client
 from benchmarks.kit.report import add_standard_args, write_json
-from hub.app import create_app
-from hub.settings import Settings
-from hub.store.embedded import free_port, start_redis_server
 
-OP = "bench-operator-token-0123456789"
 QUERIES = (("rs-cert", "limit=50"), ("me-cert", "limit=50"), ("me-cert", "limit=500"))
 
 
@@ -50,34 +46,13 @@ def alert(i: int, **kw: Any) -> dict[str, Any]:
 
 
 async def main(hidden: int, repeats: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="alerthub-listing-") as tmp:
-        d = Path(tmp)
-        server = start_redis_server(d, port=free_port())
-        try:
-            settings = Settings(
-                redis_url=server.url, bootstrap_token=OP, rate_limit_per_minute=10**6, data_dir=d
-            )
-            async with TestClient(TestServer(create_app(settings))) as c:
-                return await _measure(c, hidden, repeats)
-        finally:
-            server.stop()
+    async with hub_client("alerthub-listing-") as c:
+        return await _measure(c, hidden, repeats)
 
 
 async def _measure(c: TestClient, hidden: int, repeats: int) -> dict[str, Any]:
-    tok = {}
-    for n, cc in (("al-cert", "AL"), ("me-cert", "ME"), ("rs-cert", "RS")):
-        r = await c.post(
-            "/v1/nodes",
-            json={
-                "id": n,
-                "name": n,
-                "country": cc,
-                "kind": "government",
-                "roles": ["publish", "subscribe"],
-            },
-            headers={"Authorization": f"Bearer {OP}"},
-        )
-        tok[n] = {"Authorization": f"Bearer {(await r.json())['token']}"}
+    tok = {n: await add_node(c, n, cc) for n, cc in (("al-cert", "AL"), ("me-cert", "ME"),
+                                                     ("rs-cert", "RS"))}  # fmt: skip
     r = await c.post("/v1/alerts", json=alert(99999), headers=tok["al-cert"])
     accepted = int(r.status == 201)
     for s in range(0, hidden, 500):

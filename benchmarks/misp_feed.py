@@ -27,19 +27,13 @@ import json
 import pathlib
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
-
-from hub.app import create_app
+from benchmarks.kit.in_process import add_node, hub_client
 from hub.logs import configure_logging
-from hub.settings import Settings
-from hub.store.embedded import free_port, start_redis_server
 
-OP = "bench-operator-token-0123456789"
 HERE = pathlib.Path(__file__).resolve().parent
 SINGLE_EVENTS = 200
 
@@ -74,104 +68,85 @@ async def timed(repeats: int, work: Callable[[], Awaitable[Any]]) -> tuple[float
 
 
 async def run(alerts: int, hidden_share: float, repeats: int) -> dict[str, Any]:
-    folder = pathlib.Path(tempfile.mkdtemp())
-    server = start_redis_server(folder, port=free_port())
-    settings = Settings(
-        redis_url=server.url, bootstrap_token=OP, rate_limit_per_minute=10**7, data_dir=folder
-    )
-    try:
-        async with TestClient(TestServer(create_app(settings))) as client:
-            tokens = {}
-            for node, country, kind in (("al-cert", "AL", "government"),
-                                        ("fc-rs", "RS", "civil-society")):  # fmt: skip
-                resp = await client.post(
-                    "/v1/nodes",
-                    json={
-                        "id": node,
-                        "name": node,
-                        "country": country,
-                        "kind": kind,
-                        "roles": ["publish", "subscribe"],
-                    },
-                    headers={"Authorization": f"Bearer {OP}"},
-                )
-                tokens[node] = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+    async with hub_client("alerthub-misp-feed-") as client:
+        tokens = {
+            "al-cert": await add_node(client, "al-cert", "AL"),
+            "fc-rs": await add_node(client, "fc-rs", "RS", "civil-society"),
+        }
+        resp = await client.post(
+            "/v1/subscriptions", json={"delivery": {"type": "pull"}}, headers=tokens["fc-rs"]
+        )
+        sub = (await resp.json())["id"]
+        every = round(1 / hidden_share) if hidden_share > 0 else 0
+        for start in range(0, alerts, 500):
+            batch = [alert(i, every > 0 and i % every == 0)
+                     for i in range(start, min(alerts, start + 500))]  # fmt: skip
             resp = await client.post(
-                "/v1/subscriptions", json={"delivery": {"type": "pull"}}, headers=tokens["fc-rs"]
+                "/v1/alerts/batch", json={"alerts": batch}, headers=tokens["al-cert"]
             )
-            sub = (await resp.json())["id"]
-            every = round(1 / hidden_share) if hidden_share > 0 else 0
-            for start in range(0, alerts, 500):
-                batch = [alert(i, every > 0 and i % every == 0)
-                         for i in range(start, min(alerts, start + 500))]  # fmt: skip
-                resp = await client.post(
-                    "/v1/alerts/batch", json={"alerts": batch}, headers=tokens["al-cert"]
+            assert resp.status == 200, await resp.text()
+        visible = sum(1 for i in range(alerts) if not (every > 0 and i % every == 0))
+
+        async def pull_all() -> int:
+            count, after = 0, ""
+            while True:
+                resp = await client.get(
+                    f"/v1/subscriptions/{sub}/feed?limit=1000{after}", headers=tokens["fc-rs"]
                 )
-                assert resp.status == 200, await resp.text()
-            visible = sum(1 for i in range(alerts) if not (every > 0 and i % every == 0))
+                page = await resp.json()
+                count += len(page["events"])
+                if not page["events"]:
+                    return count
+                after = f"&after={page['next']}"
 
-            async def pull_all() -> int:
-                count, after = 0, ""
-                while True:
-                    resp = await client.get(
-                        f"/v1/subscriptions/{sub}/feed?limit=1000{after}", headers=tokens["fc-rs"]
-                    )
-                    page = await resp.json()
-                    count += len(page["events"])
-                    if not page["events"]:
-                        return count
-                    after = f"&after={page['next']}"
+        deadline = time.monotonic() + 600
+        while await pull_all() < visible:  # fan-out runs in the background
+            assert time.monotonic() < deadline, "fan-out did not catch up"
+            await asyncio.sleep(0.2)
+        base = f"/v1/subscriptions/{sub}/misp"
 
-            deadline = time.monotonic() + 600
-            while await pull_all() < visible:  # fan-out runs in the background
-                assert time.monotonic() < deadline, "fan-out did not catch up"
-                await asyncio.sleep(0.2)
-            base = f"/v1/subscriptions/{sub}/misp"
+        async def read(path: str) -> bytes:
+            resp = await client.get(path, headers=tokens["fc-rs"])
+            assert resp.status == 200, await resp.text()
+            return await resp.read()
 
-            async def read(path: str) -> bytes:
-                resp = await client.get(path, headers=tokens["fc-rs"])
-                assert resp.status == 200, await resp.text()
-                return await resp.read()
+        pull_s, pulled = await timed(repeats, pull_all)
+        manifest_s, manifest = await timed(repeats, lambda: read(f"{base}/manifest.json"))
+        hashes_s, hashes = await timed(repeats, lambda: read(f"{base}/hashes.csv"))
+        uuids = list(json.loads(manifest))[:SINGLE_EVENTS]
 
-            pull_s, pulled = await timed(repeats, pull_all)
-            manifest_s, manifest = await timed(repeats, lambda: read(f"{base}/manifest.json"))
-            hashes_s, hashes = await timed(repeats, lambda: read(f"{base}/hashes.csv"))
-            uuids = list(json.loads(manifest))[:SINGLE_EVENTS]
+        async def events() -> None:
+            for event_uuid in uuids:
+                await read(f"{base}/{event_uuid}.json")
 
-            async def events() -> None:
-                for event_uuid in uuids:
-                    await read(f"{base}/{event_uuid}.json")
-
-            events_s, _ = await timed(repeats, events)
-            assert pulled == visible == len(json.loads(manifest))
-            return {
-                "benchmark": "misp_feed",
-                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "machine": {"python": platform.python_version(), "platform": platform.platform()},
-                "alerts_posted": alerts,
-                "alerts_visible": visible,
-                "repeats": repeats,
-                "pull": {"seconds": pull_s, "alerts_per_s": visible / pull_s},
-                "manifest": {
-                    "seconds": manifest_s,
-                    "alerts_per_s": visible / manifest_s,
-                    "bytes": len(manifest),
-                },
-                "hashes": {
-                    "seconds": hashes_s,
-                    "alerts_per_s": visible / hashes_s,
-                    "bytes": len(hashes),
-                    "lines": hashes.count(b"\n"),
-                },
-                "single_events": {
-                    "count": len(uuids),
-                    "seconds": events_s,
-                    "events_per_s": len(uuids) / events_s,
-                },
-                "manifest_vs_pull": pull_s / manifest_s,
-            }
-    finally:
-        server.stop()
+        events_s, _ = await timed(repeats, events)
+        assert pulled == visible == len(json.loads(manifest))
+        return {
+            "benchmark": "misp_feed",
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": {"python": platform.python_version(), "platform": platform.platform()},
+            "alerts_posted": alerts,
+            "alerts_visible": visible,
+            "repeats": repeats,
+            "pull": {"seconds": pull_s, "alerts_per_s": visible / pull_s},
+            "manifest": {
+                "seconds": manifest_s,
+                "alerts_per_s": visible / manifest_s,
+                "bytes": len(manifest),
+            },
+            "hashes": {
+                "seconds": hashes_s,
+                "alerts_per_s": visible / hashes_s,
+                "bytes": len(hashes),
+                "lines": hashes.count(b"\n"),
+            },
+            "single_events": {
+                "count": len(uuids),
+                "seconds": events_s,
+                "events_per_s": len(uuids) / events_s,
+            },
+            "manifest_vs_pull": pull_s / manifest_s,
+        }
 
 
 def main() -> None:

@@ -26,22 +26,18 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 if not __package__:  # run as a file (python benchmarks/taxii.py): the repository on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.kit.in_process import add_node, hub_client
 from benchmarks.kit.report import add_standard_args, machine, write_json
-from hub.app import create_app
-from hub.settings import Settings
-from hub.store.embedded import free_port, start_redis_server
 
-OP = "bench-operator-token-0123456789"
 TAXII = "application/taxii+json;version=2.1"
 
 
@@ -60,14 +56,6 @@ def alert(i: int) -> dict:
         ],
         "attack_patterns": ["T1566.002"],
     }
-
-
-async def add_node(c: TestClient, node_id: str, country: str) -> dict[str, str]:
-    body = {"id": node_id, "name": node_id, "country": country, "kind": "government"}
-    body["roles"] = ["publish", "subscribe"]
-    r = await c.post("/v1/nodes", json=body, headers={"Authorization": f"Bearer {OP}"})
-    assert r.status == 201, await r.text()
-    return {"Authorization": f"Bearer {(await r.json())['token']}"}
 
 
 async def read_feed(c: TestClient, sub: str, auth: dict, limit: int) -> tuple[int, int, float]:
@@ -107,17 +95,8 @@ async def read_taxii(
 
 
 async def main(alerts: int, repeats: int, limit: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="alerthub-taxii-") as tmp:
-        d = Path(tmp)
-        server = start_redis_server(d, port=free_port())
-        try:
-            settings = Settings(
-                redis_url=server.url, bootstrap_token=OP, rate_limit_per_minute=10**7, data_dir=d
-            )
-            async with TestClient(TestServer(create_app(settings))) as c:
-                return await _measure(c, alerts, repeats, limit)
-        finally:
-            server.stop()
+    async with hub_client("alerthub-taxii-") as c:
+        return await _measure(c, alerts, repeats, limit)
 
 
 async def _measure(c: TestClient, alerts: int, repeats: int, limit: int) -> dict[str, Any]:
