@@ -1,32 +1,32 @@
 """What ALERTHUB_MIN_REPLICAS_ACK costs: ingest throughput and latency with 0 (answer once the
 primary has the alert) and 1 (once a replica has it too, Redis WAIT), side by side.
 
-    .venv/bin/python benchmarks/replicas_ack.py [--runs 2] [--duration 8] [--connections 32]
+    .venv/bin/python -m benchmarks.replicas_ack [--runs 2] [--duration 8] [--connections 32]
+        [--quick] [--out PATH]
 
 Starts, in a temporary folder, a redis-server primary and one replica on loopback TCP (append-only
 file on, as shipped), then for each run one hub process (`python -m hub serve`) with the setting
 under test, on a key prefix of its own; runs alternate 0, 1, 0, 1, ... so that each figure has its
-baseline from the same minute. The load is benchmarks/ingest.py's: N keep-alive connections posting
-unique valid alerts. Prints the medians and writes benchmarks/results/replicas-ack-<UTC time>.json.
+baseline from the same minute. The load is benchmarks/ingest.py's (kit/load.py's closed loop): N
+keep-alive connections posting unique valid alerts. Prints the medians and writes
+benchmarks/results/replicas-ack-<UTC time>.json (or --out). Exits 1 when a post was not created.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
-import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from ingest import AlertBodies, drive, hub_env, machine, percentile, register_node, start_server
-
+from benchmarks.kit.load import AlertBodies, closed_loop, register_node
+from benchmarks.kit.measurement import percentile
+from benchmarks.kit.processes import HUB_ARGV, hub_env, run_async, start_server
+from benchmarks.kit.report import add_standard_args, machine, write_json
 from hub.store.embedded import RedisServer, free_port, start_redis_server
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BOOTSTRAP_TOKEN = "bench-operator-replicas-ack"
 
 
 def start_pair(folder: Path) -> tuple[RedisServer, RedisServer]:
@@ -47,32 +47,38 @@ def start_pair(folder: Path) -> tuple[RedisServer, RedisServer]:
 def one_run(
     folder: Path, redis_url: str, acks: int, run: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    env = hub_env(redis_url, "warning")
-    env.update(ALERTHUB_MIN_REPLICAS_ACK=str(acks), ALERTHUB_KEY_PREFIX=f"bench{run}")
-    hub = start_server(f"hub-{run}", [sys.executable, "-m", "hub", "serve"], env, folder)
+    env = hub_env(
+        redis_url,
+        BOOTSTRAP_TOKEN,
+        "warning",
+        ALERTHUB_MIN_REPLICAS_ACK=str(acks),
+        ALERTHUB_KEY_PREFIX=f"bench{run}",
+    )
+    hub = start_server(f"hub-{run}", HUB_ARGV, env, folder)
     try:
         hub.wait_ready("/readyz")
-        token = asyncio.run(register_node(hub.base_url))
-        latencies, statuses, _, _, _ = asyncio.run(
-            drive(
+        token = run_async(register_node(hub.base_url, BOOTSTRAP_TOKEN))
+        done = run_async(
+            closed_loop(
                 f"{hub.base_url}/v1/alerts",
                 token,
                 AlertBodies(),
                 args.connections,
                 args.warmup,
                 args.duration,
-                {},
+                watch={},
             )
         )
     finally:
         hub.stop()
-    seconds = sorted(latency for _, latency in latencies)
+    seconds = sorted(latency for _, latency in done.latencies)
     return {
         "min_replicas_ack": acks,
         "requests_per_s": len(seconds) / args.duration,
         "p50_ms": percentile(seconds, 0.50) * 1000,
         "p99_ms": percentile(seconds, 0.99) * 1000,
-        "statuses": dict(statuses),
+        "statuses": dict(done.statuses),
+        "not_created": done.not_created,
     }
 
 
@@ -82,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    add_standard_args(parser, "one run per setting of 2 s, 8 connections")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 2.0, 0.5
+        args.connections = min(args.connections, 8)
     with tempfile.TemporaryDirectory(prefix="alerthub-ack-") as tmp:
         folder = Path(tmp)
         primary, replica = start_pair(folder)
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             replica.stop()
             primary.stop()
     medians = {
-        acks: {
+        str(acks): {
             key: statistics.median(r[key] for r in runs if r["min_replicas_ack"] == acks)
             for key in ("requests_per_s", "p50_ms", "p99_ms")
         }
@@ -108,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "medians": medians,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"replicas-ack-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
+    out = write_json(report, args.out, "replicas-ack")
     for acks, figures in medians.items():
         print(
             f"MIN_REPLICAS_ACK={acks}: {figures['requests_per_s']:.0f} alerts/s,"
@@ -118,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     for run in runs:
         print(f"  run: {run}")
-    return 0
+    print(f"wrote {out}")
+    lost = [r for r in runs if r["not_created"] or set(r["statuses"]) - {"201"}]
+    return 1 if lost else 0
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ BENCHES = (
     Bench("taxii", ("-m", "benchmarks.taxii")),
     Bench("scale", ("-m", "benchmarks.scale")),
     Bench("misp_feed", ("-m", "benchmarks.misp_feed")),
+    Bench("replicas_ack", ("-m", "benchmarks.replicas_ack")),
 )
 
 
@@ -211,3 +212,13 @@ def test_misp_feed(ran: dict[str, Ran]) -> None:
     assert report["alerts_visible"] > 0
     assert report["manifest"]["bytes"] > 0 and report["single_events"]["count"] > 0
     assert report["hashes"]["lines"] > 0
+
+
+def test_replicas_ack(ran: dict[str, Ran]) -> None:
+    """replicas_ack.py: both settings ran against the primary and its replica, and every post
+    was answered 201 created (with MIN_REPLICAS_ACK=1 only once the replica had it)."""
+    report = _report(ran, "replicas_ack")
+    assert {r["min_replicas_ack"] for r in report["runs"]} == {0, 1}
+    for run in report["runs"]:
+        assert run["statuses"] and set(run["statuses"]) == {"201"}, run
+        assert run["not_created"] == 0, run
