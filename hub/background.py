@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 
 from hub.context import Hub
 from hub.delivery.email_delivery import MailContext, relay_from
-from hub.delivery.fanout import Fanout
+from hub.delivery.fanout import ShardFanout
+from hub.delivery.fanout_shards import FanoutShards
+from hub.delivery.fanout_view import FanoutView, LogWatcher
+from hub.delivery.members import DeliveryMembers
 from hub.delivery.webhook_supervisor import WebhookSupervisor
 from hub.delivery.webhooks import Delivery, WebhookSender
 from hub.store.batching import ScriptBatcher
@@ -39,21 +42,31 @@ async def background_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[Non
 
 @contextlib.asynccontextmanager
 async def _delivery_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None]:
-    """The fan-out loop and the webhook supervisor (with e-mail when a relay is set)."""
+    """The fan-out shards and the webhook supervisor (with e-mail when a relay is set), each
+    taking this process's share among the live delivery processes."""
     owner = process_identity()
     sender = WebhookSender(hub.settings.allow_private_webhooks, hub.settings.webhook_timeout_s)
-    fanout = Fanout(
-        hub.redis,
-        hub.keys,
-        hub.scripts,
-        hub.subscriptions,
-        hub.nodes,
-        hub.news,
-        hub.settings.feed_retention,
-        owner,
-        batcher,
-        hub.settings.dedup_window_s,
-    )
+    shards = hub.settings.fanout_shards
+    view = FanoutView(hub.redis, hub.keys, hub.subscriptions, hub.nodes, shards)
+    watcher = LogWatcher(hub.redis, hub.keys.events)
+
+    def shard_fanout(shard: int) -> ShardFanout:
+        return ShardFanout(
+            shard,
+            hub.redis,
+            hub.keys,
+            hub.scripts,
+            view,
+            watcher,
+            hub.news,
+            hub.settings.feed_retention,
+            owner,
+            batcher,
+            hub.settings.dedup_window_s,
+        )
+
+    members = DeliveryMembers(hub.scripts, hub.keys.delivery_members, owner, shards)
+    fanout = FanoutShards(members, watcher, shard_fanout)
     delivery = Delivery(
         redis=hub.redis,
         keys=hub.keys,
@@ -85,10 +98,12 @@ async def _delivery_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None
         if relay is not None
         else None
     )
+    supervisor = WebhookSupervisor(delivery, mail, members)
+    hub.metrics.watch_delivery(lambda: fanout.held, lambda: supervisor.running)
     hub.fanout_task = asyncio.create_task(fanout.run(hub.stopping), name="fanout")
     workers = [
         hub.fanout_task,
-        asyncio.create_task(WebhookSupervisor(delivery, mail).run(hub.stopping), name="webhooks"),
+        asyncio.create_task(supervisor.run(hub.stopping), name="webhooks"),
     ]
     try:
         yield

@@ -95,6 +95,11 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("ALERTHUB_DIGEST_PERIODS", "3600,86400", "hourly and daily e-mail digest periods in seconds"),
     ("ALERTHUB_SCHEMAS_DIR", "the packaged schemas", "a folder of *.schema.json to use instead"),
     ("ALERTHUB_ROLE", "all", "all, api (HTTP, no delivery) or delivery (background only); --role"),
+    (
+        "ALERTHUB_FANOUT_SHARDS",
+        "64",
+        "fan-out shards shared by the delivery processes (the same in every process)",
+    ),
 )
 
 
@@ -146,6 +151,9 @@ class Settings:
     digest_periods_s: tuple[float, float] = (3600.0, 86400.0)
     # One of ROLES: what this process serves and runs (hub/app.py).
     role: str = "all"
+    # How many shards the subscriptions are split into for fan-out (hub/delivery/shards.py):
+    # each has its own lease and its own read of the event log.
+    fanout_shards: int = 64
     # Replicas that must hold an alert before it is acknowledged (docs/redis-ha.md), and how
     # long to wait for them.
     min_replicas_ack: int = 0
@@ -202,6 +210,7 @@ class Settings:
             smtp_timeout_s=_seconds("ALERTHUB_SMTP_TIMEOUT_S", get, 30.0),
             digest_periods_s=_periods(get("ALERTHUB_DIGEST_PERIODS")),
             role=_role(get("ALERTHUB_ROLE")),
+            fanout_shards=_shards(get("ALERTHUB_FANOUT_SHARDS")),
             min_replicas_ack=_int("ALERTHUB_MIN_REPLICAS_ACK", get, 0, minimum=0),
             replicas_ack_timeout_s=_seconds("ALERTHUB_REPLICAS_ACK_TIMEOUT_S", get, 1.0),
         )
@@ -315,6 +324,16 @@ def _role(raw: str | None) -> str:
     if role not in ROLES:
         raise SettingsError(f"ALERTHUB_ROLE must be one of {', '.join(ROLES)}, not {raw!r}")
     return role
+
+
+MAX_FANOUT_SHARDS = 1024
+
+
+def _shards(raw: str | None) -> int:
+    shards = _int("ALERTHUB_FANOUT_SHARDS", lambda _name: raw, 64, minimum=1)
+    if shards > MAX_FANOUT_SHARDS:
+        raise SettingsError(f"ALERTHUB_FANOUT_SHARDS must be at most {MAX_FANOUT_SHARDS}")
+    return shards
 
 
 def _prefix(raw: str | None) -> str:

@@ -100,7 +100,8 @@ class MailServer:
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
                       auth_data: Any) -> AuthResult:  # fmt: skip
         ok = isinstance(auth_data, LoginPassword) and self.login == (
-            auth_data.login.decode(), auth_data.password.decode()
+            auth_data.login.decode(),
+            auth_data.password.decode(),
         )
         return AuthResult(success=ok)
 

@@ -1,10 +1,12 @@
 """Fan-out: every event in the log reaches each subscription whose filter and sharing policy
 allow it, exactly once into that subscription's feed.
 
-How crashes and several processes are made safe:
-- One process fans out at a time, under a lease (leases.py); the others wait to take over.
-- The log is read through a consumer group with one consumer name shared by every process, so
-  a new holder first re-reads what its predecessor read but did not acknowledge.
+The subscriptions are split into shards (shards.py); each shard is fanned out by one process at
+a time and progresses on its own. How crashes and several processes are made safe, per shard:
+- One process fans a shard out at a time, under the shard's lease (leases.py); the process the
+  shard is given to (members.py) waits for it to lapse or be let go.
+- The log is read through the shard's consumer group with one consumer name shared by every
+  process, so a new holder first re-reads what its predecessor read but did not acknowledge.
 - A feed entry's id is the log id it came from, and feed_append_lua refuses an id at or before
   the feed's newest: redoing an event after a crash, or a stalled former holder finishing one
   late, adds nothing twice. Reading is fenced by the lease (fanout_read_lua), so a process that
@@ -15,19 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from hub.delivery.fanout_view import FanoutView, LogWatcher
 from hub.delivery.feed_news import FeedNews
 from hub.delivery.filters import AlertFacts
-from hub.delivery.subscriptions import Subscription, SubscriptionStore
+from hub.delivery.shards import group_name, is_fanout_group, stream_id_before
+from hub.delivery.subscriptions import Subscription
 from hub.ids import stream_id
 from hub.logs import get_logger
-from hub.nodes import Node, NodeRegistry
+from hub.nodes import Node
 from hub.policy import Sharing, may_see
 from hub.store.batching import ScriptBatcher
 from hub.store.keys import Keys
@@ -36,11 +39,9 @@ from hub.store.scripts import Scripts, feed_append_lua
 
 log = get_logger("hub.fanout")
 
-GROUP = "fanout"
 CONSUMER = "fanout"  # shared by every process: see the module docstring
 BATCH = 50
 LEASE_TTL_MS = 5_000
-NODES_REFRESH_S = 5.0
 
 
 REGISTRATION = "node_registered"  # the log type of a registration (create_node_lua)
@@ -112,80 +113,82 @@ class FanoutBatchFailed(RedisError):
     """Some feed appends of a batch failed; the batch stays unacknowledged and is redone."""
 
 
-class Fanout:
+class ShardFanout:
+    """One shard's fan-out in this process: it works while it holds the shard's lease."""
+
     def __init__(
         self,
+        shard: int,
         redis: Redis,
         keys: Keys,
         scripts: Scripts,
-        subscriptions: SubscriptionStore,
-        nodes: NodeRegistry,
+        view: FanoutView,
+        watcher: LogWatcher,
         news: FeedNews,
         retention: int,
         owner: str,
         batcher: ScriptBatcher,
         dedup_window_s: int,
     ) -> None:
+        self.shard = shard
         self._redis = redis
         self._batcher = batcher
         self._keys = keys
         self._scripts = scripts
-        self._subscriptions = subscriptions
-        self._nodes = nodes
+        self._view = view
+        self._watcher = watcher
         self._news = news
         self._retention = retention
         self._window_ms = dedup_window_s * 1000
-        self.lease = Lease(scripts, keys.fanout_lease, owner, LEASE_TTL_MS)
-        self._version = -1
-        # Each subscription with its start (parsed once): it gets the events logged after it.
-        self._subs: list[tuple[Subscription, tuple[int, int]]] = []
-        self._owners: dict[str, Node] = {}
-        self._owners_at = 0.0
+        self.group = group_name(view.shards, shard)
+        self.lease = Lease(scripts, keys.fanout_lease(view.shards, shard), owner, LEASE_TTL_MS)
+        self.holding = False
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Fan out while holding the lease, wait for it otherwise, until `stopping` is set."""
         try:
             while not stopping.is_set():
                 try:
-                    await self._ensure_group()
+                    await ensure_group(self._redis, self._keys.events, self.group)
                     if await self.lease.hold():
+                        self.holding = True
                         await self._work(stopping)
                 except (RedisError, OSError) as e:
-                    log.warning("fanout_redis_error", error=type(e).__name__, detail=str(e)[:200])
+                    log.warning(
+                        "fanout_redis_error",
+                        shard=self.shard,
+                        error=type(e).__name__,
+                        detail=str(e)[:200],
+                    )
                 except Exception:
                     # Never end for good: the batch stays unacknowledged and is tried again.
-                    log.exception("fanout_failed")
+                    log.exception("fanout_failed", shard=self.shard)
+                self.holding = False
                 await _wait(stopping, 1.0)
         finally:
+            self.holding = False
             with contextlib.suppress(RedisError, OSError):
                 await self.lease.release()
-
-    async def _ensure_group(self) -> None:
-        try:
-            await self._redis.xgroup_create(self._keys.events, GROUP, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
 
     async def _work(self, stopping: asyncio.Event) -> None:
         # First what was read but never acknowledged (by a crashed holder, or by us), then new.
         position = "0"
         while not stopping.is_set():
             reply = await self._scripts.fanout_read(
-                keys=[self._keys.fanout_lease, self._keys.events, self._keys.subscriptions_version],
-                args=[self.lease.owner, GROUP, CONSUMER, position, BATCH, LEASE_TTL_MS],
+                keys=[self.lease.key, self._keys.events, self._keys.subscriptions_version],
+                args=[self.lease.owner, self.group, CONSUMER, position, BATCH, LEASE_TTL_MS],
             )
             if reply[0] == b"lost":
-                log.info("fanout_lease_lost")
+                log.info("fanout_lease_lost", shard=self.shard)
                 return
             _, version, newest, entries = reply
-            await self._refresh(int(version))
+            await self._view.refresh(int(version))
             if entries:
                 # A pending entry deleted from the log comes back without fields: let it go.
                 gone = [e[0] for e in entries if not e[1]]
                 if gone:
                     log.error("fanout_entries_gone", ids=[g.decode() for g in gone])
-                    await self._redis.xack(self._keys.events, GROUP, *gone)
+                    await self._redis.xack(self._keys.events, self.group, *gone)
                 events = [LogEvent.from_entry(e[0], e[1]) for e in entries if e[1]]
                 if events:
                     await self._fan(events)
@@ -198,24 +201,16 @@ class Fanout:
             if not await self.lease.hold():
                 return
             # Nothing new: wait for the log to grow past its newest entry, or a second.
-            await self._redis.xread({self._keys.events: newest}, count=1, block=1000)
-
-    async def _refresh(self, version: int) -> None:
-        stale_owners = time.monotonic() - self._owners_at > NODES_REFRESH_S
-        if version != self._version:
-            self._version, subs = await self._subscriptions.all()
-            self._subs = [(sub, stream_id(sub.start_after)) for sub in subs]
-            stale_owners = True
-        if stale_owners:
-            self._owners = {n.id: n for n in await self._nodes.list() if n.revoked_at is None}
-            self._owners_at = time.monotonic()
+            await self._watcher.wait_past(newest.decode(), 1.0)
 
     async def _fan(self, events: list[LogEvent]) -> None:
-        hub_ids = sorted({e.hub_id for e in events if e.is_alert})
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for hub_id in hub_ids:
-                pipe.hmget(self._keys.alert(hub_id), ["doc", "meta"])
-            rows = dict(zip(hub_ids, await pipe.execute(), strict=True))
+        wanted: dict[str, int] = {}
+        if self._view.has_subs(self.shard):
+            for e in events:
+                if e.is_alert:
+                    wanted[e.hub_id] = max(wanted.get(e.hub_id, 0), _revision(e))
+        alerts = await self._view.alerts(wanted) if wanted else {}
+        owners = self._view.owners
         offered: list[str] = []
         calls: list[tuple[list[str], list[object]]] = []
         for event in events:
@@ -224,14 +219,16 @@ class Fanout:
                     calls.append((self._feed_keys(sub), self._append_args(event, True)))
                     offered.append(sub.id)
                 continue
-            doc, meta = rows[event.hub_id]
-            if doc is None or meta is None:
+            subs = self._view.subs_after(self.shard, event.id)
+            if not subs:
+                continue
+            alert = alerts.get(event.hub_id)
+            if alert is None:
                 log.error("fanout_alert_missing", event_id=event.id, hub_id=event.hub_id)
                 continue
-            sharing = Sharing.from_json(orjson.loads(meta), event.hub_id)
-            facts = AlertFacts.from_doc(orjson.loads(doc))
-            for sub in self._subs_for(event):
-                matches = feed_candidate(event.type, sharing, facts, sub, self._owners[sub.owner])
+            sharing, facts = alert
+            for sub in subs:
+                matches = feed_candidate(event.type, sharing, facts, sub, owners[sub.owner])
                 if matches is None:
                     continue
                 calls.append((self._feed_keys(sub), self._append_args(event, matches)))
@@ -244,7 +241,7 @@ class Fanout:
                 # same way, so loading the script (same text, same sha) and redoing is safe.
                 await self._redis.script_load(feed_append_lua)
             raise FanoutBatchFailed(f"{len(failed)} feed appends failed: {failed[0]!r}")
-        await self._redis.xack(self._keys.events, GROUP, *[e.id for e in events])
+        await self._redis.xack(self._keys.events, self.group, *[e.id for e in events])
         grown = [
             sub_id
             for sub_id, result in zip(offered, results, strict=True)
@@ -272,7 +269,10 @@ class Fanout:
         ]
 
     def _announced(self, event: LogEvent) -> list[Subscription]:
-        """The subscriptions a registration goes to (announced_to)."""
+        """The shard's subscriptions a registration goes to (announced_to)."""
+        subs = self._view.subs_after(self.shard, event.id)
+        if not subs:
+            return []
         try:
             registered = orjson.loads(event.node)
         except orjson.JSONDecodeError:
@@ -280,15 +280,61 @@ class Fanout:
             return []
         if not isinstance(registered, dict):
             return []
-        return [
-            sub
-            for sub in self._subs_for(event)
-            if announced_to(registered, self._owners[sub.owner])
-        ]
+        owners = self._view.owners
+        return [sub for sub in subs if announced_to(registered, owners[sub.owner])]
 
-    def _subs_for(self, event: LogEvent) -> list[Subscription]:
-        position = stream_id(event.id)
-        return [sub for sub, start in self._subs if sub.owner in self._owners and start < position]
+
+def _revision(event: LogEvent) -> int:
+    try:
+        return int(event.revision)
+    except ValueError:
+        return 1
+
+
+async def ensure_group(redis: Redis, events: str, group: str) -> None:
+    """Create the shard's consumer group if it is missing. It starts where the slowest fan-out
+    group of another split (the single group of hubs before shards, or another shard count)
+    stands, since those groups had fanned every subscription out up to there; with none, at the
+    log's start (feed appends are idempotent, so reading again what was fanned out adds
+    nothing). Groups of this split are no guide: each covered only its own shard."""
+    try:
+        groups = await redis.xinfo_groups(events)
+    except ResponseError:  # no log yet
+        groups = []
+    names = {_text(g["name"]) for g in groups}
+    if group in names:
+        return
+    own_split = group.rsplit(":", 1)[0] + ":"
+    start = "0"
+    positions = []
+    for g in groups:
+        name = _text(g["name"])
+        if not is_fanout_group(name) or name.startswith(own_split):
+            continue
+        positions.append(await _group_position(redis, events, name, g))
+    if positions:
+        start = min(positions, key=stream_id)
+    try:
+        await redis.xgroup_create(events, group, id=start, mkstream=True)
+        log.info("fanout_group_created", group=group, start=start)
+    except ResponseError as e:
+        if "BUSYGROUP" not in str(e):
+            raise
+
+
+async def _group_position(redis: Redis, events: str, name: str, info: dict) -> str:
+    """Where a group has fanned out everything before: just before its oldest unacknowledged
+    entry, or its last read when none is pending."""
+    if int(info.get("pending") or 0):
+        summary = await redis.xpending(events, name)
+        oldest = summary.get("min")
+        if oldest:
+            return stream_id_before(_text(oldest))
+    return _text(info["last-delivered-id"])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _wait(stopping: asyncio.Event, seconds: float) -> None:

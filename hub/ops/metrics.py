@@ -12,7 +12,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 UNMATCHED = "unmatched"
@@ -84,6 +91,16 @@ class Metrics:
             "snapshot period, shared by the scrapes that come meanwhile).",
             registry=self.registry,
         )
+        self._shards_held = Gauge(
+            "alerthub_fanout_shards_held",
+            "Fan-out shards this process fans out now (it holds their leases).",
+            registry=self.registry,
+        )
+        self._delivery_workers = Gauge(
+            "alerthub_delivery_workers",
+            "Webhook and e-mail delivery workers this process runs now (its share).",
+            registry=self.registry,
+        )
         self.snapshots = SnapshotCache()
         # labels() takes a lock and builds a key on every call; a dict hit is half the cost
         # on the ingest path. Keyed by the label values, never by what a client sent, so they
@@ -120,6 +137,11 @@ class Metrics:
         if child is None:
             child = self._delivery_children[outcome] = self._deliveries.labels(outcome)
         child.inc()
+
+    def watch_delivery(self, shards_held: Callable[[], int], workers: Callable[[], int]) -> None:
+        """Report this process's share of the delivery work, read at each scrape."""
+        self._shards_held.set_function(shards_held)
+        self._delivery_workers.set_function(workers)
 
     def render(self, status: Status | None, age_s: float | None = None) -> bytes:
         """The exposition text: this process's metrics, then the gauges of `status` (the

@@ -15,10 +15,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 import hub
-from hub.delivery.fanout import GROUP
+from hub.delivery.shards import group_name
 from hub.delivery.subscriptions import Subscription, SubscriptionStore
-from hub.ids import now_rfc3339
+from hub.ids import now_rfc3339, stream_id
 from hub.nodes import Node, NodeRegistry
+from hub.settings import Settings
 from hub.store.keys import Keys
 
 MINUTES_SHOWN = 60
@@ -42,6 +43,8 @@ class StatusSources(Protocol):
     def subscriptions(self) -> SubscriptionStore: ...
     @property
     def started_at(self) -> float: ...
+    @property
+    def settings(self) -> Settings: ...
 
 
 async def collect_status(hub_: StatusSources) -> dict[str, Any]:
@@ -220,25 +223,38 @@ def subscription_view(
 
 
 async def _fanout(hub_: StatusSources) -> dict[str, Any]:
-    """Events logged but not yet fanned out: those after the group's last read, and those read
-    but not acknowledged (a holder that died mid-batch)."""
-    events = hub_.keys.events
+    """Events logged but not yet fanned out by every shard: those after the slowest shard
+    group's last read, and those it read but did not acknowledge (a holder that died
+    mid-batch); and how many shards are behind the log."""
+    events, shards = hub_.keys.events, hub_.settings.fanout_shards
     newest = await hub_.redis.xrevrange(events, count=1)
     newest_id = newest[0][0].decode() if newest else None
     try:
         groups = await hub_.redis.xinfo_groups(events)
     except ResponseError:  # no log yet
         groups = []
-    group = next((g for g in groups if _text(g.get("name")) == GROUP), None)
-    if group is None:
-        after, pending = "-", 0
+    by_name = {_text(g.get("name")): g for g in groups}
+    ours = [by_name.get(group_name(shards, shard)) for shard in range(shards)]
+    behind = sum(
+        1
+        for g in ours
+        if g is None
+        or int(g["pending"])
+        or (newest_id is not None and _text(g["last-delivered-id"]) != newest_id)
+    )
+    if any(g is None for g in ours):
+        after, pending = "-", max((int(g["pending"]) for g in ours if g is not None), default=0)
     else:
-        after, pending = "(" + _text(group["last-delivered-id"]), int(group["pending"])
+        slowest = min(ours, key=lambda g: stream_id(_text(g["last-delivered-id"])))
+        after = "(" + _text(slowest["last-delivered-id"])
+        pending = max(int(g["pending"]) for g in ours)
     unread = await hub_.redis.xrange(events, after, "+", count=FANOUT_LAG_COUNTED)
     return {
         "lag": len(unread) + pending,
         "lag_is_lower_bound": len(unread) >= FANOUT_LAG_COUNTED,
         "last_event_id": newest_id,
+        "shards": shards,
+        "shards_behind": behind if newest_id is not None else 0,
     }
 
 

@@ -152,10 +152,16 @@ class Keys:
         """Counter bumped by every change to a subscription, so caches know when to reload."""
         return f"{self.core}subscriptions-version"
 
+    def fanout_lease(self, shards: int, shard: int) -> str:
+        """Which hub process fans out one shard now (fanout.py); read in one step with the
+        event log, so it lives in the log's slot."""
+        return f"{self.core}fanout-lease:{shards}:{shard}"
+
     @property
-    def fanout_lease(self) -> str:
-        """Which hub process fans out now (fanout.py); read in one step with the event log."""
-        return f"{self.core}fanout-lease"
+    def delivery_members(self) -> str:
+        """Sorted set: the live delivery processes, each scored by the Redis time in ms when
+        its membership lapses (members.py); they share the shards and webhook workers."""
+        return f"{self.core}delivery-members"
 
     @property
     def feed_news(self) -> str:

@@ -13,6 +13,7 @@ from hub.store.scripts_delivery import (
     create_subscription_lua,
     delete_subscription_keys_lua,
     delivery_done_lua,
+    delivery_members_lua,
     fanout_read_lua,
     feed_append_lua,
     lease_lua,
@@ -357,6 +358,7 @@ class Scripts:
     replay_dead: AsyncScript
     note_read: AsyncScript
     sse_slot: AsyncScript
+    delivery_members: AsyncScript
     store_fact_check: AsyncScript
     retract_fact_check: AsyncScript
     read_hashes: AsyncScript
@@ -383,6 +385,7 @@ class Scripts:
             replay_dead=redis.register_script(replay_dead_lua),
             note_read=redis.register_script(note_read_lua),
             sse_slot=redis.register_script(sse_slot_lua),
+            delivery_members=redis.register_script(delivery_members_lua),
             store_fact_check=redis.register_script(store_fact_check_lua),
             retract_fact_check=redis.register_script(retract_fact_check_lua),
             read_hashes=redis.register_script(read_hashes_lua),
@@ -410,6 +413,7 @@ class Scripts:
             self.replay_dead,
             self.note_read,
             self.sse_slot,
+            self.delivery_members,
             self.store_fact_check,
             self.retract_fact_check,
             self.read_hashes,

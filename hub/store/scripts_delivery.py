@@ -45,6 +45,23 @@ if redis.call('GET', lease) == owner then return redis.call('DEL', lease) end
 return 0
 """
 
+delivery_members_lua = """
+local members = KEYS[1]
+local member, ttl_ms, leaving = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+
+-- Renew (or, leaving, end) one delivery process's membership and answer the live members, by
+-- Redis's clock so the processes' clocks need not agree; a process that died lapses after ttl_ms.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', members, '-inf', now_ms)
+if leaving then
+  redis.call('ZREM', members, member)
+else
+  redis.call('ZADD', members, now_ms + ttl_ms, member)
+end
+return redis.call('ZRANGE', members, 0, -1)
+"""
+
 sse_slot_lua = """
 local streams = KEYS[1]
 local stream_id, ttl_ms, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])

@@ -72,7 +72,7 @@ async def subscribe_by_mail(api: Api, server: MailServer, node: str = "rs-cert",
     if confirm:
         path = "/" + link[0].split("://", 1)[1].split("/", 1)[1]
         page = await api.client.get(path)  # a link scanner's GET confirms nothing
-        assert page.status == 200 and "<form method=\"post\"" in await page.text()
+        assert page.status == 200 and '<form method="post"' in await page.text()
         _, current = await api.get(node, f"/v1/subscriptions/{sub['id']}")
         assert current["status"] == "pending"
         resp = await api.client.post(path)
@@ -206,8 +206,10 @@ async def test_headers_are_safe_from_line_breaks_in_alert_text(
     assert got.rcpt_tos == [DESK] and hub_ids(got) == [hub_id]
     message = got.message
     assert message["Bcc"] is None and message["X-Injected"] is None
-    assert message["Subject"] == "[TLP:GREEN] New alert: Phish Bcc: victim@example.org " \
+    assert (
+        message["Subject"] == "[TLP:GREEN] New alert: Phish Bcc: victim@example.org "
         "X-Injected: yes end"
+    )
     head = got.data.split(b"\r\n\r\n", 1)[0]
     assert not re.search(rb"^(Bcc|X-Injected):", head, re.M | re.I)
 

@@ -11,6 +11,11 @@ never far behind a live poster), the test itself holds the fan-out lease, as a s
 process would, while the alerts are posted. Once it lets go, the hub meets a backlog of hundreds
 of events; the test stops the lease holder (SIGSTOP) at a moment when a batch of the log is read
 but not acknowledged and the feeds hold some of their events but not all, and then kills it.
+
+The hubs here run with one fan-out shard (ALERTHUB_FANOUT_SHARDS=1), so one lease and one group
+stand for the whole fan-out and a stop is aimed at a known batch; every shard runs this same
+code. Many shards over several processes, killed and added, are tested in
+tests/faults/test_fanout_shards.py.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from hub.delivery.fanout import GROUP
 from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN
+from tests.fanout_groups import ONE_GROUP, ONE_SHARD_ENV, one_lease
 from tests.feed_model import (
     NODES,
     PUBLISHERS,
@@ -46,6 +51,7 @@ from tests.feed_model import (
 from tests.hubproc import HubProcess
 
 KEYS = Keys()
+LEASE = one_lease(KEYS)
 BLOCKER = "test:holds-the-fan-out"  # the lease owner that keeps every hub process waiting
 # -- real processes and Redis ---------------------------------------------------------------------
 
@@ -75,6 +81,7 @@ def new_hub(redis_url: str, tmp_path: Path) -> HubProcess:
         "ALERTHUB_BOOTSTRAP_TOKEN": OPERATOR_TOKEN,
         "ALERTHUB_RATE_LIMIT_PER_MINUTE": "1000000",
         "ALERTHUB_LOG_LEVEL": "warning",
+        **ONE_SHARD_ENV,
     }
     return HubProcess(env=env, cwd=tmp_path)
 
@@ -90,7 +97,7 @@ async def start_held_back(
 ) -> list[HubProcess]:
     """`count` hub processes, none of which fans out until freeze_mid_fanout lets go of the
     lease this test takes first."""
-    await redis.set(KEYS.fanout_lease, BLOCKER, px=120_000)
+    await redis.set(LEASE, BLOCKER, px=120_000)
     return [await start_hub(hubs, redis_url, tmp_path) for _ in range(count)]
 
 
@@ -156,7 +163,7 @@ async def fanout_state(redis: Redis, subs: list[Sub]) -> tuple[list[int], int]:
     async with redis.pipeline(transaction=False) as pipe:
         for sub in subs:
             pipe.xlen(KEYS.feed(sub.id))
-        pipe.xpending(KEYS.events, GROUP)
+        pipe.xpending(KEYS.events, ONE_GROUP)
         *lengths, pending = await pipe.execute()
     return lengths, pending["pending"]
 
@@ -178,7 +185,7 @@ async def settled_state(redis: Redis, subs: list[Sub]) -> tuple[list[int], int]:
 
 async def lease_holder(redis: Redis, hubs: list[HubProcess]) -> HubProcess:
     """The process whose identity (host:pid:random, leases.process_identity) holds the lease."""
-    holder = (await redis.get(KEYS.fanout_lease) or b"").decode()
+    holder = (await redis.get(LEASE) or b"").decode()
     for hub in hubs:
         if hub.process is not None and f":{hub.process.pid}:" in holder:
             return hub
@@ -217,8 +224,8 @@ async def freeze_mid_fanout(
     some of their `total` events (a third, unless `computing`) and a batch is read but not
     acknowledged; with `computing`, only while the process works on the batch in Python, not
     while it waits for Redis. A stop that misses is undone (SIGCONT) and aimed again."""
-    assert await redis.get(KEYS.fanout_lease) == BLOCKER.encode()
-    await redis.delete(KEYS.fanout_lease)
+    assert await redis.get(LEASE) == BLOCKER.encode()
+    await redis.delete(LEASE)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     least = 1 if computing else total // 3
@@ -258,7 +265,7 @@ async def wait_fanned_out(
     while True:
         lengths = await feed_lengths(redis, subs)
         group = next(
-            g for g in await redis.xinfo_groups(KEYS.events) if g["name"] == GROUP.encode()
+            g for g in await redis.xinfo_groups(KEYS.events) if g["name"] == ONE_GROUP.encode()
         )
         newest = (await redis.xrevrange(KEYS.events, count=1))[0][0]
         done = group["pending"] == 0 and group["last-delivered-id"] == newest

@@ -70,8 +70,10 @@ def _work_or_url(value: Any, where: str) -> list[str]:
     for item in _as_list(value):
         if _is_url(item):
             continue
-        if isinstance(item, dict) and item.get("@type") == "CreativeWork" and _is_url(
-            item.get("url")
+        if (
+            isinstance(item, dict)
+            and item.get("@type") == "CreativeWork"
+            and _is_url(item.get("url"))
         ):
             continue
         found.append(f"{where}: must be a URL or a CreativeWork with a url, not {item!r}")

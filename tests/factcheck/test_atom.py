@@ -16,7 +16,7 @@ from tests.conftest import Api, disinfo_alert
 from tests.factcheck.helpers import fact_check_body, post_fact_check
 
 pytestmark = pytest.mark.timeout(60)
-HOSTILE = "Ends ]]> here & <script>alert(1)</script> \"quoted\""
+HOSTILE = 'Ends ]]> here & <script>alert(1)</script> "quoted"'
 
 
 async def every_event_type(api: Api) -> tuple[str, list[dict[str, Any]]]:

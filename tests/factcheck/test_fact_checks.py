@@ -266,9 +266,7 @@ def test_the_rules_catch_what_google_and_schema_org_refuse() -> None:
         assert claimreview_rules.errors(doc), doc
 
 
-async def test_the_verdict_arrives_by_webhook_and_sse(
-    dapi: Api, receivers: list[Receiver]
-) -> None:
+async def test_the_verdict_arrives_by_webhook_and_sse(dapi: Api, receivers: list[Receiver]) -> None:
     """A CERT that had the claim gets alert.fact_checked, with the fact-check and the report it
     is on, as a signed webhook POST and as an SSE frame, after the report's own event."""
     api = dapi

@@ -21,11 +21,12 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hub.delivery.fanout import GROUP
 from hub.delivery.signing import verify
 from hub.store.embedded import free_port
 from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN
+from tests.fanout_groups import DEFAULT_SHARDS
+from tests.fanout_groups import fanned_out as fanned_out_in
 from tests.feed_model import NODES, Report, Sub, expected_feed, first_difference
 from tests.hubproc import HubProcess
 from tests.receivers import Receiver
@@ -68,6 +69,7 @@ class Cluster:
     up: list[bool] = field(default_factory=list)
     kills: int = 0
     incarnations: itertools.count = field(default_factory=itertools.count)
+    env: dict[str, str] = field(default_factory=dict)  # beside HUB_ENV
 
     def __post_init__(self) -> None:
         self.ports = [free_port() for _ in range(self.size)]
@@ -80,7 +82,7 @@ class Cluster:
     async def start(self, slot: int) -> None:
         cwd = self.root / f"hub{slot}-{next(self.incarnations)}"
         cwd.mkdir(parents=True)
-        env = {**HUB_ENV, "ALERTHUB_REDIS_URL": self.redis_url}
+        env = {**HUB_ENV, **self.env, "ALERTHUB_REDIS_URL": self.redis_url}
         proc = HubProcess(env=env, cwd=cwd, port=self.ports[slot])
         self.procs[slot] = proc
         await asyncio.to_thread(proc.start)
@@ -183,6 +185,7 @@ class Client:
         """(status, JSON body, whether an earlier try may have reached the hub)."""
         deadline = time.monotonic() + within
         unsure = False
+        last_error = "no process up"
         while True:
             live = self.cluster.live()
             if live:
@@ -194,14 +197,18 @@ class Client:
                         data = await resp.json()
                         if resp.status != 503:
                             return resp.status, data, unsure
-                except aiohttp.ClientConnectorError:
-                    pass  # refused: nothing was sent
-                except (aiohttp.ClientError, TimeoutError):
+                        last_error = f"503 {data}"
+                except aiohttp.ClientConnectorError as e:
+                    last_error = repr(e)  # refused: nothing was sent
+                except (aiohttp.ClientError, TimeoutError) as e:
+                    last_error = repr(e)
                     if not unsure:
                         self.unknown += 1
                     unsure = True
                 self.retries += 1
-            assert time.monotonic() < deadline, f"no live hub answered {method} {path}"
+            assert time.monotonic() < deadline, (
+                f"no live hub answered {method} {path}: {last_error}"
+            )
             await asyncio.sleep(0.02)
 
     async def add_nodes(self) -> None:
@@ -247,7 +254,7 @@ class Client:
         events: list[dict[str, Any]] = []
         after = ""
         while True:
-            path = f"/v1/subscriptions/{sub.id}/feed?limit=1000" + (
+            path = f"/v1/subscriptions/{sub.id}/feed?limit=200" + (
                 f"&after={after}" if after else ""
             )
             status, data, _ = await self.call("GET", path, sub.owner)
@@ -258,13 +265,9 @@ class Client:
             after = data["next"]
 
 
-async def fanned_out(redis: Redis) -> bool:
-    """Whether the fan-out group has read and acknowledged the whole event log."""
-    groups = [g for g in await redis.xinfo_groups(KEYS.events) if g["name"] == GROUP.encode()]
-    newest = await redis.xrevrange(KEYS.events, count=1)
-    if not groups or not newest:
-        return False
-    return groups[0]["pending"] == 0 and groups[0]["last-delivered-id"] == newest[0][0]
+async def fanned_out(redis: Redis, shards: int = DEFAULT_SHARDS) -> bool:
+    """Whether every fan-out shard's group has read and acknowledged the whole event log."""
+    return await fanned_out_in(redis, KEYS, shards)
 
 
 async def check_feed(
@@ -272,11 +275,19 @@ async def check_feed(
 ) -> list[tuple[str, str, str]]:
     """The subscription's feed, in Redis and by pull, is exactly what the model expects, in
     log order: no event missing, none twice, none its filter or the sharing policy excludes."""
+    expected = await check_stored_feed(redis, sub, log)
+    assert await client.feed(sub) == expected, (sub.owner, sub.filter)
+    return expected
+
+
+async def check_stored_feed(
+    redis: Redis, sub: Sub, log: list[tuple[str, Report]]
+) -> list[tuple[str, str, str]]:
+    """The subscription's feed as stored in Redis is exactly what the model expects."""
     expected = expected_feed(sub, log)
     stored = await redis.xrange(KEYS.feed(sub.id))
     got = [(i.decode(), f[b"type"].decode(), f[b"hub_id"].decode()) for i, f in stored]
     assert got == expected, (sub.owner, sub.filter, first_difference(got, expected))
-    assert await client.feed(sub) == expected, (sub.owner, sub.filter)
     return expected
 
 

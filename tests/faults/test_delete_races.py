@@ -15,17 +15,18 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from hub.delivery.fanout import GROUP
 from hub.delivery.subscriptions import SubscriptionStore, new_subscription
 from hub.ids import stream_id
 from hub.store.keys import Keys
 from hub.store.scripts import Scripts
 from tests.delivery.test_fanout_crash import BLOCKER, stopped_in_python
+from tests.fanout_groups import ONE_GROUP, ONE_SHARD_ENV, one_lease
 from tests.faults.cluster import Client, Cluster, fanned_out, wait_for
 from tests.feed_model import PUBLISHERS, Scenario, Sub, receives
 from tests.hubproc import HubProcess
 
 KEYS = Keys()
+LEASE = one_lease(KEYS)
 BACKLOGS = 4  # tries at catching the fan-out mid-batch; a loaded machine can miss the moment
 
 
@@ -44,7 +45,7 @@ async def keys_of(redis: Redis, sub_id: str) -> set[str]:
 async def appends_to_come(redis: Redis, sub: Sub) -> bool:
     """Whether the fan-out has read log entries (not yet acknowledged) past the newest one
     offered to `sub`'s feed: appends for it are still to be made."""
-    pending = await redis.xpending_range(KEYS.events, GROUP, "-", "+", 1000)
+    pending = await redis.xpending_range(KEYS.events, ONE_GROUP, "-", "+", 1000)
     last = await redis.hget(KEYS.feed_state(sub.id), "last")
     newest = pending[-1]["message_id"].decode() if pending else None
     return bool(newest and last and stream_id(last.decode()) < stream_id(newest))
@@ -55,12 +56,12 @@ async def stop_before_appends(redis: Redis, hub: HubProcess, sub: Sub, within: f
     at a moment when it holds a batch with appends for `sub` still to make. False when the
     fan-out got through the whole backlog before such a moment was caught (a loaded machine)."""
     assert hub.process is not None
-    await redis.delete(KEYS.fanout_lease)
+    await redis.delete(LEASE)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while loop.time() < deadline:
         if not await appends_to_come(redis, sub):
-            if await fanned_out(redis):
+            if await fanned_out(redis, shards=1):
                 return False
             await asyncio.sleep(0.001)
             continue
@@ -78,8 +79,8 @@ async def test_subscription_deleted_mid_fanout_leaves_no_keys(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
     """Deleted while the fan-out holds a batch that includes it: no feed or state comes back."""
-    await redis.set(KEYS.fanout_lease, BLOCKER, px=120_000)  # a backlog builds up
-    cluster = Cluster(redis_url, tmp_path, 1)
+    await redis.set(LEASE, BLOCKER, px=120_000)  # a backlog builds up
+    cluster = Cluster(redis_url, tmp_path, 1, env=ONE_SHARD_ENV)
     scenario = Scenario(random.Random(20261206))
     try:
         await cluster.start_all()
@@ -91,7 +92,7 @@ async def test_subscription_deleted_mid_fanout_leaves_no_keys(
             hub = cluster.procs[0]
             assert hub is not None and hub.process is not None
             for _backlog in range(BACKLOGS):
-                await redis.set(KEYS.fanout_lease, BLOCKER, px=120_000)
+                await redis.set(LEASE, BLOCKER, px=120_000)
                 for n in range(6):
                     await client.post_batch(scenario.batch(PUBLISHERS[n % 4], size=50))
                 if await stop_before_appends(redis, hub, doomed):

@@ -196,7 +196,11 @@ async def test_hub_sigkilled_mid_webhook_delivers_every_event(
 
 
 async def post_load(
-    client: Client, scenario: Scenario, rng: random.Random, stop: asyncio.Event
+    client: Client,
+    scenario: Scenario,
+    rng: random.Random,
+    stop: asyncio.Event,
+    pause_s: float = POST_PAUSE_S,
 ) -> tuple[int, int]:
     """Post one report after another until `stop`, each until it gets a 2xx; returns how many
     were retried after an unknown outcome, and how many of those the hub had stored at the
@@ -214,7 +218,7 @@ async def post_load(
         allowed = {report.expected_status, "unchanged"} if unsure else {report.expected_status}
         assert status in allowed, (report.body["id"], status, unsure)
         # A steady load, not a saturating one: restarts need the CPU too (2 cores in CI).
-        await asyncio.sleep(POST_PAUSE_S)
+        await asyncio.sleep(pause_s)
     return unsure_posts, unchanged
 
 

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from hub.delivery.fanout import GROUP
 from hub.store.keys import Keys
 from tests.conftest import OPERATOR_TOKEN, Api, unique_threat
+from tests.fanout_groups import DEFAULT_SHARDS, groups_of
 from tests.faults.cluster import HUB_ENV, wait_for
 from tests.hubproc import HubProcess
 from tests.receivers import Receiver
@@ -282,7 +282,7 @@ async def test_api_alone_delivers_nothing_and_a_delivery_process_beside_it_does(
         delivery = await start(hubs, tmp_path, {**env, "ALERTHUB_ROLE": "delivery"})
         await receiver.wait_for(lambda r: delivered(r, posted["hub_id"]), 30)
         groups = await redis.xinfo_groups(keys.events)
-        assert [g["name"].decode() for g in groups] == [GROUP]
+        assert {g["name"].decode() for g in groups} == groups_of(DEFAULT_SHARDS)
         await _delivery_serves_only_probes_and_metrics(session, delivery.base_url)
     finally:
         await api.client.close()

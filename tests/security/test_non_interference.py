@@ -36,10 +36,10 @@ from hypothesis import strategies as st
 
 from hub.app import create_app
 from hub.context import HUB
-from hub.delivery.fanout import GROUP
 from hub.ingest.validation import SchemaSet
 from hub.settings import Settings
 from hub.store.embedded import RedisServer, free_port, start_redis_server
+from tests.fanout_groups import fanned_out
 from tests.receivers import Receiver
 from tests.security.tally import refused
 
@@ -394,11 +394,8 @@ class World:
     async def _settled(self, hub: Any) -> bool:
         r, keys = hub.redis, hub.keys
         newest = await r.xrevrange(keys.events, count=1)
-        if newest:
-            groups = await r.xinfo_groups(keys.events)
-            group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-            if group is None or group["pending"] or group["last-delivered-id"] != newest[0][0]:
-                return False
+        if newest and not await fanned_out(r, keys, hub.settings.fanout_shards):
+            return False
         hook = self.subs.get("hook")
         if hook is not None:
             last = await r.xrevrange(keys.feed(hook), count=1)
