@@ -102,7 +102,7 @@ async def test_subscription_deleted_mid_fanout_leaves_no_keys(
             store = SubscriptionStore(redis, KEYS, Scripts.register(redis))
             assert await store.delete(doomed.id)
             os.kill(hub.process.pid, signal.SIGCONT)
-            await wait_for(lambda: fanned_out(redis), 30, "the fan-out to finish the log")
+            await wait_for(lambda: fanned_out(redis, shards=1), 30, "the fan-out to finish the log")
             left = await keys_of(redis, doomed.id)
             assert left == {KEYS.deleted(doomed.id)}, left
             assert await redis.xlen(KEYS.feed(kept.id)) == sum(
