@@ -141,16 +141,14 @@ class SimilarViews:
         roots = await self._roots(subjects, matches, readers)
         out: dict[str, dict[str, Any]] = {}
         for subject in subjects:
-            similar = [
-                {"hub_id": f.hub_id, **_match_json(f.match)}
-                for f in matches.get(subject.hub_id, [])
-                if f.cluster_id != subject.cluster_id
-            ]
-            similar.sort(key=lambda x: (-float(x["score"]), str(x["hub_id"])))
+            best = sorted(
+                (f for f in matches.get(subject.hub_id, []) if f.cluster_id != subject.cluster_id),
+                key=lambda f: (-round(f.match.score, 3), f.hub_id),
+            )[:MAX_SIMILAR]
             root = roots.get(subject.hub_id)
             out[subject.hub_id] = {
                 "story_id": self.story_name(root) if root is not None else None,
-                "similar": similar[:MAX_SIMILAR],
+                "similar": [{"hub_id": f.hub_id, **_match_json(f.match)} for f in best],
             }
         return out
 
@@ -200,37 +198,56 @@ class SimilarViews:
         if not subjects:
             return {}
         current = links_bucket_now(self._window_s)
-        plans: list[tuple[Subject, int]] = []
+        # Reports copied many times share their index entries: each (window, score) is read
+        # once per call, and each subject's candidates are the union of the entries' members.
+        plans: list[tuple[Subject, list[tuple[int, str]]]] = []
+        for subject in subjects:
+            buckets = {current, current - 1}
+            if subject.bucket is not None:
+                buckets.add(subject.bucket)
+            scores = index_scores(subject.claims)
+            plans.append((subject, [(b, score) for b in sorted(buckets) for score in scores]))
+        entries = sorted({entry for _, wanted in plans for entry in wanted})
         async with self._redis.pipeline(transaction=False) as pipe:
-            for subject in subjects:
-                buckets = {current, current - 1}
-                if subject.bucket is not None:
-                    buckets.add(subject.bucket)
-                scores = index_scores(subject.claims)
-                plans.append((subject, len(scores) * len(buckets)))
-                for bucket in sorted(buckets):
-                    for score in scores:
-                        pipe.zrangebyscore(self._keys.similar(bucket), score, score)
+            for bucket, score in entries:
+                pipe.zrangebyscore(self._keys.similar(bucket), score, score)
             found = await pipe.execute()
+        members: dict[tuple[int, str], frozenset[str]] = {
+            entry: frozenset(m.rpartition(b":")[0].decode() for m in ms)
+            for entry, ms in zip(entries, found, strict=True)
+        }
         candidates: dict[str, set[str]] = {}
-        position = 0
-        for subject, count in plans:
-            members = found[position : position + count]
-            position += count
-            ids = {m.rpartition(b":")[0].decode() for ms in members for m in ms}
+        for subject, wanted in plans:
+            ids: set[str] = set()
+            for entry in wanted:
+                ids |= members[entry]
             ids.discard(subject.hub_id)
             candidates[subject.hub_id] = ids
         others = await self.subjects(sorted(set().union(*candidates.values())))
+        # Whether all readers may see a report depends on it alone, and a pair's match on the
+        # pair alone (alert_match is symmetric): each is worked out once per call, as a page of
+        # copies of one claim compares every copy with every other.
+        visible = {
+            other_id: other
+            for other_id, other in others.items()
+            if other.sharing is not None
+            and other.claims
+            and all(may_see(other.sharing, reader) for reader in readers)
+        }
+        pairs: dict[tuple[str, str], Match | None] = {}
         out: dict[str, list[Found]] = {}
         for subject, _ in plans:
             kept = []
             for other_id in sorted(candidates[subject.hub_id]):
-                other = others.get(other_id)
-                if other is None or other.sharing is None or not other.claims:
+                other = visible.get(other_id)
+                if other is None:
                     continue
-                if not all(may_see(other.sharing, reader) for reader in readers):
-                    continue
-                match = alert_match(subject.claims, other.claims, self._threshold)
+                pair = (min(subject.hub_id, other_id), max(subject.hub_id, other_id))
+                if pair in pairs:
+                    match = pairs[pair]
+                else:
+                    match = alert_match(subject.claims, other.claims, self._threshold)
+                    pairs[pair] = match
                 if match is not None:
                     kept.append(Found(other_id, other.cluster_id, match))
             out[subject.hub_id] = kept

@@ -24,7 +24,7 @@ import functools
 import itertools
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,10 +60,13 @@ _PAIR_RANGE = 1 << 32  # pair scores lie above band scores (both are CRC-32s)
 class ClaimSignature:
     tokens: frozenset[str]
     features: frozenset[str]
+    # The features that name entities, worked out once: a page of a feed compares each claim
+    # with hundreds of others when a claim is copied hundreds of times.
+    entities: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def entities(self) -> frozenset[str]:
-        return frozenset(f for f in self.features if f.startswith(ENTITY_PREFIXES))
+    def __post_init__(self) -> None:
+        entities = frozenset(f for f in self.features if f.startswith(ENTITY_PREFIXES))
+        object.__setattr__(self, "entities", entities)
 
     def as_json(self) -> dict[str, list[str]]:
         return {"t": sorted(self.tokens), "f": sorted(self.features)}
