@@ -14,25 +14,42 @@ redis-py's Sentinel keeps the two apart. Options: `sentinel_username`, `sentinel
 
 Every connection to a primary is opened at the address the sentinels give at that moment, so
 after a failover the next connection goes to the new primary by itself.
+
+A Redis Cluster is named by some of its nodes (the client learns the rest from them):
+
+    redis+cluster://[user:password@]h1:7000,h2:7001[/]
+    rediss+cluster://...   (TLS to every node; options ssl_ca_certs and ssl_cert_reqs)
+
+hub.store.cluster holds what differs there.
 """
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from hub.store.batching import ReplicasAck, ScriptBatcher
+from hub.store.cluster import (
+    ClusterAccess,
+    ClusterBatcher,
+    cluster_client,
+    core_node_info,
+    primary_versions,
+)
 from hub.store.redis_pipe import PipelinedRedis
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+CLUSTER_OPTIONS = ("ssl_ca_certs", "ssl_cert_reqs")
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_SENTINEL_PORT = 26379
 SENTINEL_OPTIONS = (
@@ -65,6 +82,7 @@ class RedisAddress:
 
     url: str | None = None
     sentinels: tuple[tuple[str, int], ...] = ()
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
     service: str = ""
     db: int = 0
     username: str | None = None
@@ -80,6 +98,10 @@ class RedisAddress:
     def is_sentinel(self) -> bool:
         return bool(self.sentinels)
 
+    @property
+    def is_cluster(self) -> bool:
+        return bool(self.cluster_nodes)
+
 
 def parse_redis_url(url: str) -> RedisAddress:
     """The address `url` names, or RedisUrlError saying what is wrong with it."""
@@ -91,20 +113,18 @@ def parse_redis_url(url: str) -> RedisAddress:
         except ValueError as e:
             raise RedisUrlError(f"ALERTHUB_REDIS_URL: {e}") from None
         return RedisAddress(url=url)
+    if sep and scheme in CLUSTER_SCHEMES:
+        return _parse_cluster_url(url, CLUSTER_SCHEMES[scheme])
     if not sep or scheme not in SENTINEL_SCHEMES:
         raise RedisUrlError(
             "ALERTHUB_REDIS_URL must start with redis://, rediss://, unix://,"
-            f" redis+sentinel:// or rediss+sentinel://, not {_scheme_shown(url)}"
+            " redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://,"
+            f" not {_scheme_shown(url)}"
         )
     parts = urlsplit(url)
     if parts.fragment:
         raise RedisUrlError("ALERTHUB_REDIS_URL: a Sentinel URL has no #fragment")
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
+    username, password, hosts = _userinfo(parts.netloc)
     sentinels = tuple(_sentinel(host) for host in hosts.split(","))
     path = [unquote(p) for p in parts.path.split("/")[1:]]
     if path and path[-1] == "":
@@ -139,6 +159,45 @@ def parse_redis_url(url: str) -> RedisAddress:
     )
 
 
+def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
+    """User, password and the hosts of a URL's netloc."""
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    return username, password, hosts
+
+
+def _parse_cluster_url(url: str, tls: bool) -> RedisAddress:
+    parts = urlsplit(url)
+    if parts.fragment:
+        raise RedisUrlError("ALERTHUB_REDIS_URL: a Cluster URL has no #fragment")
+    username, password, hosts = _userinfo(parts.netloc)
+    if not hosts:
+        raise RedisUrlError(
+            "ALERTHUB_REDIS_URL: a Cluster URL needs one or more host:port, comma-separated"
+        )
+    nodes = tuple(_host_port(host, 6379, "cluster node") for host in hosts.split(","))
+    if parts.path.strip("/") not in ("", "0"):
+        raise RedisUrlError("ALERTHUB_REDIS_URL: a Redis Cluster has only database 0")
+    options = _options(parts.query, CLUSTER_OPTIONS, "a Cluster URL")
+    if not tls and options:
+        raise RedisUrlError("ALERTHUB_REDIS_URL: ssl_* options need rediss+cluster://")
+    cert_reqs = options.get("ssl_cert_reqs", "required")
+    if cert_reqs not in ("required", "none"):
+        raise RedisUrlError("ALERTHUB_REDIS_URL: ssl_cert_reqs is required or none")
+    return RedisAddress(
+        cluster_nodes=nodes,
+        username=username,
+        password=password,
+        tls=tls,
+        ssl_ca_certs=options.get("ssl_ca_certs"),
+        ssl_cert_reqs=cert_reqs,
+    )
+
+
 def _scheme_shown(url: str) -> str:
     # Never the whole URL: it may hold a password.
     scheme, sep, _ = url.partition("://")
@@ -150,19 +209,23 @@ def _sentinel(host: str) -> tuple[str, int]:
         raise RedisUrlError(
             "ALERTHUB_REDIS_URL: a Sentinel URL needs one or more host:port, comma-separated"
         )
-    name, port = host, str(DEFAULT_SENTINEL_PORT)
+    return _host_port(host, DEFAULT_SENTINEL_PORT, "sentinel")
+
+
+def _host_port(host: str, default_port: int, what: str) -> tuple[str, int]:
+    name, port = host, str(default_port)
     if host.startswith("["):  # [::1]:26379
         name, bracket, rest = host[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
-            raise RedisUrlError(f"ALERTHUB_REDIS_URL: bad sentinel address {host!r}")
+            raise RedisUrlError(f"ALERTHUB_REDIS_URL: bad {what} address {host!r}")
         port = rest[1:] or port
     elif ":" in host:
         name, _, port = host.rpartition(":")
     if not name:
-        raise RedisUrlError(f"ALERTHUB_REDIS_URL: bad sentinel address {host!r}")
-    number = _whole(port, f"the port of sentinel {name}")
+        raise RedisUrlError(f"ALERTHUB_REDIS_URL: bad {what} address {host!r}")
+    number = _whole(port, f"the port of {what} {name}")
     if not 0 < number < 65536:
-        raise RedisUrlError(f"ALERTHUB_REDIS_URL: the port of sentinel {name} is out of range")
+        raise RedisUrlError(f"ALERTHUB_REDIS_URL: the port of {what} {name} is out of range")
     return name, number
 
 
@@ -172,16 +235,17 @@ def _whole(text: str, what: str) -> int:
     return int(text)
 
 
-def _options(query: str) -> dict[str, str]:
+def _options(
+    query: str, known: tuple[str, ...] = SENTINEL_OPTIONS, what: str = "a Sentinel URL"
+) -> dict[str, str]:
     try:
         given = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise RedisUrlError("ALERTHUB_REDIS_URL: the ?options are not name=value&…") from None
-    unknown = sorted(set(given) - set(SENTINEL_OPTIONS))
+    unknown = sorted(set(given) - set(known))
     if unknown:
         raise RedisUrlError(
-            f"ALERTHUB_REDIS_URL: unknown option {unknown[0]!r}; a Sentinel URL takes"
-            f" {', '.join(SENTINEL_OPTIONS)}"
+            f"ALERTHUB_REDIS_URL: unknown option {unknown[0]!r}; {what} takes {', '.join(known)}"
         )
     return {name: values[-1] for name, values in given.items()}
 
@@ -222,6 +286,13 @@ class RedisConnector:
         address = self.address
         if address.url is not None:
             return Redis.from_pool(BlockingConnectionPool.from_url(address.url, **options))
+        if address.is_cluster:
+            # Typed as Redis for the hub's modules: RedisCluster answers every command they send
+            # (each call's keys in one slot), and the few that differ ask is_cluster().
+            return cast(
+                Redis,
+                cluster_client(self._cluster_access(), max_connections, timeout_s, connect_timeout_s),
+            )
         return self.sentinel().master_for(
             address.service,
             connection_pool_class=BlockingSentinelConnectionPool,
@@ -232,10 +303,50 @@ class RedisConnector:
             **options,
         )
 
+    def batcher(
+        self, client: Redis, replicas_ack: ReplicasAck | None = None, timeout_s: float = 5.0
+    ) -> ScriptBatcher:
+        """Pipelined script calls (hub.store.batching) on a connection of their own; in a
+        cluster, one per master, routed by slot through `client`'s slot map (hub.store.cluster),
+        which has the same calls."""
+        if self.address.is_cluster:
+            access = self._cluster_access()
+
+            def connect(host: str, port: int) -> PipelinedRedis:
+                async def locate() -> dict[str, Any]:
+                    options: dict[str, Any] = {"host": host, "port": port}
+                    if access.password is not None:
+                        options["password"] = access.password
+                    if access.username is not None:
+                        options["username"] = access.username
+                    if access.ssl_context is not None:
+                        options["ssl_context"] = access.ssl_context
+                    return options
+
+                return PipelinedRedis(None, timeout_s, locate=locate)
+
+            return cast(
+                ScriptBatcher,
+                ClusterBatcher(cast(RedisCluster, client), connect, replicas_ack=replicas_ack),
+            )
+        return ScriptBatcher(self.pipe(timeout_s=timeout_s), replicas_ack=replicas_ack)
+
+    def _cluster_access(self) -> ClusterAccess:
+        address = self.address
+        return ClusterAccess(
+            nodes=address.cluster_nodes,
+            username=address.username,
+            password=address.password,
+            ssl_context=self.ssl_context() if address.tls else None,
+            tls_options=tuple(self._tls_options().items()),
+        )
+
     def pipe(self, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> PipelinedRedis:
         """The ingest path's pipelined connection (hub.store.redis_pipe)."""
         if self.address.url is not None:
             return PipelinedRedis(self.address.url, timeout_s, connect_timeout_s)
+        if self.address.is_cluster:
+            raise ValueError("a cluster has a pipelined connection per master: use batcher()")
         return PipelinedRedis(
             None,
             timeout_s,
@@ -307,13 +418,26 @@ def version_problem(version: str) -> str | None:
     return f"the Redis server is version {version}; alerthub needs Redis {wanted} or newer"
 
 
+def is_cluster(client: Redis) -> bool:
+    return isinstance(client, RedisCluster)
+
+
 async def check_server_version(client: Redis) -> str:
-    """The server's version; UnsupportedRedis when it is older than MIN_REDIS_VERSION."""
-    version = str((await client.info("server")).get("redis_version", "0"))
+    """The server's version (in a cluster, the oldest master's); UnsupportedRedis when it is
+    older than MIN_REDIS_VERSION."""
+    if isinstance(client, RedisCluster):
+        versions = await primary_versions(client)
+        version = min(versions, key=_version_key) if versions else "0"
+    else:
+        version = str((await client.info("server")).get("redis_version", "0"))
     problem = version_problem(version)
     if problem is not None:
         raise UnsupportedRedis(problem)
     return version
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +449,12 @@ class ServerRole:
 
 
 async def server_role(client: Redis) -> ServerRole:
+    """In a cluster: the master that serves the `{core}` slot, which counts as a primary only
+    while it says the cluster is ok (else it refuses every command: CLUSTERDOWN)."""
+    if isinstance(client, RedisCluster):
+        info, state = await core_node_info(client)
+        usable = info.get("role") == "master" and state.get("cluster_state") == "ok"
+        return ServerRole(is_primary=usable, connected_replicas=online(info))
     info = await client.info("replication")
     return ServerRole(is_primary=info.get("role") == "master", connected_replicas=online(info))
 

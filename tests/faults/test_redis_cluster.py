@@ -1,0 +1,178 @@
+"""The hub on a Redis Cluster (issue 19): three masters and three replicas of the test's own
+(tests/faults/redis_cluster.py), a real hub process on redis+cluster://.
+
+What must hold: posts are stored and reach every matching feed (pull and SSE); the feeds of many
+subscriptions spread over more than one master while `{core}` stays one slot; and with a master
+SIGKILLed under load (the one serving `{core}`, so the ingest path itself fails over), the same
+as for a Sentinel failover (tests/faults/test_redis_sentinel.py): only 2xx or 503 with
+Retry-After, never a 500; every 2xx kept, logged once and in each matching feed exactly once; a
+retry of each 503 stores it once; the hub ready within the cluster's failover time
+(cluster-node-timeout, plus the election) plus 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from tests.faults.redis_checks import CONCURRENCY, Setup, SlowReceiver, check_everything, make_alert
+from tests.faults.redis_cluster import NODE_TIMEOUT_MS, ClusterSet
+from tests.faults.redis_harness import KEYS, HubClient, Load, hub_env, wait_for
+from tests.faults.sentinel import wait_until as wait_until_sync
+from tests.faults.test_redis_sentinel import (
+    Resender,
+    check_acknowledged_kept,
+    check_answers,
+    settle_unknowns,
+)
+from tests.hubproc import HubProcess
+from tests.receivers import Receiver
+from tests.sse_client import SseReader
+
+# A replica of a failed master promotes itself once the master has not answered for
+# cluster-node-timeout and the other masters vote: within twice that, in Redis's own words
+# (the failover auth timeout), plus the election's random delay of up to half a second.
+FAILOVER_S = 2 * NODE_TIMEOUT_MS / 1000 + 1.0
+READY_AFTER_KILL_S = FAILOVER_S + 5.0
+PROMOTION_S = 30.0
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
+    deployment = ClusterSet(tmp_path / "redis", masters=3, replicas_each=1).start()
+    yield deployment
+    deployment.stop()
+
+
+async def _hub(cluster: ClusterSet, tmp_path: Path, **extra: str) -> HubProcess:
+    env = hub_env(cluster.url, **extra)
+    return await asyncio.to_thread(HubProcess(env=env, cwd=tmp_path).start)
+
+
+@pytest.fixture
+async def hub(cluster: ClusterSet, tmp_path: Path) -> AsyncIterator[HubProcess]:
+    process = await _hub(
+        cluster, tmp_path, ALERTHUB_MIN_REPLICAS_ACK="1", ALERTHUB_REPLICAS_ACK_TIMEOUT_S="1"
+    )
+    yield process
+    await asyncio.to_thread(process.stop)
+
+
+@pytest.fixture
+async def client(hub: HubProcess) -> AsyncIterator[HubClient]:
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield HubClient(session, hub.base_url)
+
+
+def cluster_redis(cluster: ClusterSet) -> RedisCluster:
+    return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port) for port in cluster.nodes])
+
+
+@pytest.mark.timeout(120)
+async def test_feeds_spread_over_masters_and_deliver(
+    cluster: ClusterSet, client: HubClient
+) -> None:
+    """On redis+cluster://, posts are stored once and reach pull and SSE readers; the feeds of
+    40 subscriptions live on at least two masters, and every `{core}` key on one."""
+    await client.add_node("al-cert", "AL")
+    await client.add_node("rs-cert", "RS")
+    subs = [await client.subscribe("rs-cert", {}) for _ in range(40)]
+    headers = {"Authorization": f"Bearer {client.tokens['rs-cert']}"}
+    async with client.session.get(
+        f"{client.base_url}/v1/subscriptions/{subs[0]}/events", headers=headers
+    ) as stream:
+        assert stream.status == 200
+        reader = SseReader(stream)
+        posted = []
+        for n in range(6):
+            node, alert = make_alert(n)
+            answer = await client.post(node, alert)
+            assert answer.status == 201, answer
+            posted.append(answer.body["hub_id"])
+        seen = [(await reader.next_event(15.0))["data"]["hub_id"] for _ in posted]
+    assert seen == posted
+    for sub_id in subs:
+
+        async def filled(sub_id: str = sub_id) -> bool:
+            return len(await client.feed("rs-cert", sub_id)) >= len(posted)
+
+        await wait_for(filled, 30.0, f"fan-out into {sub_id}", interval=0.2)
+        assert [e["hub_id"] for e in await client.feed("rs-cert", sub_id)] == posted
+
+    masters = await asyncio.to_thread(cluster.masters_by_slot)
+    slot = cluster.keyslot
+    feed_masters = Counter(masters[slot(KEYS.feed(s))] for s in subs)
+    assert len(feed_masters) >= 2, feed_masters
+    core = {masters[slot(key)] for key in (KEYS.events, KEYS.recent, KEYS.sender_ids)}
+    assert len(core) == 1
+    redis = cluster_redis(cluster)
+    try:
+        for sub_id in subs:  # and the keys are really there, on those masters
+            assert await redis.xlen(KEYS.feed(sub_id)) == len(posted)
+        assert await redis.xlen(KEYS.events) >= len(posted)
+    finally:
+        await redis.aclose()
+    print(f"\n[redis-cluster] feeds per master: {dict(feed_masters)}")
+
+
+@pytest.mark.timeout(240)
+async def test_sigkill_the_core_master_under_post_load(
+    cluster: ClusterSet, client: HubClient, receivers: list[Receiver]
+) -> None:
+    """The master serving `{core}` SIGKILLed while 24 clients post with MIN_REPLICAS_ACK=1: the
+    hub moves to the promoted replica by itself, answers only 2xx or 503 meanwhile, and every
+    2xx survives once, with its event and one entry per matching feed."""
+    receivers.append(await SlowReceiver().start())
+    setup = await Setup(client, receivers[-1]).create()
+    load = Load(client, make_alert, CONCURRENCY)
+    await load.until(lambda a: sum(x.answer.ok for x in a) >= 200, 60.0, "200 stored posts")
+
+    old = await asyncio.to_thread(cluster.master_of, KEYS.events)
+    await asyncio.to_thread(cluster.kill, old)
+    killed = time.monotonic()
+    await asyncio.to_thread(
+        wait_until_sync, lambda: cluster.promoted(old, KEYS.events), PROMOTION_S, "a promotion"
+    )
+    promoted = time.monotonic()
+    left = READY_AFTER_KILL_S - (promoted - killed)
+    await wait_for(client.ready, left, f"readyz 200 within {READY_AFTER_KILL_S:g} s of the kill")
+    ready = time.monotonic()
+    await load.until(
+        lambda a: sum(x.answer.ok and x.answer.started >= ready for x in a) >= 100,
+        60.0,
+        "posts stored after the failover",
+    )
+    attempts = await load.stop()
+
+    unknown = check_answers(attempts, ready)
+    acknowledged = [a for a in attempts if a.answer.ok]
+    resend = Resender(client)
+    await check_acknowledged_kept(resend, acknowledged)
+    settled, retried = await settle_unknowns(resend, unknown)
+    stored = {a.alert["id"]: (a.node, a.answer.body["hub_id"]) for a in acknowledged}
+    stored |= {a.alert["id"]: (a.node, settled[a.alert["id"]]) for a in unknown}
+    assert len(stored) == len(attempts)
+    critical = {h for a, (_, h) in stored.items() if int(a.split("-")[1]) % 3 == 0}
+    redis = cluster_redis(cluster)
+    try:
+        repeats = await check_everything(client, redis, setup, stored, critical)  # type: ignore[arg-type]
+    finally:
+        await redis.aclose()
+    during = [a for a in attempts if killed <= a.answer.started < ready]
+    reasons = Counter(a.answer.body["message"].split(";")[0].split(":")[0] for a in unknown)
+    print(
+        f"\n[redis-cluster] posts={len(attempts)} 2xx={len(acknowledged)}"
+        f" 503={len(unknown)} retried={dict(retried)} during-switch={len(during)}"
+        f" ({dict(Counter(a.answer.status for a in during))})"
+        f" kill->promotion={promoted - killed:.2f}s promotion->readyz={ready - promoted:.2f}s"
+        f" kill->readyz={ready - killed:.2f}s webhook-repeats={repeats}"
+        f" slowest-answer={max(a.answer.seconds for a in attempts):.2f}s"
+        f" 503-reasons={dict(reasons)} 503s-on-resend={dict(resend.refusals)}"
+    )
