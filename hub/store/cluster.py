@@ -207,7 +207,8 @@ class ClusterBatcher:
 
 async def core_node_info(client: RedisCluster) -> tuple[dict[str, Any], dict[str, Any]]:
     """INFO replication and CLUSTER INFO of the master that serves the `{core}` slot now (as
-    redis-py's slot map says)."""
+    redis-py's slot map says; read again first when a refresh is due)."""
+    await client.initialize()
     node = client.get_node_from_key(CORE_TAG)
     replication = await client.info("replication", target_nodes=node)
     state = await client.cluster_info(target_nodes=node)

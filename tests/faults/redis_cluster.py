@@ -72,11 +72,15 @@ def cluster_info(port: int, password: str | None = None) -> dict[str, str]:
 
 @dataclass
 class ClusterSet:
-    """The cluster's nodes by port; `masters_by_slot()` says who serves what now."""
+    """`masters` masters and their replicas; the cluster's nodes by port; `masters_by_slot()` says who serves what now."""
 
     root: Path
     masters: int = 3
-    replicas_each: int = 1
+    # Replicas of each master, the first count for the master that serves `favoured`'s slot:
+    # with ALERTHUB_MIN_REPLICAS_ACK=1 the `{core}` master needs two, so that once one of them
+    # is promoted the other can acknowledge its writes (as with Sentinel, docs/redis-ha.md).
+    replicas: tuple[int, ...] = (1, 1, 1)
+    favoured: str = "{core}"
     password: str | None = None
     nodes: dict[int, RedisServer] = field(default_factory=dict)
     first_masters: list[int] = field(default_factory=list)
@@ -97,7 +101,7 @@ class ClusterSet:
 
     def _start(self) -> None:
         config = (*NODE_CONFIG, *([f"masterauth {self.password}"] if self.password else []))
-        count = self.masters * (1 + self.replicas_each)
+        count = self.masters + sum(self.replicas)
         for n in range(count):
             port = cluster_port()
             self.nodes[port] = start_redis_server(self.root / f"node-{n}", port=port, extra_config=config)
@@ -120,10 +124,13 @@ class ClusterSet:
             30.0,
             "every node to know every other",
         )
-        replicas = ports[self.masters :]
-        for n, port in enumerate(replicas):
-            master = self.first_masters[n % self.masters]
-            self._do(port, ("CLUSTER", "REPLICATE", self.node_id(master)))
+        slot = int(self._do(ports[0], ("CLUSTER", "KEYSLOT", self.favoured)))
+        favoured = self.first_masters[min(slot // per, self.masters - 1)]
+        order = [favoured, *(p for p in self.first_masters if p != favoured)]
+        replicas = iter(ports[self.masters :])
+        for master, how_many in zip(order, self.replicas, strict=True):
+            for _ in range(how_many):
+                self._do(next(replicas), ("CLUSTER", "REPLICATE", self.node_id(master)))
         wait_until(self._formed, 60.0, "the cluster to be formed (state ok, replicas linked)")
 
     def _do(self, port: int, command: tuple[Any, ...]) -> Any:

@@ -45,7 +45,10 @@ PROMOTION_S = 30.0
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
-    deployment = ClusterSet(tmp_path / "redis", masters=3, replicas_each=1).start()
+    # Three masters, three replicas: two for the master of `{core}`, so that with
+    # MIN_REPLICAS_ACK=1 its promoted replica has one to acknowledge its writes; one for the
+    # next; none for the last (its feeds are not failed over here).
+    deployment = ClusterSet(tmp_path / "redis", masters=3, replicas=(2, 1, 0)).start()
     yield deployment
     deployment.stop()
 
