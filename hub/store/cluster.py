@@ -72,7 +72,7 @@ def cluster_client(
 
 def request_refresh(client: RedisCluster) -> None:
     """Ask redis-py to read the slot map again at its next command (it paces refreshes)."""
-    client._request_refresh()  # noqa: SLF001 - the one hook redis-py offers for this
+    client._request_refresh()  # the one hook redis-py offers for this
 
 
 def stale_map(reply: object) -> bool:
@@ -142,7 +142,7 @@ class ClusterBatcher:
     async def _initialize(self) -> None:
         try:
             await self._client.initialize()
-        except Exception:  # noqa: BLE001 - redis-py asks again at the next command
+        except Exception:  # redis-py asks again at its next command
             return
 
     async def call(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
@@ -177,7 +177,7 @@ class ClusterBatcher:
             batchers[id(batcher)] = batcher
             groups.setdefault(id(batcher), []).append(i)
         replies = await asyncio.gather(
-            *(batchers[b].call_many(script, [calls[i] for i in group]) for b, group in groups.items())
+            *(batchers[b].call_many(script, [calls[i] for i in g]) for b, g in groups.items())
         )
         for group, group_replies in zip(groups.values(), replies, strict=True):
             for i, reply in zip(group, group_replies, strict=True):

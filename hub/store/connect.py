@@ -289,9 +289,9 @@ class RedisConnector:
         if address.is_cluster:
             # Typed as Redis for the hub's modules: RedisCluster answers every command they send
             # (each call's keys in one slot), and the few that differ ask is_cluster().
+            access = self._cluster_access()
             return cast(
-                Redis,
-                cluster_client(self._cluster_access(), max_connections, timeout_s, connect_timeout_s),
+                Redis, cluster_client(access, max_connections, timeout_s, connect_timeout_s)
             )
         return self.sentinel().master_for(
             address.service,

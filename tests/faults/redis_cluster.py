@@ -72,7 +72,8 @@ def cluster_info(port: int, password: str | None = None) -> dict[str, str]:
 
 @dataclass
 class ClusterSet:
-    """`masters` masters and their replicas; the cluster's nodes by port; `masters_by_slot()` says who serves what now."""
+    """`masters` masters and their replicas, the nodes by port; `masters_by_slot()` says who
+    serves what now."""
 
     root: Path
     masters: int = 3
@@ -104,7 +105,9 @@ class ClusterSet:
         count = self.masters + sum(self.replicas)
         for n in range(count):
             port = cluster_port()
-            self.nodes[port] = start_redis_server(self.root / f"node-{n}", port=port, extra_config=config)
+            self.nodes[port] = start_redis_server(
+                self.root / f"node-{n}", port=port, extra_config=config
+            )
             if self.password:
                 # start_redis_server waits for an answer without a password: requirepass after.
                 ask(port, ("CONFIG", "SET", "requirepass", self.password))
