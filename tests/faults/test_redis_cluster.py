@@ -115,13 +115,21 @@ async def test_feeds_spread_over_masters_and_deliver(
     assert len(feed_masters) >= 2, feed_masters
     core = {masters[slot(key)] for key in (KEYS.events, KEYS.recent, KEYS.sender_ids)}
     assert len(core) == 1
-    redis = cluster_redis(cluster)
-    try:
-        for sub_id in subs:  # and the keys are really there, on those masters
-            assert await redis.xlen(KEYS.feed(sub_id)) == len(posted)
-        assert await redis.xlen(KEYS.events) >= len(posted)
-    finally:
-        await redis.aclose()
+    for sub_id in subs:  # asked of the master itself: it holds the feed (no MOVED)
+        master = cluster.client(masters[slot(KEYS.feed(sub_id))])
+        try:
+            assert await asyncio.to_thread(master.xlen, KEYS.feed(sub_id)) == len(posted)
+        finally:
+            master.close()
+    # A change (WATCH and MULTI on `{core}`) and a deletion (its keys in its slot, then the
+    # record in `{core}`) work on the cluster too.
+    changed = await client.ok(
+        "PATCH", f"/v1/subscriptions/{subs[1]}", "rs-cert", {"filter": {"min_severity": "high"}}
+    )
+    assert changed["filter"]["min_severity"] == "high"
+    gone = await client.request("DELETE", f"/v1/subscriptions/{subs[2]}", "rs-cert")
+    assert gone.status == 204
+    assert (await client.request("GET", f"/v1/subscriptions/{subs[2]}", "rs-cert")).status == 404
     print(f"\n[redis-cluster] feeds per master: {dict(feed_masters)}")
 
 
