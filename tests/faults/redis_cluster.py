@@ -82,6 +82,8 @@ class ClusterSet:
     # is promoted the other can acknowledge its writes (as with Sentinel, docs/redis-ha.md).
     replicas: tuple[int, ...] = (1, 1, 1)
     favoured: str = "{core}"
+    # The first slot of each master after the first (even shares when empty).
+    starts: tuple[int, ...] = ()
     password: str | None = None
     nodes: dict[int, RedisServer] = field(default_factory=dict)
     first_masters: list[int] = field(default_factory=list)
@@ -114,9 +116,10 @@ class ClusterSet:
         ports = list(self.nodes)
         self.first_masters = ports[: self.masters]
         per = SLOTS // self.masters
+        starts = list(self.starts) if self.starts else [i * per for i in range(1, self.masters)]
+        edges = [0, *starts, SLOTS]
         for i, port in enumerate(self.first_masters):
-            end = SLOTS if i == self.masters - 1 else (i + 1) * per
-            self._do(port, ("CLUSTER", "ADDSLOTS", *range(i * per, end)))
+            self._do(port, ("CLUSTER", "ADDSLOTS", *range(edges[i], edges[i + 1])))
         for port in ports[1:]:
             self._do(port, ("CLUSTER", "MEET", "127.0.0.1", ports[0]))
         wait_until(
@@ -128,7 +131,7 @@ class ClusterSet:
             "every node to know every other",
         )
         slot = int(self._do(ports[0], ("CLUSTER", "KEYSLOT", self.favoured)))
-        favoured = self.first_masters[min(slot // per, self.masters - 1)]
+        favoured = self.first_masters[sum(slot >= start for start in edges[1:-1])]
         order = [favoured, *(p for p in self.first_masters if p != favoured)]
         replicas = iter(ports[self.masters :])
         for master, how_many in zip(order, self.replicas, strict=True):

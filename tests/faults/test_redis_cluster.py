@@ -48,7 +48,11 @@ def cluster(tmp_path: Path) -> Iterator[ClusterSet]:
     # Three masters, three replicas: two for the master of `{core}`, so that with
     # MIN_REPLICAS_ACK=1 its promoted replica has one to acknowledge its writes; one for the
     # next; none for the last (its feeds are not failed over here).
-    deployment = ClusterSet(tmp_path / "redis", masters=3, replicas=(2, 1, 0)).start()
+    # The second master serves slots 5461-11999: `{core}` (slot 10092) and the feed-news channel
+    # (11700), so killing the master of `{core}` also cuts the hub's pub/sub subscription.
+    deployment = ClusterSet(
+        tmp_path / "redis", masters=3, replicas=(2, 1, 0), starts=(5461, 12000)
+    ).start()
     yield deployment
     deployment.stop()
 
@@ -133,6 +137,25 @@ async def test_feeds_spread_over_masters_and_deliver(
     print(f"\n[redis-cluster] feeds per master: {dict(feed_masters)}")
 
 
+async def check_stream_wakes(client: HubClient, sub_id: str) -> None:
+    """After the failover, an SSE stream gets a new post well before its 15 s heartbeat would
+    have made it look: the feed-news subscription (pub/sub), cut with the killed master, found a
+    live node again."""
+    last = (await client.feed("al-cert", sub_id))[-1]["id"]
+    headers = {"Authorization": f"Bearer {client.tokens['al-cert']}", "Last-Event-ID": last}
+    async with client.session.get(
+        f"{client.base_url}/v1/subscriptions/{sub_id}/events", headers=headers
+    ) as stream:
+        assert stream.status == 200
+        reader = SseReader(stream)
+        await reader.next_frame(5.0)  # the stream is open (its retry hint)
+        node, alert = make_alert(10**6)
+        posted = await client.post(node, alert)
+        assert posted.status == 201, posted
+        event = await reader.next_event(5.0)
+        assert event["data"]["hub_id"] == posted.body["hub_id"]
+
+
 @pytest.mark.timeout(240)
 async def test_sigkill_the_core_master_under_post_load(
     cluster: ClusterSet, client: HubClient, receivers: list[Receiver]
@@ -146,6 +169,7 @@ async def test_sigkill_the_core_master_under_post_load(
     await load.until(lambda a: sum(x.answer.ok for x in a) >= 200, 60.0, "200 stored posts")
 
     old = await asyncio.to_thread(cluster.master_of, KEYS.events)
+    assert old == await asyncio.to_thread(cluster.master_of, KEYS.feed_news)
     await asyncio.to_thread(cluster.kill, old)
     killed = time.monotonic()
     await asyncio.to_thread(
@@ -176,6 +200,7 @@ async def test_sigkill_the_core_master_under_post_load(
         repeats = await check_everything(client, redis, setup, stored, critical)  # type: ignore[arg-type]
     finally:
         await redis.aclose()
+    await check_stream_wakes(client, setup.everything)
     during = [a for a in attempts if killed <= a.answer.started < ready]
     reasons = Counter(a.answer.body["message"].split(";")[0].split(":")[0] for a in unknown)
     print(
