@@ -212,3 +212,50 @@ async def test_sigkill_the_core_master_under_post_load(
         f" slowest-answer={max(a.answer.seconds for a in attempts):.2f}s"
         f" 503-reasons={dict(reasons)} 503s-on-resend={dict(resend.refusals)}"
     )
+
+
+@pytest.mark.timeout(120)
+async def test_every_read_path_answers_on_a_cluster(client: HubClient) -> None:
+    """The read paths (listings, clusters, status, metrics, exports, TAXII, explain), a
+    corroboration and a retraction work on a cluster: no cross-slot command anywhere."""
+    await client.add_node("al-cert", "AL")
+    await client.add_node("rs-cert", "RS")
+    sub = await client.subscribe("rs-cert", {})
+    first = await client.post(*make_alert(1))
+    assert first.status == 201, first
+    node, alert = make_alert(1)
+    other = "rs-cert" if node == "al-cert" else "al-cert"
+    again = await client.post(other, {**alert, "id": "k-1-again"})  # the same content
+    assert again.status == 201 and again.body["status"] == "corroborated", again
+    hub_id, cluster_id = first.body["hub_id"], first.body.get("cluster_id", "")
+
+    async def fanned() -> bool:
+        return len(await client.feed("rs-cert", sub)) >= 2
+
+    await wait_for(fanned, 30.0, "fan-out")
+    paths = [
+        ("operator", "/status"),
+        ("operator", "/v1/status"),
+        ("operator", "/metrics"),
+        ("operator", "/v1/reports/sharing"),
+        ("rs-cert", "/v1/alerts"),
+        ("rs-cert", f"/v1/alerts/{hub_id}"),
+        ("rs-cert", "/v1/clusters"),
+        ("rs-cert", f"/v1/clusters/{cluster_id}" if cluster_id else "/v1/clusters?limit=5"),
+        ("rs-cert", f"/v1/subscriptions/{sub}"),
+        ("rs-cert", f"/v1/subscriptions/{sub}/feed.atom"),
+        ("rs-cert", f"/v1/subscriptions/{sub}/misp/manifest.json"),
+        ("rs-cert", f"/v1/subscriptions/{sub}/dead-letters"),
+        ("operator", f"/v1/subscriptions/{sub}/explain/{hub_id}"),
+        ("rs-cert", "/taxii2/alerthub/collections/"),
+        ("rs-cert", f"/taxii2/alerthub/collections/{sub}/objects/"),
+        ("rs-cert", "/taxii2/alerthub/collections/visible/objects/"),
+    ]
+    for who, path in paths:
+        answer = await client.request("GET", path, who)
+        assert answer.status is not None and answer.status < 500, (path, answer)
+        assert answer.status == 200, (path, answer)
+    retracted = await client.request(
+        "POST", f"/v1/alerts/{hub_id}/retract", node, {"reason": "a test"}
+    )
+    assert retracted.status == 200, retracted
