@@ -78,13 +78,19 @@ async def client(hub: HubProcess) -> AsyncIterator[HubClient]:
         yield HubClient(session, hub.base_url)
 
 
+def no_errors_logged(hub: HubProcess) -> None:
+    """The hub logged warnings at most (a failover's are warnings): nothing it did not expect."""
+    errors = [line for line in hub.output().splitlines() if '"level":"error"' in line]
+    assert not errors, errors[:3]
+
+
 def cluster_redis(cluster: ClusterSet) -> RedisCluster:
     return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port) for port in cluster.nodes])
 
 
 @pytest.mark.timeout(120)
 async def test_feeds_spread_over_masters_and_deliver(
-    cluster: ClusterSet, client: HubClient
+    cluster: ClusterSet, hub: HubProcess, client: HubClient
 ) -> None:
     """On redis+cluster://, posts are stored once and reach pull and SSE readers; the feeds of
     40 subscriptions live on at least two masters, and every `{core}` key on one."""
@@ -134,6 +140,7 @@ async def test_feeds_spread_over_masters_and_deliver(
     gone = await client.request("DELETE", f"/v1/subscriptions/{subs[2]}", "rs-cert")
     assert gone.status == 204
     assert (await client.request("GET", f"/v1/subscriptions/{subs[2]}", "rs-cert")).status == 404
+    no_errors_logged(hub)
     print(f"\n[redis-cluster] feeds per master: {dict(feed_masters)}")
 
 
@@ -158,7 +165,7 @@ async def check_stream_wakes(client: HubClient, sub_id: str) -> None:
 
 @pytest.mark.timeout(240)
 async def test_sigkill_the_core_master_under_post_load(
-    cluster: ClusterSet, client: HubClient, receivers: list[Receiver]
+    cluster: ClusterSet, hub: HubProcess, client: HubClient, receivers: list[Receiver]
 ) -> None:
     """The master serving `{core}` SIGKILLed while 24 clients post with MIN_REPLICAS_ACK=1: the
     hub moves to the promoted replica by itself, answers only 2xx or 503 meanwhile, and every
@@ -201,6 +208,7 @@ async def test_sigkill_the_core_master_under_post_load(
     finally:
         await redis.aclose()
     await check_stream_wakes(client, setup.everything)
+    no_errors_logged(hub)
     during = [a for a in attempts if killed <= a.answer.started < ready]
     reasons = Counter(a.answer.body["message"].split(";")[0].split(":")[0] for a in unknown)
     print(
@@ -215,7 +223,7 @@ async def test_sigkill_the_core_master_under_post_load(
 
 
 @pytest.mark.timeout(120)
-async def test_every_read_path_answers_on_a_cluster(client: HubClient) -> None:
+async def test_every_read_path_answers_on_a_cluster(hub: HubProcess, client: HubClient) -> None:
     """The read paths (listings, clusters, status, metrics, exports, TAXII, explain), a
     corroboration and a retraction work on a cluster: no cross-slot command anywhere."""
     await client.add_node("al-cert", "AL")
@@ -259,3 +267,4 @@ async def test_every_read_path_answers_on_a_cluster(client: HubClient) -> None:
         "POST", f"/v1/alerts/{hub_id}/retract", node, {"reason": "a test"}
     )
     assert retracted.status == 200, retracted
+    no_errors_logged(hub)
