@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
@@ -53,9 +55,6 @@ def cluster_client(
 ) -> RedisCluster:
     """redis-py's cluster client: commands go to the master of their keys' slot; it follows
     MOVED and refreshes its slot map after a failover by itself."""
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in access.nodes],
         username=access.username,

@@ -161,3 +161,33 @@ async def test_read_scripts_without_keys_of_their_own_run_on_the_core_master(
         keys=[KEYS.core], args=[KEYS.core, "alert:", 2, "doc", "meta", "a1"]
     )
     assert rows == [[b"d", b"m"]]
+
+
+async def test_a_call_answered_moved_runs_once_on_the_master_it_names(
+    cluster: ClusterSet, connected: tuple[RedisConnector, Redis]
+) -> None:
+    """A slot given to another master after the hub read the slot map: the old master answers
+    MOVED (the call did not run), and the call runs once on the new master."""
+    connector, client = connected
+    batcher = connector.batcher(client)
+    script = client.register_script(WHERE_LUA)
+    await client.script_load(WHERE_LUA)
+    key = KEYS.feed("moved-away")
+    try:
+        port, _ = await batcher.call(script, [key], ["before"])  # the batcher knows the node
+        old = int(port)
+        assert old == cluster.master_of(key)
+        new = next(p for p in cluster.first_masters if p != old)
+        slot = cluster.keyslot(key)
+        await client.delete(key)  # an empty slot changes hands with SETSLOT NODE alone
+        new_id = cluster.node_id(new)
+        for port_ in (new, old, *cluster.first_masters):
+            node = cluster.client(port_)
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_id)
+            node.close()
+        assert client.get_node_from_key(key).port == old  # the hub's map is stale now
+        port, echoed = await batcher.call(script, [key], ["after"])
+        assert (int(port), echoed) == (new, b"after")
+        assert await client.lrange(key, 0, -1) == [b"after"]  # once, on the new master
+    finally:
+        await batcher.close()
