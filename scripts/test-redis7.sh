@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The Redis-facing tests (store, ingest scripts, fan-out, feeds, Redis faults, Sentinel, Cluster,
-# WAIT;
-# not the fan-out crash tests, whose processes would double this pass for the same scripts)
+# WAIT; not the fan-out crash tests, whose processes would double this pass for the same scripts)
 # on another redis-server than the embedded 6.2: Debian's /usr/bin/redis-server (7.x) unless
 # ALERTHUB_TEST_REDIS_SERVER names one. Run after scripts/test.sh (it uses the same .venv).
 set -euo pipefail
