@@ -26,8 +26,13 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, ResponseError
 
 from hub.store.batching import MAX_BATCH, ReplicasAck, ScriptBatcher
 from hub.store.redis_pipe import Arg, PipelinedRedis
@@ -50,20 +55,28 @@ class ClusterAccess:
     tls_options: tuple[tuple[str, Any], ...] = ()
 
 
+class HubRedisCluster(RedisCluster):
+    """redis-py's cluster client, retrying what surely did not run (a connection that failed, a
+    cluster down during a failover, a slot not yet mapped) but not a command that timed out: it
+    may have run, and running a non-idempotent one twice is worse than a 503 (as on one Redis,
+    hub.store.connect)."""
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)
+
+
 def cluster_client(
     access: ClusterAccess, max_connections: int, timeout_s: float, connect_timeout_s: float
 ) -> RedisCluster:
     """redis-py's cluster client: commands go to the master of their keys' slot; it follows
     MOVED and refreshes its slot map after a failover by itself."""
-    return RedisCluster(
+    return HubRedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in access.nodes],
         username=access.username,
         password=access.password,
         max_connections=max_connections,
         socket_timeout=timeout_s,
         socket_connect_timeout=connect_timeout_s,
-        # Once, as for a single Redis (hub.store.connect): a command that timed out may have
-        # run, and running a non-idempotent one twice is worse than a 503.
+        # Once, at once, as for a single Redis (hub.store.connect).
         retry=Retry(NoBackoff(), 1),
         **dict(access.tls_options),
     )
