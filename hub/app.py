@@ -234,8 +234,9 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
         )
         batcher = connector.batcher(client, replicas_ack=replicas_ack)
         # Fan-out and feed reads on a connection of their own: Redis answers one connection in
-        # order, so their long runs of commands would otherwise hold up posts behind them.
-        delivery_batcher = connector.batcher(client)
+        # order, so their long runs of commands would otherwise hold up posts behind them. On a
+        # cluster, feed appends wait for the feed master's replicas too (ClusterBatcher).
+        delivery_batcher = connector.batcher(client, many_ack=replicas_ack)
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)

@@ -129,14 +129,31 @@ class ScriptBatcher:
         return reply
 
     async def call_many(
-        self, script: AsyncScript, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
+        self,
+        script: AsyncScript,
+        calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]],
+        replicas_ack: ReplicasAck | None = None,
     ) -> list[Any]:
         """Replies of many calls of one script, sent in order on the one connection (so they
         run in order); an error reply is returned in its place, not raised (NOSCRIPT too: the
-        caller decides whether a redo is safe)."""
+        caller decides whether a redo is safe). With `replicas_ack`, a WAIT follows the calls
+        in the same write, and when fewer replicas confirm them, each reply that was not an
+        error is a NotReplicated instead (the calls ran; the caller may redo them)."""
         head = pack_args(["EVALSHA", script.sha, len(calls[0][0])]) if calls else b""
         futures = [self._queue(pack_command([*keys, *args], head, 3)) for keys, args in calls]
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+        # Queued in the same loop turn as the calls, so it leaves on their connection.
+        wait = self._queue(replicas_ack.command()) if replicas_ack is not None and calls else None
+        replies = list(await asyncio.gather(*futures, return_exceptions=True))
+        if wait is None or replicas_ack is None:
+            return replies
+        try:
+            acked = await wait
+        except RedisConnectionError:
+            acked = 0
+        if isinstance(acked, int) and acked >= replicas_ack.replicas:
+            return replies
+        missing = NotReplicated(acked if isinstance(acked, int) else 0, replicas_ack)
+        return [r if isinstance(r, BaseException) else missing for r in replies]
 
     async def command(self, *args: Arg) -> Any:
         """A plain command's reply as hiredis parses it (no redis-py response callbacks): the

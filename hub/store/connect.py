@@ -108,11 +108,15 @@ class RedisConnector:
         )
 
     def batcher(
-        self, client: Redis, replicas_ack: ReplicasAck | None = None, timeout_s: float = 5.0
+        self,
+        client: Redis,
+        replicas_ack: ReplicasAck | None = None,
+        timeout_s: float = 5.0,
+        many_ack: ReplicasAck | None = None,
     ) -> ScriptBatcher:
         """Pipelined script calls (hub.store.batching) on a connection of their own; in a
         cluster, one per master, routed by slot through `client`'s slot map (hub.store.cluster),
-        which has the same calls."""
+        which has the same calls (and there, `many_ack` for call_many: ClusterBatcher)."""
         if self.address.is_cluster:
             access = self._cluster_access()
 
@@ -131,7 +135,12 @@ class RedisConnector:
 
             return cast(
                 ScriptBatcher,
-                ClusterBatcher(cast(RedisCluster, client), connect, replicas_ack=replicas_ack),
+                ClusterBatcher(
+                    cast(RedisCluster, client),
+                    connect,
+                    replicas_ack=replicas_ack,
+                    many_ack=many_ack,
+                ),
             )
         return ScriptBatcher(self.pipe(timeout_s=timeout_s), replicas_ack=replicas_ack)
 
