@@ -186,6 +186,11 @@ class ClusterSet:
         """The port of the master that serves `key`'s slot now."""
         return self.masters_by_slot()[self.keyslot(key)]
 
+    def replicas_of(self, port: int) -> int:
+        """How many replicas the master on `port` says it has."""
+        info = ask(port, ("INFO", "replication"), self.password)
+        return int(info.get("connected_slaves", 0)) if isinstance(info, dict) else 0
+
     def role(self, port: int) -> bytes | None:
         reply = ask(port, ("ROLE",), self.password)
         return reply[0] if isinstance(reply, list | tuple) and reply else None

@@ -14,14 +14,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from tests.faults.redis_checks import CONCURRENCY, Setup, SlowReceiver, check_everything, make_alert
+from tests.faults.redis_checks import (
+    CONCURRENCY,
+    Setup,
+    SlowReceiver,
+    check_everything,
+    check_feed_once,
+    make_alert,
+)
 from tests.faults.redis_cluster import NODE_TIMEOUT_MS, ClusterSet
 from tests.faults.redis_harness import KEYS, HubClient, Load, hub_env, wait_for
 from tests.faults.sentinel import wait_until as wait_until_sync
@@ -125,6 +132,15 @@ async def test_feeds_spread_over_masters_and_deliver(
     assert len(feed_masters) >= 2, feed_masters
     core = {masters[slot(key)] for key in (KEYS.events, KEYS.recent, KEYS.sender_ids)}
     assert len(core) == 1
+    # Fan-out waited for the replica of the feed master that has one (MIN_REPLICAS_ACK=1), and
+    # not for the one that has none.
+    for port in set(feed_masters) - core:
+        master = cluster.client(port)
+        try:
+            waits = master.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+        finally:
+            master.close()
+        assert (waits > 0) == (cluster.replicas_of(port) > 0), (port, waits)
     for sub_id in subs:  # asked of the master itself: it holds the feed (no MOVED)
         master = cluster.client(masters[slot(KEYS.feed(sub_id))])
         try:
@@ -163,24 +179,28 @@ async def check_stream_wakes(client: HubClient, sub_id: str) -> None:
         assert event["data"]["hub_id"] == posted.body["hub_id"]
 
 
-@pytest.mark.timeout(240)
-async def test_sigkill_the_core_master_under_post_load(
-    cluster: ClusterSet, hub: HubProcess, client: HubClient, receivers: list[Receiver]
+async def kill_under_load(
+    cluster: ClusterSet,
+    hub: HubProcess,
+    client: HubClient,
+    receiver: Receiver,
+    victim: Callable[[Setup], Awaitable[tuple[str, set[str]]]],
+    label: str,
 ) -> None:
-    """The master serving `{core}` SIGKILLed while 24 clients post with MIN_REPLICAS_ACK=1: the
-    hub moves to the promoted replica by itself, answers only 2xx or 503 meanwhile, and every
-    2xx survives once, with its event and one entry per matching feed."""
-    receivers.append(await SlowReceiver().start())
-    setup = await Setup(client, receivers[-1]).create()
+    """24 clients post with MIN_REPLICAS_ACK=1; after 200 stored posts, the master serving the
+    key `victim(setup)` names is SIGKILLed. The hub follows the promotion by itself, answers only
+    2xx or 503 meanwhile, and every 2xx survives once, with its event and one entry per matching
+    feed (also in each subscription `victim` names, whose feeds were on the killed master)."""
+    setup = await Setup(client, receiver).create()
+    key, more_subs = await victim(setup)
     load = Load(client, make_alert, CONCURRENCY)
     await load.until(lambda a: sum(x.answer.ok for x in a) >= 200, 60.0, "200 stored posts")
 
-    old = await asyncio.to_thread(cluster.master_of, KEYS.events)
-    assert old == await asyncio.to_thread(cluster.master_of, KEYS.feed_news)
+    old = await asyncio.to_thread(cluster.master_of, key)
     await asyncio.to_thread(cluster.kill, old)
     killed = time.monotonic()
     await asyncio.to_thread(
-        wait_until_sync, lambda: cluster.promoted(old, KEYS.events), PROMOTION_S, "a promotion"
+        wait_until_sync, lambda: cluster.promoted(old, key), PROMOTION_S, "a promotion"
     )
     promoted = time.monotonic()
     left = READY_AFTER_KILL_S - (promoted - killed)
@@ -207,12 +227,14 @@ async def test_sigkill_the_core_master_under_post_load(
         repeats = await check_everything(client, redis, setup, stored, critical)  # type: ignore[arg-type]
     finally:
         await redis.aclose()
+    for sub_id in more_subs:
+        await check_feed_once(client, "al-cert", sub_id, {h for _, h in stored.values()})
     await check_stream_wakes(client, setup.everything)
     no_errors_logged(hub)
     during = [a for a in attempts if killed <= a.answer.started < ready]
     reasons = Counter(a.answer.body["message"].split(";")[0].split(":")[0] for a in unknown)
     print(
-        f"\n[redis-cluster] posts={len(attempts)} 2xx={len(acknowledged)}"
+        f"\n[redis-cluster {label}] posts={len(attempts)} 2xx={len(acknowledged)}"
         f" 503={len(unknown)} retried={dict(retried)} during-switch={len(during)}"
         f" ({dict(Counter(a.answer.status for a in during))})"
         f" kill->promotion={promoted - killed:.2f}s promotion->readyz={ready - promoted:.2f}s"
@@ -220,6 +242,43 @@ async def test_sigkill_the_core_master_under_post_load(
         f" slowest-answer={max(a.answer.seconds for a in attempts):.2f}s"
         f" 503-reasons={dict(reasons)} 503s-on-resend={dict(resend.refusals)}"
     )
+
+
+@pytest.mark.timeout(240)
+async def test_sigkill_the_core_master_under_post_load(
+    cluster: ClusterSet, hub: HubProcess, client: HubClient, receivers: list[Receiver]
+) -> None:
+    """The master serving `{core}` (the ingest step, the event log, and the feed-news channel's
+    slot) SIGKILLed under load: the Sentinel test's checks hold."""
+
+    async def core(setup: Setup) -> tuple[str, set[str]]:
+        assert cluster.master_of(KEYS.events) == cluster.master_of(KEYS.feed_news)
+        return KEYS.events, set()
+
+    receivers.append(await SlowReceiver().start())
+    await kill_under_load(cluster, hub, client, receivers[-1], core, "core master")
+
+
+@pytest.mark.timeout(240)
+async def test_sigkill_a_feed_master_under_post_load(
+    cluster: ClusterSet, hub: HubProcess, client: HubClient, receivers: list[Receiver]
+) -> None:
+    """Another master than `{core}`'s, holding feeds, SIGKILLed under load: fan-out waits for the
+    promotion and goes on; every feed on it still gets each event exactly once (its appends were
+    on its replica before the log was marked)."""
+
+    async def feed_master(setup: Setup) -> tuple[str, set[str]]:
+        core = cluster.master_of(KEYS.events)
+        # The master with one replica (the `{core}` master has two, the last none).
+        target = next(p for p in cluster.first_masters if p != core and cluster.replicas_of(p))
+        for _ in range(60):
+            sub_id = await client.subscribe("al-cert", {})
+            if cluster.master_of(KEYS.feed(sub_id)) == target:
+                return KEYS.feed(sub_id), {sub_id}
+        raise AssertionError("no subscription's feed landed on the master to kill")
+
+    receivers.append(await SlowReceiver().start())
+    await kill_under_load(cluster, hub, client, receivers[-1], feed_master, "feed master")
 
 
 @pytest.mark.timeout(120)
