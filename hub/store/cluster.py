@@ -34,7 +34,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from hub.store.batching import MAX_BATCH, NotReplicated, ReplicasAck, ScriptBatcher
+from hub.store.batching import MAX_BATCH, ReplicasAck, ScriptBatcher
 from hub.store.redis_pipe import Arg, PipelinedRedis
 
 # The slot of every `{core}` key, whatever the prefix: Redis hashes only what is inside the braces.
@@ -116,11 +116,11 @@ class ClusterBatcher:
     ends that master's batches, on the same connection as the writes it covers.
 
     With `many_ack`, call_many's calls on each master are followed by a WAIT for that many of
-    its replicas, or for as many as the slot map lists for it when fewer: fan-out appends to
+    its replicas, or for as many as it last said it has (ROLE) when fewer: fan-out appends to
     feeds on other masters than `{core}`'s and then marks the event log there, so a feed's
     append must be on its replica before that mark, or a failover of the feed's master could
-    lose an entry the log says was made. A master with no replica is not waited for (nothing
-    would be gained: it has nobody to fail over to)."""
+    lose an entry the log says was made. A master with no replica is not waited for (it has
+    nobody to fail over to)."""
 
     def __init__(
         self,
@@ -199,27 +199,27 @@ class ClusterBatcher:
             groups.setdefault(id(batcher), []).append(i)
         replies = await asyncio.gather(
             *(
-                batchers[b].call_many(
-                    script, [calls[i] for i in g], self._ack_for(calls[g[0]][0][0])
-                )
+                batchers[b].call_many(script, [calls[i] for i in g], self._ack_for(batchers[b]))
                 for b, g in groups.items()
             )
         )
         for group, group_replies in zip(groups.values(), replies, strict=True):
             for i, reply in zip(group, group_replies, strict=True):
                 results[i] = reply
-        if any(stale_map(r) or isinstance(r, NotReplicated) for r in results):
-            self._refresh()  # a replica that failed leaves the map: wait for the others only
+        if any(stale_map(r) for r in results):
+            self._refresh()
         return results
 
-    def _ack_for(self, key: Arg) -> ReplicasAck | None:
-        """many_ack, lowered to the replicas the slot map lists for `key`'s master."""
+    def _ack_for(self, batcher: ScriptBatcher) -> ReplicasAck | None:
+        """many_ack, lowered to the replicas `batcher`'s master last said it has (all of
+        many_ack until it said: a first batch on a master without replicas waits in vain once,
+        and fan-out does it again). WAIT 0 answers at once, and its ROLE keeps the count."""
         wanted = self._many_ack
         if wanted is None:
             return None
-        nodes = self._client.nodes_manager.slots_cache.get(self._client.keyslot(key), [])
-        replicas = min(wanted.replicas, max(0, len(nodes) - 1))
-        return ReplicasAck(replicas, wanted.timeout_s) if replicas else None
+        seen = batcher.replicas_seen
+        replicas = wanted.replicas if seen is None else min(wanted.replicas, seen)
+        return ReplicasAck(replicas, wanted.timeout_s)
 
     async def command(self, *args: Arg) -> Any:
         """As ScriptBatcher.command, at the master of args[1]'s slot (the command's key)."""

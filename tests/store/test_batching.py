@@ -56,7 +56,9 @@ async def test_call_many_waits_for_replicas_when_asked(redis_url: str) -> None:
         assert await batcher.call_many(script, calls) == [2, 3, 4]
         replies = await batcher.call_many(script, calls, ReplicasAck(1, 0.05))
         assert all(isinstance(r, NotReplicated) for r in replies), replies
-        assert int(await client.get("t:many")) == 7  # they ran
+        assert batcher.replicas_seen == 0  # what ROLE said after the WAIT
+        assert await batcher.call_many(script, calls, ReplicasAck(0, 0.05)) == [8, 9, 10]
+        assert int(await client.get("t:many")) == 10  # they ran
     finally:
         await batcher.close()
         await client.delete("t:many")
