@@ -53,6 +53,9 @@ def store_unavailable(error: BaseException) -> Unavailable | None:
         return Unavailable("the store is unreachable; nothing was stored")
     if isinstance(error, _CLUSTER_ERRORS):
         return Unavailable("the store is failing over; nothing was stored")
-    if isinstance(error, redis.exceptions.ResponseError) and refusal_code(error) is not None:
+    code = refusal_code(error) if isinstance(error, redis.exceptions.ResponseError) else None
+    if code in _CLUSTER_MOVES:
+        return Unavailable("the store is failing over; nothing was stored")
+    if code is not None:
         return Unavailable("the store refuses writes; nothing was stored")
     return None
