@@ -1,13 +1,15 @@
 """The hub on a Redis Cluster (issue 19): three masters and three replicas of the test's own
-(tests/faults/redis_cluster.py), a real hub process on redis+cluster://.
+(tests/faults/redis_cluster.py), a real hub process on redis+cluster:// with
+ALERTHUB_MIN_REPLICAS_ACK=1.
 
 What must hold: posts are stored and reach every matching feed (pull and SSE); the feeds of many
-subscriptions spread over more than one master while `{core}` stays one slot; and with a master
-SIGKILLed under load (the one serving `{core}`, so the ingest path itself fails over), the same
-as for a Sentinel failover (tests/faults/test_redis_sentinel.py): only 2xx or 503 with
-Retry-After, never a 500; every 2xx kept, logged once and in each matching feed exactly once; a
-retry of each 503 stores it once; the hub ready within the cluster's failover time
-(cluster-node-timeout, plus the election) plus 5 s."""
+subscriptions spread over more than one master while `{core}` stays one slot; every read path
+works; and with a master SIGKILLed under load (the one serving `{core}`, so the ingest path
+itself fails over, or one holding feeds), the same as for a Sentinel failover
+(tests/faults/test_redis_sentinel.py): only 2xx or 503 with Retry-After, never a 500; every 2xx
+kept, logged once and in each matching feed exactly once; a retry of each 503 stores it once;
+the hub ready within the cluster's failover time (cluster-node-timeout, plus the election) plus
+5 s. The times are printed (docs/redis-ha.md quotes them)."""
 
 from __future__ import annotations
 
