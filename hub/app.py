@@ -56,7 +56,7 @@ from hub.logs import get_logger
 from hub.nodes import OPERATOR_NODE_ID, NodeRegistry
 from hub.ops.metrics import Metrics, route_of
 from hub.settings import Settings, redact_url
-from hub.store.batching import ReplicasAck, ScriptBatcher
+from hub.store.batching import ReplicasAck
 from hub.store.connect import RedisConnector, check_server_version, server_role
 from hub.store.keys import Keys
 from hub.store.redis_faults import store_unavailable
@@ -232,10 +232,11 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             if settings.min_replicas_ack > 0
             else None
         )
-        batcher = ScriptBatcher(connector.pipe(timeout_s=5.0), replicas_ack=replicas_ack)
+        batcher = connector.batcher(client, replicas_ack=replicas_ack)
         # Fan-out and feed reads on a connection of their own: Redis answers one connection in
-        # order, so their long runs of commands would otherwise hold up posts behind them.
-        delivery_batcher = ScriptBatcher(connector.pipe(timeout_s=5.0))
+        # order, so their long runs of commands would otherwise hold up posts behind them. On a
+        # cluster, feed appends wait for the feed master's replicas too (ClusterBatcher).
+        delivery_batcher = connector.batcher(client, many_ack=replicas_ack)
         await scripts.load(client)
         nodes = NodeRegistry(client, keys, scripts)
         operator = await nodes.ensure(OPERATOR_PROFILE)

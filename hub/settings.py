@@ -37,7 +37,8 @@ ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
         "ALERTHUB_REDIS_URL",
         "unset",
         "the Redis to use (redis://, rediss://, unix://, or a primary behind Sentinel:"
-        " redis+sentinel://h1:26379,h2:26379/<service>/<db>, docs/redis-ha.md);"
+        " redis+sentinel://h1:26379,h2:26379/<service>/<db>, or a Redis Cluster:"
+        " redis+cluster://h1:7000,h2:7001/, docs/redis-ha.md);"
         " unset: an embedded redis-server",
     ),
     (

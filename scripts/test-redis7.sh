@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Redis-facing tests (store, ingest scripts, fan-out, feeds, Redis faults, Sentinel, WAIT;
-# not the fan-out crash tests, whose processes would double this pass for the same scripts)
+# The Redis-facing tests (store, ingest scripts, fan-out, feeds, Redis faults, Sentinel, Cluster,
+# WAIT; not the fan-out crash tests, whose processes would double this pass for the same scripts)
 # on another redis-server than the embedded 6.2: Debian's /usr/bin/redis-server (7.x) unless
 # ALERTHUB_TEST_REDIS_SERVER names one. Run after scripts/test.sh (it uses the same .venv).
 set -euo pipefail
@@ -18,5 +18,6 @@ if ldd "$ALERTHUB_TEST_REDIS_SERVER" | grep -q libssl; then export ALERTHUB_TEST
     tests/delivery/test_feeds.py \
     tests/faults/test_redis_kill.py \
     tests/faults/test_redis_sentinel.py \
+    tests/faults/test_redis_cluster.py \
     tests/faults/test_replicas_ack.py \
     "$@"

@@ -239,7 +239,7 @@ class ClusterViews:
         for start in range(0, len(ids), SCRIPT_CHUNK):
             chunk = ids[start : start + SCRIPT_CHUNK]
             out += await self._scripts.read_hashes(
-                keys=[], args=[self._keys.core, prefix, len(fields), *fields, *chunk]
+                keys=[self._keys.core], args=[self._keys.core, prefix, len(fields), *fields, *chunk]
             )
         return out
 
@@ -249,7 +249,7 @@ class ClusterViews:
         for start in range(0, len(ids), SCRIPT_CHUNK):
             chunk = ids[start : start + SCRIPT_CHUNK]
             out += await self._scripts.read_members(
-                keys=[], args=[self._keys.core, prefix, kind, *chunk]
+                keys=[self._keys.core], args=[self._keys.core, prefix, kind, *chunk]
             )
         return out
 

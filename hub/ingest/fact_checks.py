@@ -235,7 +235,8 @@ class FactCheckStore:
         rows: list[list[bytes]] = []
         for start in range(0, len(unique), 1000):  # Keys.cluster_fact_checks, read in one call
             rows += await self._scripts.read_members(
-                keys=[], args=[self._keys.core, "cfc:", "zset", *unique[start : start + 1000]]
+                keys=[self._keys.core],
+                args=[self._keys.core, "cfc:", "zset", *unique[start : start + 1000]],
             )
         ids = {c: [m.decode() for m in members] for c, members in zip(unique, rows, strict=True)}
         every = [i for members in ids.values() for i in members]

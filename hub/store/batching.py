@@ -23,6 +23,7 @@ from hub.store.redis_pipe import Arg, Connection, PipelinedRedis, ReplyLost, pac
 # that Redis, on a core of its own, starts on the first ones while the hub still prepares the
 # rest (benchmarks/ingest.py, two cores: 16 did a few per cent better than 8, 32 or 128).
 MAX_BATCH = 16
+_ROLE = pack_command(["ROLE"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class ScriptBatcher:
         self._futures: list[asyncio.Future[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._heads: dict[tuple[str, int], bytes] = {}  # packed "EVALSHA <sha> <numkeys>"
+        # Replicas of the server, as the ROLE after call_many's last WAIT said (None: not yet).
+        self.replicas_seen: int | None = None
 
     async def call(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         """The script's reply, as `await script(keys=keys, args=args)` would give it."""
@@ -129,14 +132,32 @@ class ScriptBatcher:
         return reply
 
     async def call_many(
-        self, script: AsyncScript, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
+        self,
+        script: AsyncScript,
+        calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]],
+        replicas_ack: ReplicasAck | None = None,
     ) -> list[Any]:
         """Replies of many calls of one script, sent in order on the one connection (so they
         run in order); an error reply is returned in its place, not raised (NOSCRIPT too: the
-        caller decides whether a redo is safe)."""
+        caller decides whether a redo is safe). With `replicas_ack`, a WAIT follows the calls
+        in the same write, and when fewer replicas confirm them, each reply that was not an
+        error is a NotReplicated instead (the calls ran; the caller may redo them). A ROLE
+        after the WAIT tells `replicas_seen`, how many replicas the server has now."""
         head = pack_args(["EVALSHA", script.sha, len(calls[0][0])]) if calls else b""
         futures = [self._queue(pack_command([*keys, *args], head, 3)) for keys, args in calls]
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+        if replicas_ack is None or not calls:
+            return list(await asyncio.gather(*futures, return_exceptions=True))
+        # Queued in the same loop turn as the calls, so they leave on their connection.
+        wait = self._queue(replicas_ack.command())
+        role = self._queue(_ROLE)
+        replies = list(await asyncio.gather(*futures, return_exceptions=True))
+        acked, roles = await asyncio.gather(wait, role, return_exceptions=True)
+        if isinstance(roles, list) and len(roles) == 3 and roles[0] == b"master":
+            self.replicas_seen = len(roles[2])
+        if isinstance(acked, int) and acked >= replicas_ack.replicas:
+            return replies
+        missing = NotReplicated(acked if isinstance(acked, int) else 0, replicas_ack)
+        return [r if isinstance(r, BaseException) else missing for r in replies]
 
     async def command(self, *args: Arg) -> Any:
         """A plain command's reply as hiredis parses it (no redis-py response callbacks): the

@@ -12,11 +12,23 @@ from hub.store.redis_pipe import ReplyLost
 # Errors by which Redis refuses work it would otherwise do (full memory, a failing disk, a
 # replica, a load in progress), also when they surface from inside a script.
 _REFUSALS = ("OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MASTERDOWN")
+# A Redis Cluster's answers while a slot changes hands (a failover): the command did not run.
+_CLUSTER_MOVES = ("CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK")
+# The same as redis-py's cluster client raises them (a storm of MOVED ends in a ClusterError,
+# a slot no master serves in SlotNotCoveredError).
+_CLUSTER_ERRORS = (
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.RedisClusterUnreachableError,
+)
 
 
 def refusal_code(error: redis.exceptions.ResponseError) -> str | None:
     text = str(error)
-    for code in _REFUSALS:
+    for code in (*_REFUSALS, *_CLUSTER_MOVES):
         if text.startswith(code) or f"-{code} " in text:
             return code
     return None
@@ -39,6 +51,11 @@ def store_unavailable(error: BaseException) -> Unavailable | None:
         )
     if isinstance(error, redis.exceptions.ConnectionError):
         return Unavailable("the store is unreachable; nothing was stored")
-    if isinstance(error, redis.exceptions.ResponseError) and refusal_code(error) is not None:
+    if isinstance(error, _CLUSTER_ERRORS):
+        return Unavailable("the store is failing over; nothing was stored")
+    code = refusal_code(error) if isinstance(error, redis.exceptions.ResponseError) else None
+    if code in _CLUSTER_MOVES:
+        return Unavailable("the store is failing over; nothing was stored")
+    if code is not None:
         return Unavailable("the store refuses writes; nothing was stored")
     return None

@@ -67,7 +67,9 @@ return {'retracted', event_id}
 """
 
 # Read-only helpers for the triage queue (cluster_views.py): one call reads what would otherwise
-# be thousands of pipelined commands, each paying the client's per-command cost.
+# be thousands of pipelined commands, each paying the client's per-command cost. Their one key is
+# the `{core}` prefix itself (never read): it routes the call to the master of that slot in a
+# Redis Cluster, where every key they build lives.
 read_hashes_lua = """
 local core, prefix, nfields = ARGV[1], ARGV[2], tonumber(ARGV[3])
 

@@ -37,3 +37,29 @@ async def test_script_cache_flushed_under_the_hub(api: Api, redis_url: str) -> N
     assert [status for status, _ in answers] == [201] * 10
     status, _ = await api.get("al-cert", "/v1/alerts?limit=20")
     assert status == 200
+
+
+async def test_call_many_waits_for_replicas_when_asked(redis_url: str) -> None:
+    """call_many with a ReplicasAck ends its calls with a WAIT on their connection: on a Redis
+    without replicas, every call runs but answers NotReplicated; without it, as before."""
+    from redis.asyncio import Redis
+
+    from hub.store.batching import NotReplicated, ReplicasAck, ScriptBatcher
+    from hub.store.redis_pipe import PipelinedRedis
+
+    client = Redis.from_url(redis_url)
+    script = client.register_script("return redis.call('INCR', KEYS[1])")
+    await script(keys=["t:many"])  # loaded, and counted once
+    batcher = ScriptBatcher(PipelinedRedis(redis_url))
+    try:
+        calls = [(["t:many"], []) for _ in range(3)]
+        assert await batcher.call_many(script, calls) == [2, 3, 4]
+        replies = await batcher.call_many(script, calls, ReplicasAck(1, 0.05))
+        assert all(isinstance(r, NotReplicated) for r in replies), replies
+        assert batcher.replicas_seen == 0  # what ROLE said after the WAIT
+        assert await batcher.call_many(script, calls, ReplicasAck(0, 0.05)) == [8, 9, 10]
+        assert int(await client.get("t:many")) == 10  # they ran
+    finally:
+        await batcher.close()
+        await client.delete("t:many")
+        await client.aclose()
