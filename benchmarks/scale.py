@@ -1,7 +1,8 @@
 """Scale-out figures of issue 19: `serve --workers 2` against `--workers 1`, and how well the
 `api` / `delivery` roles keep a fan-out load away from posts.
 
-    .venv/bin/python -m benchmarks.scale [--quick] [--runs 3] [--part ingest|isolation|both]
+    .venv/bin/python -m benchmarks.scale [--quick] [--runs 3]
+        [--part ingest|isolation|fanout|both|all]   (both: ingest and isolation)
 
 ingest: a fresh redis-server (append-only file on, fsync every second) and one `alerthub serve
 --workers N` on it; this process posts unique valid alerts on --connections keep-alive
@@ -20,6 +21,19 @@ set-ups, each on a fresh Redis:
 - split3:   `--role api` for posts, another `--role api` for the streams, `--role delivery`.
 The figure is each set-up's p99 over idle's p99 (the issue's goal for split roles: at most 3x).
 
+fanout: feed appends per second, draining a backlog. On a fresh Redis one `--role api` process
+takes --subs pull subscriptions (empty filters, 100 per government node: every alert matches
+every one) and --alerts alerts while no delivery process runs; then the set-up's `--role
+delivery` processes start together, and the window runs from when they hold the shards as
+members.py splits them (their start and the hand-over of shards are left out) until every feed
+holds every alert (sum of XLEN over the feeds), then /v1/status must say lag 0 and no shard
+behind. Appends/s = feed entries added in the window / its length; CPU (delivery processes,
+Redis, and the api process that answers the status) per append, over the window. Set-ups, in
+turn in each run: shards1-d1 (ALERTHUB_FANOUT_SHARDS=1, one process: the single-leader fan-out
+before shards, the baseline), d1 (64 shards, one process), d2 (64 shards, two processes); the
+medians over --runs, and the ratios d1 / shards1-d1 and d2 / d1. A feed short of an alert, or
+shards not all held, fails the run (exit 1).
+
 Nothing is pinned: the workers and roles are there to use more than one core, and on this
 project's 2-core VM the load generator, the SSE readers and Redis share the same two. The load
 average is recorded before and after. Writes benchmarks/results/scale-<UTC time>.json and prints
@@ -30,15 +44,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
+import redis
 
 if not __package__:  # run as a file (python benchmarks/scale.py): the repository on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,6 +70,7 @@ from benchmarks.kit.processes import HUB_ARGV, Server, hub_env, run_async, start
 from benchmarks.kit.receiver_control import Receivers, start_sse_receivers
 from benchmarks.kit.report import add_standard_args, hub_code, machine, utc_stamp, write_json
 from hub.store.embedded import RedisServer, start_redis_server
+from hub.store.keys import Keys
 
 ISOLATION_GOAL = 3.0
 SETUPS: dict[str, list[tuple[str, str]]] = {
@@ -62,7 +82,7 @@ SETUPS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def env_for(redis_url: str, role: str) -> dict[str, str]:
+def env_for(redis_url: str, role: str, **extra: str) -> dict[str, str]:
     # The token fanout.register calls with; each subscriber node reads up to 100 streams at once.
     return hub_env(
         redis_url,
@@ -70,6 +90,7 @@ def env_for(redis_url: str, role: str) -> dict[str, str]:
         "warning",
         ALERTHUB_MAX_SSE_PER_NODE="1000",
         ALERTHUB_ROLE=role,
+        **extra,
     )
 
 
@@ -123,12 +144,15 @@ def redis_in(folder: Path) -> Iterator[RedisServer]:
         store.stop()
 
 
-def start_hub(folder: Path, name: str, redis_url: str, role: str, workers: int) -> Server:
+def start_hub(
+    folder: Path, name: str, redis_url: str, role: str, workers: int, **extra: str
+) -> Server:
     """A hub process on a free port, ready; a port another process took between the free-port
-    probe and the listen (this VM is shared) is retried on another."""
+    probe and the listen (this VM is shared) is retried on another. `extra`: more ALERTHUB_*
+    settings."""
     for attempt in range(3):
         argv = [*HUB_ARGV, "--workers", str(workers)]
-        server = start_server(name, argv, env_for(redis_url, role), folder)
+        server = start_server(name, argv, env_for(redis_url, role, **extra), folder)
         try:
             server.wait_ready("/readyz", timeout=60)
         except RuntimeError:
@@ -143,12 +167,12 @@ def start_hub(folder: Path, name: str, redis_url: str, role: str, workers: int) 
 
 @contextlib.contextmanager
 def hubs_in(
-    folder: Path, redis_url: str, plan: list[tuple[str, str]], workers: int = 1
+    folder: Path, redis_url: str, plan: list[tuple[str, str]], workers: int = 1, **extra: str
 ) -> Iterator[dict[str, Server]]:
     started: dict[str, Server] = {}
     try:
         for name, role in plan:
-            started[name] = start_hub(folder, name, redis_url, role, workers)
+            started[name] = start_hub(folder, name, redis_url, role, workers, **extra)
         yield started
     finally:
         for server in started.values():
@@ -273,6 +297,229 @@ def drained(
         time.sleep(0.25)
 
 
+# --- fanout -------------------------------------------------------------------------------------
+
+FANOUT_SETUPS: dict[str, tuple[int, int]] = {
+    # name: (ALERTHUB_FANOUT_SHARDS, delivery processes)
+    "shards1-d1": (1, 1),  # one shard, one process: the single-leader fan-out, the baseline
+    "d1": (64, 1),
+    "d2": (64, 2),
+}
+BACKLOG_POST_RATE = 100.0  # alerts/s, while no delivery process runs: only the backlog counts
+
+
+class FeedTotal:
+    """The entries in every subscription's feed together (XLEN of each, in one pipeline)."""
+
+    def __init__(self, redis_url: str, sub_ids: list[str]) -> None:
+        self._client = redis.Redis.from_url(redis_url)
+        self._feeds = [Keys().feed(sub_id) for sub_id in sub_ids]
+
+    def read(self) -> int:
+        pipe = self._client.pipeline(transaction=False)
+        for feed in self._feeds:
+            pipe.xlen(feed)
+        return int(sum(pipe.execute()))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def operator_get(url: str) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return bytes(resp.read())
+
+
+def fanned_out(api_url: str) -> bool:
+    """Whether `/v1/status` says every shard has fanned out the whole event log."""
+    fanout = orjson.loads(operator_get(f"{api_url}/v1/status"))["fanout"]
+    return bool(fanout["lag"] == 0 and fanout["shards_behind"] == 0)
+
+
+def shards_held(server: Server) -> int:
+    """`alerthub_fanout_shards_held` on a delivery process's /metrics (-1: no answer yet)."""
+    try:
+        text = operator_get(f"{server.base_url}/metrics").decode()
+    except OSError:  # not listening yet
+        return -1
+    for line in text.splitlines():
+        if line.startswith("alerthub_fanout_shards_held"):
+            return int(float(line.split()[-1]))
+    return -1
+
+
+def split_as_planned(servers: list[Server], shards: int) -> bool:
+    """Whether the delivery processes hold all the shards, their counts differing by at most
+    one (members.py's split), i.e. every process has joined and taken its share."""
+    held = [shards_held(s) for s in servers]
+    return sum(held) == shards and max(held) - min(held) <= 1
+
+
+@contextlib.contextmanager
+def delivery_processes(
+    folder: Path, redis_url: str, count: int, shards: int
+) -> Iterator[list[Server]]:
+    """`count` `--role delivery` processes, spawned together so that none fans out every shard
+    for long before the others join; not waited on (the fan-out starts before /readyz)."""
+    env = env_for(redis_url, "delivery", ALERTHUB_FANOUT_SHARDS=str(shards))
+    argv = [*HUB_ARGV, "--workers", "1"]
+    started = [start_server(f"delivery{n}", argv, env, folder) for n in range(count)]
+    try:
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def wait_until(check: Callable[[], bool], within: float, what: str, every: float = 0.1) -> float:
+    """Poll `check` every `every` s until it is true; the time.monotonic() it was seen true."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {within:.0f} s")
+        time.sleep(every)
+    return time.monotonic()
+
+
+@dataclasses.dataclass
+class Drain:
+    """A backlog's fan-out by the delivery processes, timed from when every process held its
+    share of the shards to when every feed had every alert."""
+
+    seconds: float
+    appended: int  # feed entries added in those seconds
+    total: int  # feed entries at the end
+    cpu_s: dict[str, float]  # CPU seconds in those seconds: "delivery" (all), "redis", "api"
+    spawn_to_first_s: float  # processes started -> first feed entry
+    first_to_split_s: float  # first feed entry -> every process holds its share
+    spawn_to_done_s: float
+    shards_held: list[int]  # per delivery process, at the end
+    status_caught_up: bool  # /v1/status: fan-out lag 0, no shard behind
+
+
+def cpu_now(deliveries: list[Server], redis_pid: int, api: Server) -> dict[str, float]:
+    return {
+        "delivery": sum(hub_cpu_s(s) for s in deliveries),
+        "redis": cpu_seconds(redis_pid),
+        "api": hub_cpu_s(api),
+    }
+
+
+def drain_backlog(
+    folder: Path, api: Server, store: RedisServer, feeds: FeedTotal, setup: str, expected: int
+) -> Drain:
+    """Start the set-up's delivery processes on the backlog and time its fan-out. The window
+    leaves out their start (imports, joining, taking the shards' leases): it starts once they
+    hold the shards as split for good, or, if the backlog is gone first (--quick), is empty."""
+    shards, count = FANOUT_SETUPS[setup]
+    assert store.process is not None
+    redis_pid, within = store.process.pid, 600.0
+
+    def all_in() -> bool:
+        return feeds.read() >= expected
+
+    status_checked = [0.0]
+
+    def finished() -> bool:
+        """Every feed entry in, or the hub says the fan-out caught up without them (a loss,
+        which the run reports): the status is asked at most once a second."""
+        if all_in():
+            return True
+        if time.monotonic() - status_checked[0] < 1.0:
+            return False
+        status_checked[0] = time.monotonic()
+        return fanned_out(api.base_url)
+
+    with delivery_processes(folder, store.url, count, shards) as servers:
+        spawned = time.monotonic()
+        first = wait_until(lambda: feeds.read() > 0, within, f"{setup}: a first feed entry")
+        split = wait_until(
+            lambda: finished() or split_as_planned(servers, shards), within, f"{setup}: the split"
+        )
+        appended_before, cpu_before = feeds.read(), cpu_now(servers, redis_pid, api)
+        done = wait_until(finished, within, f"{setup}: the fan-out")
+        cpu_after = cpu_now(servers, redis_pid, api)
+        total = feeds.read()
+        caught_up = wait_until(lambda: fanned_out(api.base_url), 30.0, f"{setup}: status lag 0")
+        held = [shards_held(s) for s in servers]
+    return Drain(
+        seconds=done - split,
+        appended=total - appended_before,
+        total=total,
+        cpu_s={k: cpu_after[k] - cpu_before[k] for k in cpu_after},
+        spawn_to_first_s=first - spawned,
+        first_to_split_s=split - first,
+        spawn_to_done_s=done - spawned,
+        shards_held=held,
+        status_caught_up=caught_up > 0,
+    )
+
+
+def fanout_run(folder: Path, setup: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One set-up on a fresh Redis: an `api` process takes --subs pull subscriptions (empty
+    filters, government nodes: every alert matches every one) and a backlog of --alerts
+    alerts while no delivery process runs; then the set-up's delivery processes fan it out."""
+    folder.mkdir(parents=True)
+    shards = FANOUT_SETUPS[setup][0]
+    scenario = Scenario("sse", args.subs, BACKLOG_POST_RATE, 0.0, 0.0, 1)
+    with (
+        redis_in(folder) as store,
+        hubs_in(folder, store.url, [("api", "api")], ALERTHUB_FANOUT_SHARDS=str(shards)) as hubs,
+    ):
+        api = hubs["api"]
+        subs = run_async(register(api.base_url, scenario, lambda _i: {"type": "pull"}))
+        seconds = args.alerts / BACKLOG_POST_RATE
+        posted = run_async(
+            publish(api.base_url, subs.publisher_token, BACKLOG_POST_RATE, 0.0, seconds)
+        )
+        created = sum(1 for p in posted if p.status == "201" and p.created)
+        feeds = FeedTotal(store.url, subs.sub_ids)
+        try:
+            drain = drain_backlog(folder, api, store, feeds, setup, created * args.subs)
+        finally:
+            feeds.close()
+    return fanout_figures(setup, len(posted), created, args.subs, drain)
+
+
+def fanout_figures(
+    setup: str, posted: int, created: int, subs: int, drain: Drain
+) -> dict[str, Any]:
+    shards, count = FANOUT_SETUPS[setup]
+    timed = drain.appended if drain.seconds > 0 else 0
+
+    def per_append(cpu: float) -> float | None:
+        return round(1e6 * cpu / timed, 2) if timed else None
+
+    def share(cpu: float) -> float | None:
+        return round(100 * cpu / drain.seconds, 1) if timed else None
+
+    return {
+        "setup": setup,
+        "shards": shards,
+        "delivery_processes": count,
+        "subscriptions": subs,
+        "alerts_posted": posted,
+        "alerts_created": created,
+        "appends_expected": created * subs,
+        "appends_total": drain.total,
+        "appends_missing": created * subs - drain.total,
+        "appends_timed": timed,
+        "drain_s": round(drain.seconds, 3),
+        "appends_per_s": round(timed / drain.seconds, 1) if timed else None,
+        "appends_per_s_from_spawn": round(drain.total / drain.spawn_to_done_s, 1),
+        "spawn_to_first_append_s": round(drain.spawn_to_first_s, 3),
+        "first_append_to_split_s": round(drain.first_to_split_s, 3),
+        "delivery_cpu_us_per_append": per_append(drain.cpu_s["delivery"]),
+        "redis_cpu_us_per_append": per_append(drain.cpu_s["redis"]),
+        "api_cpu_us_per_append": per_append(drain.cpu_s["api"]),
+        "delivery_cpu_pct": share(drain.cpu_s["delivery"]),
+        "redis_cpu_pct": share(drain.cpu_s["redis"]),
+        "shards_held": drain.shards_held,
+        "status_caught_up": drain.status_caught_up,
+    }
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -300,6 +547,15 @@ def summarise(report: dict[str, Any]) -> str:
                 f"({iso['p99_over_idle'][setup]}x idle), hub {m['hub_cpu_ms_per_event']} "
                 "CPU-ms per stream event"
             )
+    fanout = report.get("fanout")
+    if fanout:
+        for setup, m in fanout["medians"].items():
+            lines.append(
+                f"fanout {setup}: {m['appends_per_s']} appends/s, delivery "
+                f"{m['delivery_cpu_us_per_append']} CPU-us/append, redis "
+                f"{m['redis_cpu_us_per_append']} CPU-us/append"
+            )
+        lines.append(f"fanout ratios: {fanout['ratios']}")
     return "\n".join(lines)
 
 
@@ -313,15 +569,25 @@ def medians(runs: list[dict[str, Any]], by: str, keys: tuple[str, ...]) -> dict[
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("ingest", "isolation", "both"), default="both")
+    parser.add_argument(
+        "--part",
+        choices=("ingest", "isolation", "fanout", "both", "all"),
+        default="both",
+        help="both: ingest and isolation; all: every part",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=5.0, help="isolation: alerts per second")
-    add_standard_args(parser, "one run of each part, short windows, 100 streams")
+    parser.add_argument("--subs", type=int, default=1000, help="fanout: pull subscriptions")
+    parser.add_argument("--alerts", type=int, default=300, help="fanout: alerts in the backlog")
+    add_standard_args(
+        parser, "one run of each part, short windows, 100 streams; fanout: 30 alerts to 100"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.streams = 1, min(args.streams, 100)
+        args.subs, args.alerts = min(args.subs, 100), min(args.alerts, 30)
     return args
 
 
@@ -329,9 +595,49 @@ def lost_nothing(report: dict[str, Any]) -> bool:
     """Every post answered 2xx `created`, every event reached every stream."""
     ingest = report.get("ingest", {}).get("runs", [])
     isolation = report.get("isolation", {}).get("runs", [])
-    return all(r["count"] and not r["errors"] and not r["not_created"] for r in ingest) and all(
-        not r["errors"] and r["events_received"] == r["events_expected"] for r in isolation
+    fanout = report.get("fanout", {}).get("runs", [])
+    return (
+        all(r["count"] and not r["errors"] and not r["not_created"] for r in ingest)
+        and all(not r["errors"] and r["events_received"] == r["events_expected"] for r in isolation)
+        and all(fanout_complete(r) for r in fanout)
     )
+
+
+def fanout_complete(run: dict[str, Any]) -> bool:
+    """Every alert created, each in every feed once; every shard held by one process."""
+    return (
+        run["alerts_created"] == run["alerts_posted"]
+        and run["appends_total"] == run["appends_expected"]
+        and sum(run["shards_held"]) == run["shards"]
+        and run["status_caught_up"]
+    )
+
+
+def fanout_part(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    runs = []
+    for n in range(args.runs):
+        for setup in FANOUT_SETUPS:
+            runs.append(fanout_run(root / f"fanout-{n}-{setup}", setup, args))
+            runs[-1]["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    keys = ("appends_per_s", "appends_per_s_from_spawn", "drain_s",
+            "delivery_cpu_us_per_append", "redis_cpu_us_per_append", "api_cpu_us_per_append",
+            "delivery_cpu_pct", "redis_cpu_pct")  # fmt: skip
+    m = medians(runs, "setup", keys)
+    return {
+        "runs": runs,
+        "medians": m,
+        "ratios": {
+            "d1_over_shards1_d1": ratio(m["d1"], m["shards1-d1"], "appends_per_s"),
+            "d2_over_d1": ratio(m["d2"], m["d1"], "appends_per_s"),
+        },
+    }
+
+
+def ratio(top: dict[str, Any], bottom: dict[str, Any], key: str) -> float | None:
+    """top[key] / bottom[key], or None when either is missing (a --quick drain too short)."""
+    if not top.get(key) or not bottom.get(key):
+        return None
+    return round(top[key] / bottom[key], 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="alerthub-scale-") as tmp:
         root = Path(tmp)
-        if args.part in ("ingest", "both"):
+        if args.part in ("ingest", "both", "all"):
             args.warmup, args.duration = (1.0, 3.0) if args.quick else (3.0, 15.0)
             runs = [
                 ingest_run(root / f"ingest-{n}-w{w}", w, args)
@@ -361,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
                 "medians": m,
                 "ratio_2_to_1": round(m["2"]["alerts_per_s"] / m["1"]["alerts_per_s"], 3),
             }
-        if args.part in ("isolation", "both"):
+        if args.part in ("isolation", "both", "all"):
             args.warmup, args.duration = (1.0, 4.0) if args.quick else (5.0, 30.0)
             runs = [
                 isolation_run(root / f"iso-{n}-{s}", s, args)
@@ -377,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
                 "p99_over_idle": {s: round(v["p99_ms"] / idle, 2) for s, v in m.items()},
                 "goal_split_over_idle": ISOLATION_GOAL,
             }
+        if args.part in ("fanout", "all"):
+            report["fanout"] = fanout_part(root, args)
     report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     out = write_json(report, args.out, "scale", utc_stamp(started_at))
     print(summarise(report))

@@ -43,6 +43,7 @@ BENCHES = (
     Bench("claims-ingest", ("-m", "benchmarks.claims.ingest_compare")),
     Bench("taxii", ("-m", "benchmarks.taxii")),
     Bench("scale", ("-m", "benchmarks.scale")),
+    Bench("scale-fanout", ("-m", "benchmarks.scale", "--part", "fanout")),
     Bench("misp_feed", ("-m", "benchmarks.misp_feed")),
     Bench("replicas_ack", ("-m", "benchmarks.replicas_ack")),
 )
@@ -204,6 +205,19 @@ def test_scale(ran: dict[str, Ran]) -> None:
     assert {r["setup"] for r in report["isolation"]["runs"]} == {"idle", "all", "split", "split3"}
     for run in report["isolation"]["runs"]:
         assert run["errors"] == 0 and run["events_received"] == run["events_expected"], run
+
+
+@pytest.mark.timeout(4 * TIMEOUT_S)
+def test_scale_fanout(ran: dict[str, Ran]) -> None:
+    """scale.py --part fanout: every set-up drained its backlog, each alert into every feed
+    once, the shards held as split among the delivery processes."""
+    report = _report(ran, "scale-fanout")
+    runs = report["fanout"]["runs"]
+    assert [r["setup"] for r in runs] == ["shards1-d1", "d1", "d2"]
+    for run in runs:
+        assert run["alerts_created"] == run["alerts_posted"] > 0, run
+        assert run["appends_total"] == run["appends_expected"], run
+        assert sum(run["shards_held"]) == run["shards"] and run["status_caught_up"], run
 
 
 def test_misp_feed(ran: dict[str, Ran]) -> None:

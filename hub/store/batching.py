@@ -77,6 +77,9 @@ class ScriptBatcher:
         self._packed: list[bytes] = []
         self._futures: list[asyncio.Future[Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Writes waiting, in order, for the connection that _connecting opens.
+        self._backlog: list[tuple[bytes, list[asyncio.Future[Any]]]] = []
+        self._connecting: asyncio.Task[None] | None = None
         self._heads: dict[tuple[str, int], bytes] = {}  # packed "EVALSHA <sha> <numkeys>"
         # Replicas of the server, as the ROLE after call_many's last WAIT said (None: not yet).
         self.replicas_seen: int | None = None
@@ -187,23 +190,38 @@ class ScriptBatcher:
             self._wait = None
         packed, futures = b"".join(self._packed), self._futures
         self._packed, self._futures = [], []
-        protocol = self._pipe.ready()
-        if protocol is not None:
-            self._send(protocol, packed, futures)
-            return
-        task = asyncio.get_running_loop().create_task(self._connect_and_send(packed, futures))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not self._backlog:
+            protocol = self._pipe.ready()
+            if protocol is not None:
+                self._send(protocol, packed, futures)
+                return
+        # No connection yet, or writes already waiting for one: this write waits behind them,
+        # so that everything leaves in the order it was queued (fan-out relies on it: a feed
+        # refuses an event older than its newest, so an overtaken append would be lost).
+        self._backlog.append((packed, futures))
+        if self._connecting is None:
+            task = asyncio.get_running_loop().create_task(self._connect_and_send())
+            self._connecting = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _connect_and_send(self, packed: bytes, futures: list[asyncio.Future[Any]]) -> None:
+    async def _connect_and_send(self) -> None:
+        """Open the connection, then send every waiting write in order, in one loop turn."""
         try:
-            protocol = await self._pipe.connect()
-        except Exception as e:
-            for future in futures:
-                if not future.done():
-                    future.set_exception(e)
-            return
-        self._send(protocol, packed, futures)
+            try:
+                protocol = await self._pipe.connect()
+            except Exception as e:
+                backlog, self._backlog = self._backlog, []
+                for _, futures in backlog:
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(e)
+                return
+            backlog, self._backlog = self._backlog, []
+            for packed, futures in backlog:
+                self._send(protocol, packed, futures)
+        finally:
+            self._connecting = None
 
     @staticmethod
     def _send(protocol: Connection, packed: bytes, futures: list[asyncio.Future[Any]]) -> None:

@@ -6,7 +6,10 @@ import asyncio
 from collections import Counter
 
 import redis
+from redis.asyncio import Redis
 
+from hub.store.batching import ScriptBatcher
+from hub.store.redis_pipe import PipelinedRedis
 from tests.conftest import Api, threat_alert
 
 
@@ -63,3 +66,42 @@ async def test_call_many_waits_for_replicas_when_asked(redis_url: str) -> None:
         await batcher.close()
         await client.delete("t:many")
         await client.aclose()
+
+
+PUSH = "return redis.call('RPUSH', KEYS[1], ARGV[1])"
+
+
+async def _pushed_in_order(redis_url: str, turns: int) -> bool:
+    """One call_many of 40 pushes, queued `turns` loop turns after another caller started
+    opening the batcher's connection: whether they ran in the order given."""
+    script = Redis.from_url(redis_url).register_script(PUSH)
+    pipe = PipelinedRedis(redis_url)
+    batcher = ScriptBatcher(pipe)
+    try:
+        other = asyncio.ensure_future(batcher.call_many(script, [(["other"], [0])]))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        key = f"order-{turns}"
+        await batcher.call_many(script, [([key], [i]) for i in range(40)])
+        await other
+    finally:
+        await batcher.close()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        got = [int(x) for x in client.lrange(key, 0, -1)]
+    finally:
+        client.close()
+    return got == sorted(got)
+
+
+async def test_call_many_runs_in_order_while_the_connection_opens(redis_url: str) -> None:
+    """call_many's calls run in order (fan-out relies on it: a feed refuses an event older than
+    its newest), also when the connection opens in the middle of them, as at a delivery
+    process's start with a backlog."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.script_load(PUSH)
+    finally:
+        client.close()
+    in_order = {turns: await _pushed_in_order(redis_url, turns) for turns in range(16)}
+    assert all(in_order.values()), in_order
