@@ -34,12 +34,7 @@ from tests.faults.redis_checks import (
 from tests.faults.redis_cluster import NODE_TIMEOUT_MS, ClusterSet
 from tests.faults.redis_harness import KEYS, HubClient, Load, hub_env, wait_for
 from tests.faults.sentinel import wait_until as wait_until_sync
-from tests.faults.test_redis_sentinel import (
-    Resender,
-    check_acknowledged_kept,
-    check_answers,
-    settle_unknowns,
-)
+from tests.faults.test_redis_sentinel import settle_failover
 from tests.hubproc import HubProcess
 from tests.receivers import Receiver
 from tests.sse_client import SseReader
@@ -214,37 +209,17 @@ async def kill_under_load(
         60.0,
         "posts stored after the failover",
     )
-    attempts = await load.stop()
-
-    unknown = check_answers(attempts, ready)
-    acknowledged = [a for a in attempts if a.answer.ok]
-    resend = Resender(client)
-    await check_acknowledged_kept(resend, acknowledged)
-    settled, retried = await settle_unknowns(resend, unknown)
-    stored = {a.alert["id"]: (a.node, a.answer.body["hub_id"]) for a in acknowledged}
-    stored |= {a.alert["id"]: (a.node, settled[a.alert["id"]]) for a in unknown}
-    assert len(stored) == len(attempts)
-    critical = {h for a, (_, h) in stored.items() if int(a.split("-")[1]) % 3 == 0}
+    outcome = await settle_failover(client, load, ready)
     redis = cluster_redis(cluster)
     try:
-        repeats = await check_everything(client, redis, setup, stored, critical)  # type: ignore[arg-type]
+        repeats = await check_everything(client, redis, setup, outcome.stored, outcome.critical)  # type: ignore[arg-type]
     finally:
         await redis.aclose()
     for sub_id in more_subs:
-        await check_feed_once(client, "al-cert", sub_id, {h for _, h in stored.values()})
+        await check_feed_once(client, "al-cert", sub_id, {h for _, h in outcome.stored.values()})
     await check_stream_wakes(client, setup.everything)
     no_errors_logged(hub)
-    during = [a for a in attempts if killed <= a.answer.started < ready]
-    reasons = Counter(a.answer.body["message"].split(";")[0].split(":")[0] for a in unknown)
-    print(
-        f"\n[redis-cluster {label}] posts={len(attempts)} 2xx={len(acknowledged)}"
-        f" 503={len(unknown)} retried={dict(retried)} during-switch={len(during)}"
-        f" ({dict(Counter(a.answer.status for a in during))})"
-        f" kill->promotion={promoted - killed:.2f}s promotion->readyz={ready - promoted:.2f}s"
-        f" kill->readyz={ready - killed:.2f}s webhook-repeats={repeats}"
-        f" slowest-answer={max(a.answer.seconds for a in attempts):.2f}s"
-        f" 503-reasons={dict(reasons)} 503s-on-resend={dict(resend.refusals)}"
-    )
+    print(outcome.summary(f"redis-cluster {label}", killed, promoted, ready, repeats))
 
 
 @pytest.mark.timeout(240)

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -129,6 +130,53 @@ async def settle_unknowns(
     return hub_ids, Counter(status for _, status in outcomes.elements())
 
 
+@dataclass
+class Outcome:
+    """What a failover under post load came to, once every unknown answer was settled: each
+    post's alert id -> (sender, hub id), the critical third of them, and the figures."""
+
+    attempts: list[Attempt]
+    acknowledged: list[Attempt]
+    unknown: list[Attempt]
+    retried: Counter[str]
+    resend: Resender
+    stored: dict[str, tuple[str, str]]
+    critical: set[str]
+
+    def summary(
+        self, label: str, killed: float, promoted: float, ready: float, repeats: int
+    ) -> str:
+        during = [a for a in self.attempts if killed <= a.answer.started < ready]
+        reasons = Counter(
+            a.answer.body["message"].split(";")[0].split(":")[0] for a in self.unknown
+        )
+        return (
+            f"\n[{label}] posts={len(self.attempts)} 2xx={len(self.acknowledged)}"
+            f" 503={len(self.unknown)} retried={dict(self.retried)} during-switch={len(during)}"
+            f" ({dict(Counter(a.answer.status for a in during))})"
+            f" kill->promotion={promoted - killed:.2f}s promotion->readyz={ready - promoted:.2f}s"
+            f" kill->readyz={ready - killed:.2f}s webhook-repeats={repeats}"
+            f" slowest-answer={max(a.answer.seconds for a in self.attempts):.2f}s"
+            f" 503-reasons={dict(reasons)} 503s-on-resend={dict(self.resend.refusals)}"
+        )
+
+
+async def settle_failover(client: HubClient, load: Load, ready: float) -> Outcome:
+    """Stop the load and settle it: answers checked (check_answers), every 2xx still known,
+    every 503'd post sent again until its outcome is known; each post stored exactly once."""
+    attempts = await load.stop()
+    unknown = check_answers(attempts, ready)
+    acknowledged = [a for a in attempts if a.answer.ok]
+    resend = Resender(client)
+    await check_acknowledged_kept(resend, acknowledged)
+    settled, retried = await settle_unknowns(resend, unknown)
+    stored = {a.alert["id"]: (a.node, a.answer.body["hub_id"]) for a in acknowledged}
+    stored |= {a.alert["id"]: (a.node, settled[a.alert["id"]]) for a in unknown}
+    assert len(stored) == len(attempts)
+    critical = {h for a, (_, h) in stored.items() if int(a.split("-")[1]) % 3 == 0}
+    return Outcome(attempts, acknowledged, unknown, retried, resend, stored, critical)
+
+
 @pytest.mark.timeout(180)
 async def test_sigkill_the_primary_under_post_load(
     sentinels: SentinelSet, client: HubClient, receivers: list[Receiver]
@@ -155,32 +203,12 @@ async def test_sigkill_the_primary_under_post_load(
         30.0,
         "posts stored after the failover",
     )
-    attempts = await load.stop()
-
-    unknown = check_answers(attempts, ready)
-    acknowledged = [a for a in attempts if a.answer.ok]
-    resend = Resender(client)
-    await check_acknowledged_kept(resend, acknowledged)
-    settled, retried = await settle_unknowns(resend, unknown)
-    stored = {a.alert["id"]: (a.node, a.answer.body["hub_id"]) for a in acknowledged}
-    stored |= {a.alert["id"]: (a.node, settled[a.alert["id"]]) for a in unknown}
-    assert len(stored) == len(attempts)
-    critical = {h for a, (_, h) in stored.items() if int(a.split("-")[1]) % 3 == 0}
+    outcome = await settle_failover(client, load, ready)
     primary = sentinels.primary_port()
     assert primary is not None and primary != old
     redis = Redis(port=primary)
     try:
-        repeats = await check_everything(client, redis, setup, stored, critical)
+        repeats = await check_everything(client, redis, setup, outcome.stored, outcome.critical)
     finally:
         await redis.aclose()
-    during = [a for a in attempts if killed <= a.answer.started < ready]
-    reasons = Counter(a.answer.body["message"].split(";")[0].split(":")[0] for a in unknown)
-    print(
-        f"\n[redis-sentinel] posts={len(attempts)} 2xx={len(acknowledged)}"
-        f" 503={len(unknown)} retried={dict(retried)} during-switch={len(during)}"
-        f" ({dict(Counter(a.answer.status for a in during))})"
-        f" kill->promotion={promoted - killed:.2f}s promotion->readyz={ready - promoted:.2f}s"
-        f" kill->readyz={ready - killed:.2f}s webhook-repeats={repeats}"
-        f" slowest-answer={max(a.answer.seconds for a in attempts):.2f}s"
-        f" 503-reasons={dict(reasons)} 503s-on-resend={dict(resend.refusals)}"
-    )
+    print(outcome.summary("redis-sentinel", killed, promoted, ready, repeats))
