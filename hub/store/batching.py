@@ -84,22 +84,31 @@ class ScriptBatcher:
         # Replicas of the server, as the ROLE after call_many's last WAIT said (None: not yet).
         self.replicas_seen: int | None = None
 
-    async def call(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-        """The script's reply, as `await script(keys=keys, args=args)` would give it."""
+    async def call(
+        self,
+        script: AsyncScript,
+        keys: Sequence[Arg],
+        args: Sequence[Arg],
+        replicated: bool = True,
+    ) -> Any:
+        """The script's reply, as `await script(keys=keys, args=args)` would give it. With
+        `replicated` False the call does not wait for replicas_ack (a cluster's master other
+        than `{core}`'s: cluster.ClusterBatcher)."""
         head = self._heads.get((script.sha, len(keys)))
         if head is None:
             head = self._heads[(script.sha, len(keys))] = pack_args(
                 ["EVALSHA", script.sha, len(keys)]
             )
         command = pack_command([*keys, *args], head, 3)
+        send = self._acked if replicated else self._queue
         try:
-            reply = await self._acked(command)
+            reply = await send(command)
         except RedisConnectionError as first:
             # A connection that died with a Redis restart fails its first write. Once more on a
             # fresh one: a script that did run answers the same call idempotently (a resend is
             # `unchanged`), so at worst a caller sees that instead of `created`.
             try:
-                reply = await self._acked(command)
+                reply = await send(command)
             except RedisConnectionError as e:
                 if isinstance(first, ReplyLost):
                     raise first from e  # the first try may have run: say so, not "refused"
@@ -109,7 +118,7 @@ class ScriptBatcher:
             # by a failover): the script did not run, so running it once more, loaded on the
             # same connection just before, is safe.
             _quiet(self._queue(pack_command(["SCRIPT", "LOAD", script.script])))
-            reply = await self._acked(command)
+            reply = await send(command)
             if isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT"):
                 raise RedisConnectionError("the store changed under the call; nothing was stored")
         if isinstance(reply, ResponseError):
@@ -161,6 +170,14 @@ class ScriptBatcher:
             return replies
         missing = NotReplicated(acked if isinstance(acked, int) else 0, replicas_ack)
         return [r if isinstance(r, BaseException) else missing for r in replies]
+
+    async def learn_replicas(self) -> None:
+        """Set `replicas_seen` from the server's ROLE (a master's replicas, 0 otherwise)."""
+        roles = await self._queue(_ROLE)
+        if isinstance(roles, list) and len(roles) == 3 and roles[0] == b"master":
+            self.replicas_seen = len(roles[2])
+        elif not isinstance(roles, BaseException):
+            self.replicas_seen = 0
 
     async def command(self, *args: Arg) -> Any:
         """A plain command's reply as hiredis parses it (no redis-py response callbacks): the

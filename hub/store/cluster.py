@@ -136,6 +136,7 @@ class ClusterBatcher:
         self._replicas_ack = replicas_ack
         self._many_ack = many_ack
         self._by_node: dict[tuple[str, int], ScriptBatcher] = {}
+        self._core_slot = client.keyslot(CORE_TAG)
         self._refreshing: asyncio.Task[Any] | None = None
 
     def _to(self, address: tuple[str, int]) -> ScriptBatcher:
@@ -167,9 +168,13 @@ class ClusterBatcher:
             return
 
     async def call(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
-        """As ScriptBatcher.call, at the master of keys[0]'s slot."""
+        """As ScriptBatcher.call, at the master of keys[0]'s slot. replicas_ack is waited for
+        on `{core}`'s slot alone (alerts, nodes, subscriptions, fact-checks: what is
+        acknowledged to a client); a write elsewhere (a reader's place in a feed, a webhook's
+        progress) is not one, and a master with no replica would refuse every such write."""
+        replicated = self._client.keyslot(keys[0]) == self._core_slot
         try:
-            return await self._route(keys[0]).call(script, keys, args)
+            return await self._route(keys[0]).call(script, keys, args, replicated)
         except (ResponseError, RedisConnectionError) as e:
             if not stale_map(e):
                 raise
@@ -179,7 +184,7 @@ class ClusterBatcher:
                 raise
             # The slot has a new master, which the reply names: the call did not run, so once
             # more there.
-            return await self._to(moved).call(script, keys, args)
+            return await self._to(moved).call(script, keys, args, replicated)
 
     async def call_many(
         self, script: AsyncScript, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
@@ -197,6 +202,12 @@ class ClusterBatcher:
                 continue
             batchers[id(batcher)] = batcher
             groups.setdefault(id(batcher), []).append(i)
+        if self._many_ack is not None:
+            # Each master's replicas known before its first WAIT: every shard's first batch
+            # would otherwise wait in vain on a master without replicas, one after another on
+            # its connection (Redis runs a client's WAITs in turn).
+            unknown = [b for b in batchers.values() if b.replicas_seen is None]
+            await asyncio.gather(*(b.learn_replicas() for b in unknown), return_exceptions=True)
         replies = await asyncio.gather(
             *(
                 batchers[b].call_many(script, [calls[i] for i in g], self._ack_for(batchers[b]))

@@ -155,6 +155,10 @@ async def test_feeds_spread_over_masters_and_deliver(
     assert gone.status == 204
     assert (await client.request("GET", f"/v1/subscriptions/{subs[2]}", "rs-cert")).status == 404
     no_errors_logged(hub)
+    # With no failover, no warning either: a master without replicas (the third here) must not
+    # make fan-out or a feed's reader wait for replicas it does not have.
+    warnings = [line for line in hub.output().splitlines() if '"level":"warning"' in line]
+    assert not warnings, warnings[:3]
     print(f"\n[redis-cluster] feeds per master: {dict(feed_masters)}")
 
 
