@@ -174,7 +174,9 @@ class ShardFanout:
         # First what was read but never acknowledged (by a crashed holder, or by us), then new.
         position = "0"
         while not stopping.is_set():
-            reply = await self._scripts.fanout_read(
+            # Through the batcher: the shards a new event wakes read in one write to Redis.
+            reply = await self._batcher.call(
+                self._scripts.fanout_read,
                 keys=[self.lease.key, self._keys.events, self._keys.subscriptions_version],
                 args=[self.lease.owner, self.group, CONSUMER, position, BATCH, LEASE_TTL_MS],
             )
@@ -194,13 +196,16 @@ class ShardFanout:
                     await self._fan(events)
                 if position != ">":
                     position = entries[-1][0].decode()
+                elif len(entries) < BATCH:
+                    # A short read of new entries took all there were up to `newest`: no need
+                    # to read again to learn that (one read per wake-up, not two).
+                    await self._watcher.wait_past(newest.decode(), 1.0)
                 continue
             if position != ">":
                 position = ">"
                 continue
-            if not await self.lease.hold():
-                return
-            # Nothing new: wait for the log to grow past its newest entry, or a second.
+            # Nothing new (the read just renewed the lease): wait for the log to grow past its
+            # newest entry, or a second.
             await self._watcher.wait_past(newest.decode(), 1.0)
 
     async def _fan(self, events: list[LogEvent]) -> None:
@@ -241,7 +246,7 @@ class ShardFanout:
                 # same way, so loading the script (same text, same sha) and redoing is safe.
                 await self._redis.script_load(feed_append_lua)
             raise FanoutBatchFailed(f"{len(failed)} feed appends failed: {failed[0]!r}")
-        await self._redis.xack(self._keys.events, self.group, *[e.id for e in events])
+        await self._batcher.command("XACK", self._keys.events, self.group, *[e.id for e in events])
         grown = [
             sub_id
             for sub_id, result in zip(offered, results, strict=True)

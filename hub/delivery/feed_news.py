@@ -46,12 +46,42 @@ class FeedNews:
         self._revoked_channel = revoked_channel
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._revocations: dict[str, set[Revocation]] = defaultdict(set)
+        # News asked for in this loop turn, published together at its end: the fan-out's
+        # shards that one event wakes each have news, and one message serves them all.
+        self._pending: set[str] = set()
+        self._published: asyncio.Future[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
 
     async def publish(self, sub_ids: Iterable[str]) -> None:
         """Wake the readers of these subscriptions in every process."""
-        ids = ",".join(sorted(set(sub_ids)))
-        if ids:
+        ids = set(sub_ids)
+        if not ids:
+            return
+        self._pending |= ids
+        if self._published is None:
+            loop = asyncio.get_running_loop()
+            self._published = loop.create_future()
+            loop.call_soon(self._start_publishing)
+        await asyncio.shield(self._published)
+
+    def _start_publishing(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish_pending())
+        self._publishing.add(task)  # held: the loop keeps only a weak reference to a task
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish_pending(self) -> None:
+        ids, self._pending = ",".join(sorted(self._pending)), set()
+        done, self._published = self._published, None
+        assert done is not None
+        try:
             await self._redis.publish(self._channel, ids)
+        except BaseException as e:
+            done.set_exception(e)
+            done.exception()  # retrieved: a publisher that stopped waiting is no error
+            if not isinstance(e, Exception):
+                raise
+        else:
+            done.set_result(None)
 
     @contextlib.contextmanager
     def listening(self, sub_id: str) -> Iterator[asyncio.Event]:
