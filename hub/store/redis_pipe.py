@@ -92,6 +92,11 @@ def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext | None:
     return context
 
 
+# A watchdog that runs this much later than it was due (or a quarter of the timeout, when less)
+# finds the process stalled, not Redis (Connection._check_overdue).
+STALL_S = 0.5
+
+
 class ReplyLost(RedisConnectionError):
     """The connection ended after a command was written and before its reply came: the command
     may have run. (A ConnectionError, so callers that only care about an outage need not look.)"""
@@ -106,6 +111,8 @@ class Connection(asyncio.Protocol):
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._timeout_s = timeout_s
         self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_due = 0.0
+        self._waits_from = 0.0  # the end of the last stall of this process the watchdog saw
         self.transport: asyncio.Transport | None = None
         self.lost = False
 
@@ -122,7 +129,7 @@ class Connection(asyncio.Protocol):
         self._waiting.extend((future, sent_at) for future in futures)
         self.transport.write(data)
         if self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout_s, self._check_overdue)
+            self._arm_watchdog(self._timeout_s)
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -172,16 +179,26 @@ class Connection(asyncio.Protocol):
             if not future.done():
                 future.set_exception(error)
 
+    def _arm_watchdog(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._watchdog_due = loop.time() + delay
+        self._watchdog = loop.call_later(delay, self._check_overdue)
+
     def _check_overdue(self) -> None:
         self._watchdog = None
         if not self._waiting:
             return
-        loop = asyncio.get_running_loop()
-        waited = loop.time() - self._waiting[0][1]
+        now = asyncio.get_running_loop().time()
+        if now - self._watchdog_due > min(STALL_S, self._timeout_s / 4):
+            # The watchdog ran late: the process itself stood still (stopped, a paused VM, one
+            # long callback). Replies may wait unread and writes unsent in its own buffers, so
+            # the stall is not Redis's: waits count from now.
+            self._waits_from = now
+        waited = now - max(self._waiting[0][1], self._waits_from)
         if waited >= self._timeout_s:
             self.abort(RedisTimeoutError(f"Redis did not answer within {self._timeout_s} s"))
         else:
-            self._watchdog = loop.call_later(self._timeout_s - waited, self._check_overdue)
+            self._arm_watchdog(self._timeout_s - waited)
 
 
 def _is_readonly(reply: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,32 @@ async def test_no_answer_in_time_is_a_timeout(redis_url: str) -> None:
         assert await call(pipe, "PING") == b"PONG"
     finally:
         await pipe.close()
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_a_stall_of_the_process_is_not_charged_to_redis(redis_url: str, loop_factory: Any) -> None:
+    """A process that stands still past the timeout (a long callback here; SIGSTOP or a paused
+    VM alike) right after a large write, most of it still in its own send buffer, gets every
+    reply once it moves again, not TimeoutError: the wait counts from the end of the stall, as
+    Redis cannot answer what it has not been sent (a fan-out batch of 192 appends failed that
+    way after a SIGCONT)."""
+    value = "v" * 100_000
+    commands = [["SET", f"stall:{n}", value] for n in range(200)]  # 20 MB: more than a write
+
+    async def stalled_write() -> Any:
+        pipe = PipelinedRedis(redis_url, timeout_s=1.0)
+        try:
+            connection = await pipe.connect()
+            futures = [asyncio.get_running_loop().create_future() for _ in commands]
+            connection.send(b"".join(pack_command(c) for c in commands), futures)
+            time.sleep(2.0)  # noqa: ASYNC251 (the whole loop stands still, as a stopped process)
+            replies = await asyncio.gather(*futures)
+            return set(replies), await call(pipe, "PING")
+        finally:
+            await pipe.close()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        assert runner.run(stalled_write()) == ({b"OK"}, b"PONG")
 
 
 async def test_password_and_database_from_the_url(own_redis: RedisServer) -> None:
