@@ -190,7 +190,7 @@ class ShardFanout:
                 gone = [e[0] for e in entries if not e[1]]
                 if gone:
                     log.error("fanout_entries_gone", ids=[g.decode() for g in gone])
-                    await self._redis.xack(self._keys.events, self.group, *gone)
+                    await self._batcher.command("XACK", self._keys.events, self.group, *gone)
                 events = [LogEvent.from_entry(e[0], e[1]) for e in entries if e[1]]
                 if events:
                     await self._fan(events)

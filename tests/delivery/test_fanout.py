@@ -3,13 +3,24 @@ which event type."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from hub.app import create_app
+from hub.ingest.validation import SchemaSet
+from hub.settings import Settings
+from hub.store.keys import Keys
 from tests.conftest import Api, disinfo_alert, threat_alert, unique_threat
 from tests.delivery.test_sse import open_stream
 from tests.delivery.test_webhooks import wait_status
+from tests.fanout_groups import ONE_GROUP, fanned_out
 from tests.receivers import Receiver
 from tests.sse_client import SseReader
 
@@ -165,3 +176,58 @@ async def test_updates_and_retractions_reach_only_those_who_got_the_report(api: 
     assert [e["hub_id"] for e in await api.wait_for_feed("al-cert", disinfo_only, 1)] == [
         marker["hub_id"]
     ]
+
+
+async def test_a_pending_entry_deleted_from_the_log_is_let_go(
+    aiohttp_client: Any,
+    settings: Settings,
+    schema_set: SchemaSet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An entry read but not acknowledged (a holder died) and then deleted from the log (an
+    operator's XDEL or XTRIM) comes back without fields: the fan-out acknowledges it, says so in
+    its log, and goes on with the rest in order."""
+    keys = Keys(settings.key_prefix)
+    lease = keys.fanout_lease(1, 0)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await redis.set(lease, "test:holds-the-fan-out", px=60_000)  # no fan-out until let go
+        app = create_app(dataclasses.replace(settings, fanout_shards=1), schema_set)
+        api = Api(await aiohttp_client(app))
+        await api.add_node("al-cert", country="AL")
+        sub = (await api.subscribe("al-cert"))["id"]
+        _, lost = await api.post("al-cert", unique_threat("lost"))
+        _, kept = await api.post("al-cert", unique_threat("kept"))
+        await wait_until(lambda: group_exists(redis, keys.events))
+        # A dead holder's read up to the first alert's entry, then that entry deleted.
+        log = await redis.xrange(keys.events)
+        upto = next(
+            n for n, (_, f) in enumerate(log) if f.get(b"hub_id") == lost["hub_id"].encode()
+        )
+        entry_id = log[upto][0]
+        await redis.xreadgroup(ONE_GROUP, "fanout", {keys.events: ">"}, count=upto + 1)
+        assert await redis.xdel(keys.events, entry_id) == 1
+        await redis.delete(lease)
+
+        events = await api.wait_for_feed("al-cert", sub, 1, last=kept["hub_id"])
+        assert [e["hub_id"] for e in events] == [kept["hub_id"]]
+        await wait_until(lambda: fanned_out(redis, keys, shards=1))
+        assert (await redis.xpending(keys.events, ONE_GROUP))["pending"] == 0
+        assert entry_id.decode() in next(
+            line for line in capsys.readouterr().out.splitlines() if "fanout_entries_gone" in line
+        )
+    finally:
+        await redis.aclose()
+
+
+async def group_exists(redis: Redis, events: str) -> bool:
+    with contextlib.suppress(ResponseError):  # no log yet
+        return any(g["name"] == ONE_GROUP.encode() for g in await redis.xinfo_groups(events))
+    return False
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time"
+        await asyncio.sleep(0.02)
