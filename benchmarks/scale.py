@@ -2,7 +2,8 @@
 `api` / `delivery` roles keep a fan-out load away from posts.
 
     .venv/bin/python -m benchmarks.scale [--quick] [--runs 3]
-        [--part ingest|isolation|fanout|both|all]   (both: ingest and isolation)
+        [--part ingest|isolation|fanout|fanout-live|both|all]   (both: ingest and isolation;
+        all: every part, fanout-live's 4 minutes on top of the others' 20)
 
 ingest: a fresh redis-server (append-only file on, fsync every second) and one `alerthub serve
 --workers N` on it; this process posts unique valid alerts on --connections keep-alive
@@ -34,6 +35,15 @@ before shards, the baseline), d1 (64 shards, one process), d2 (64 shards, two pr
 medians over --runs, and the ratios d1 / shards1-d1 and d2 / d1. A feed short of an alert, or
 shards not all held, fails the run (exit 1).
 
+fanout-live: the CPU fan-out costs at a live post rate (--rate, default 20 alerts/s, for
+--seconds, default 15) to --subs (default 100) pull subscriptions, with 1, 8 and 64 shards in one
+`--role all` process: every event wakes every shard. Hub and Redis CPU as shares of one core,
+the medians, and the ratios shards8 / shards1 and shards64 / shards1; see scale_live.py. A feed
+short of an alert fails the run (exit 1).
+
+--rate and --subs default per part (isolation 5 alerts/s; fanout 1,000 subscriptions); given,
+they apply to every part that takes them.
+
 Nothing is pinned: the workers and roles are there to use more than one core, and on this
 project's 2-core VM the load generator, the SSE readers and Redis share the same two. The load
 average is recorded before and after. Writes benchmarks/results/scale-<UTC time>.json and prints
@@ -47,17 +57,14 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-import statistics
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 
 if not __package__:  # run as a file (python benchmarks/scale.py): the repository on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -66,11 +73,24 @@ from benchmarks.fanout import BOOTSTRAP_TOKEN, register
 from benchmarks.fanout_report import Scenario
 from benchmarks.kit.load import AlertBodies, closed_loop, publish, register_node
 from benchmarks.kit.measurement import cpu_seconds, percentile
-from benchmarks.kit.processes import HUB_ARGV, Server, hub_env, run_async, start_server
+from benchmarks.kit.processes import HUB_ARGV, Server, run_async, start_server
 from benchmarks.kit.receiver_control import Receivers, start_sse_receivers
 from benchmarks.kit.report import add_standard_args, hub_code, machine, utc_stamp, write_json
-from hub.store.embedded import RedisServer, start_redis_server
-from hub.store.keys import Keys
+from benchmarks.scale_live import fanout_live_part, live_complete, live_summary
+from benchmarks.scale_shared import (
+    FeedTotal,
+    env_for,
+    hub_cpu_s,
+    hubs_in,
+    medians,
+    operator_get,
+    ratio,
+    redis_in,
+    settle,
+    shards_held,
+    wait_until,
+)
+from hub.store.embedded import RedisServer
 
 ISOLATION_GOAL = 3.0
 SETUPS: dict[str, list[tuple[str, str]]] = {
@@ -80,103 +100,6 @@ SETUPS: dict[str, list[tuple[str, str]]] = {
     "split": [("posts", "api"), ("delivery", "delivery")],
     "split3": [("posts", "api"), ("streams", "api"), ("delivery", "delivery")],
 }
-
-
-def env_for(redis_url: str, role: str, **extra: str) -> dict[str, str]:
-    # The token fanout.register calls with; each subscriber node reads up to 100 streams at once.
-    return hub_env(
-        redis_url,
-        BOOTSTRAP_TOKEN,
-        "warning",
-        ALERTHUB_MAX_SSE_PER_NODE="1000",
-        ALERTHUB_ROLE=role,
-        **extra,
-    )
-
-
-def family(pid: int) -> list[int]:
-    """`pid` and its children (gunicorn's workers; the hub's own redis-server, if embedded)."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    return [pid, *(int(c) for c in children)]
-
-
-def hub_cpu_s(server: Server) -> float:
-    """User + system CPU seconds of a hub process and its live children (gunicorn's workers)."""
-    total = 0.0
-    for pid in family(server.process.pid):
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(pid)
-    return total
-
-
-def wait_for_workers(server: Server, count: int, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if len(family(server.process.pid)) == count + 1:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.name}: {count} workers did not start:\n{server.log_tail()}")
-
-
-def settle(servers: list[Server], within: float = 60.0, quiet: float = 0.1) -> None:
-    """Until the hub processes use under `quiet` of a core: each worker loads the claim
-    similarity dictionaries in a thread after it is ready (1-3 s of CPU), which would otherwise
-    fall into the measured window, twice with two workers."""
-    deadline = time.monotonic() + within
-    last = sum(hub_cpu_s(s) for s in servers)
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = sum(hub_cpu_s(s) for s in servers)
-        if now - last < quiet * 0.5:
-            return
-        last = now
-
-
-@contextlib.contextmanager
-def redis_in(folder: Path) -> Iterator[RedisServer]:
-    store = start_redis_server(folder / "redis")
-    try:
-        yield store
-    finally:
-        store.stop()
-
-
-def start_hub(
-    folder: Path, name: str, redis_url: str, role: str, workers: int, **extra: str
-) -> Server:
-    """A hub process on a free port, ready; a port another process took between the free-port
-    probe and the listen (this VM is shared) is retried on another. `extra`: more ALERTHUB_*
-    settings."""
-    for attempt in range(3):
-        argv = [*HUB_ARGV, "--workers", str(workers)]
-        server = start_server(name, argv, env_for(redis_url, role, **extra), folder)
-        try:
-            server.wait_ready("/readyz", timeout=60)
-        except RuntimeError:
-            if attempt < 2 and "Address already in use" in server.log_tail():
-                continue
-            raise
-        if workers > 1:
-            wait_for_workers(server, workers)
-        return server
-    raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def hubs_in(
-    folder: Path, redis_url: str, plan: list[tuple[str, str]], workers: int = 1, **extra: str
-) -> Iterator[dict[str, Server]]:
-    started: dict[str, Server] = {}
-    try:
-        for name, role in plan:
-            started[name] = start_hub(folder, name, redis_url, role, workers, **extra)
-        yield started
-    finally:
-        for server in started.values():
-            server.stop()
 
 
 # --- ingest -------------------------------------------------------------------------------------
@@ -308,45 +231,10 @@ FANOUT_SETUPS: dict[str, tuple[int, int]] = {
 BACKLOG_POST_RATE = 100.0  # alerts/s, while no delivery process runs: only the backlog counts
 
 
-class FeedTotal:
-    """The entries in every subscription's feed together (XLEN of each, in one pipeline)."""
-
-    def __init__(self, redis_url: str, sub_ids: list[str]) -> None:
-        self._client = redis.Redis.from_url(redis_url)
-        self._feeds = [Keys().feed(sub_id) for sub_id in sub_ids]
-
-    def read(self) -> int:
-        pipe = self._client.pipeline(transaction=False)
-        for feed in self._feeds:
-            pipe.xlen(feed)
-        return int(sum(pipe.execute()))
-
-    def close(self) -> None:
-        self._client.close()
-
-
-def operator_get(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return bytes(resp.read())
-
-
 def fanned_out(api_url: str) -> bool:
     """Whether `/v1/status` says every shard has fanned out the whole event log."""
     fanout = orjson.loads(operator_get(f"{api_url}/v1/status"))["fanout"]
     return bool(fanout["lag"] == 0 and fanout["shards_behind"] == 0)
-
-
-def shards_held(server: Server) -> int:
-    """`alerthub_fanout_shards_held` on a delivery process's /metrics (-1: no answer yet)."""
-    try:
-        text = operator_get(f"{server.base_url}/metrics").decode()
-    except OSError:  # not listening yet
-        return -1
-    for line in text.splitlines():
-        if line.startswith("alerthub_fanout_shards_held"):
-            return int(float(line.split()[-1]))
-    return -1
 
 
 def split_as_planned(servers: list[Server], shards: int) -> bool:
@@ -370,16 +258,6 @@ def delivery_processes(
     finally:
         for server in started:
             server.stop()
-
-
-def wait_until(check: Callable[[], bool], within: float, what: str, every: float = 0.1) -> float:
-    """Poll `check` every `every` s until it is true; the time.monotonic() it was seen true."""
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not within {within:.0f} s")
-        time.sleep(every)
-    return time.monotonic()
 
 
 @dataclasses.dataclass
@@ -523,11 +401,6 @@ def fanout_figures(
 # --- report -------------------------------------------------------------------------------------
 
 
-def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
-    values = [r[key] for r in runs if r.get(key) is not None]
-    return round(statistics.median(values), 3) if values else None
-
-
 def summarise(report: dict[str, Any]) -> str:
     lines = [f"load average before {report['loadavg_before']}, after {report['loadavg_after']}"]
     ingest = report.get("ingest")
@@ -556,39 +429,62 @@ def summarise(report: dict[str, Any]) -> str:
                 f"{m['redis_cpu_us_per_append']} CPU-us/append"
             )
         lines.append(f"fanout ratios: {fanout['ratios']}")
+    if "fanout-live" in report:
+        lines.extend(live_summary(report["fanout-live"]))
     return "\n".join(lines)
-
-
-def medians(runs: list[dict[str, Any]], by: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for value in dict.fromkeys(r[by] for r in runs):
-        mine = [r for r in runs if r[by] == value]
-        out[str(value)] = {key: median_of(mine, key) for key in keys}
-    return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--part",
-        choices=("ingest", "isolation", "fanout", "both", "all"),
+        choices=("ingest", "isolation", "fanout", "fanout-live", "both", "all"),
         default="both",
         help="both: ingest and isolation; all: every part",
     )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=5.0, help="isolation: alerts per second")
-    parser.add_argument("--subs", type=int, default=1000, help="fanout: pull subscriptions")
+    parser.add_argument(
+        "--rate", type=float, help="alerts per second; isolation: 5, fanout-live: 20"
+    )
+    parser.add_argument(
+        "--subs", type=int, help="pull subscriptions; fanout: 1000, fanout-live: 100"
+    )
     parser.add_argument("--alerts", type=int, default=300, help="fanout: alerts in the backlog")
+    parser.add_argument(
+        "--seconds", type=float, default=15.0, help="fanout-live: the measured window"
+    )
     add_standard_args(
-        parser, "one run of each part, short windows, 100 streams; fanout: 30 alerts to 100"
+        parser,
+        "one run of each part, short windows, 100 streams; fanout: 30 alerts to 100; "
+        "fanout-live: 2 s to 10",
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.streams = 1, min(args.streams, 100)
-        args.subs, args.alerts = min(args.subs, 100), min(args.alerts, 30)
+        args.alerts = min(args.alerts, 30)
     return args
+
+
+PART_DEFAULTS: dict[str, dict[str, float]] = {
+    "isolation": {"rate": 5.0},
+    "fanout": {"subs": 1000},
+    "fanout-live": {"rate": 20.0, "subs": 100},
+}
+QUICK_SUBS = {"fanout": 100, "fanout-live": 10}
+
+
+def for_part(args: argparse.Namespace, part: str) -> argparse.Namespace:
+    """`args` with the part's defaults for --rate and --subs where they were not given (the
+    parts want different ones), --subs capped under --quick."""
+    out = argparse.Namespace(**vars(args))
+    for key, value in PART_DEFAULTS.get(part, {}).items():
+        if getattr(out, key) is None:
+            setattr(out, key, value)
+    if args.quick and part in QUICK_SUBS:
+        out.subs = min(out.subs, QUICK_SUBS[part])
+    return out
 
 
 def lost_nothing(report: dict[str, Any]) -> bool:
@@ -596,10 +492,12 @@ def lost_nothing(report: dict[str, Any]) -> bool:
     ingest = report.get("ingest", {}).get("runs", [])
     isolation = report.get("isolation", {}).get("runs", [])
     fanout = report.get("fanout", {}).get("runs", [])
+    live = report.get("fanout-live", {}).get("runs", [])
     return (
         all(r["count"] and not r["errors"] and not r["not_created"] for r in ingest)
         and all(not r["errors"] and r["events_received"] == r["events_expected"] for r in isolation)
         and all(fanout_complete(r) for r in fanout)
+        and all(live_complete(r) for r in live)
     )
 
 
@@ -633,13 +531,6 @@ def fanout_part(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def ratio(top: dict[str, Any], bottom: dict[str, Any], key: str) -> float | None:
-    """top[key] / bottom[key], or None when either is missing (a --quick drain too short)."""
-    if not top.get(key) or not bottom.get(key):
-        return None
-    return round(top[key] / bottom[key], 3)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started_at = dt.datetime.now(dt.UTC)
@@ -668,9 +559,10 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_2_to_1": round(m["2"]["alerts_per_s"] / m["1"]["alerts_per_s"], 3),
             }
         if args.part in ("isolation", "both", "all"):
-            args.warmup, args.duration = (1.0, 4.0) if args.quick else (5.0, 30.0)
+            iso = for_part(args, "isolation")
+            iso.warmup, iso.duration = (1.0, 4.0) if args.quick else (5.0, 30.0)
             runs = [
-                isolation_run(root / f"iso-{n}-{s}", s, args)
+                isolation_run(root / f"iso-{n}-{s}", s, iso)
                 for n in range(args.runs)
                 for s in SETUPS
             ]
@@ -684,7 +576,9 @@ def main(argv: list[str] | None = None) -> int:
                 "goal_split_over_idle": ISOLATION_GOAL,
             }
         if args.part in ("fanout", "all"):
-            report["fanout"] = fanout_part(root, args)
+            report["fanout"] = fanout_part(root, for_part(args, "fanout"))
+        if args.part in ("fanout-live", "all"):
+            report["fanout-live"] = fanout_live_part(root, for_part(args, "fanout-live"))
     report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     out = write_json(report, args.out, "scale", utc_stamp(started_at))
     print(summarise(report))

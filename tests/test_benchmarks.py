@@ -44,6 +44,7 @@ BENCHES = (
     Bench("taxii", ("-m", "benchmarks.taxii")),
     Bench("scale", ("-m", "benchmarks.scale")),
     Bench("scale-fanout", ("-m", "benchmarks.scale", "--part", "fanout")),
+    Bench("scale-fanout-live", ("-m", "benchmarks.scale", "--part", "fanout-live")),
     Bench("misp_feed", ("-m", "benchmarks.misp_feed")),
     Bench("replicas_ack", ("-m", "benchmarks.replicas_ack")),
 )
@@ -218,6 +219,19 @@ def test_scale_fanout(ran: dict[str, Ran]) -> None:
         assert run["alerts_created"] == run["alerts_posted"] > 0, run
         assert run["appends_total"] == run["appends_expected"], run
         assert sum(run["shards_held"]) == run["shards"] and run["status_caught_up"], run
+
+
+@pytest.mark.timeout(4 * TIMEOUT_S)
+def test_scale_fanout_live(ran: dict[str, Ran]) -> None:
+    """scale.py --part fanout-live: 1, 8 and 64 shards each took posts at the rate, every alert
+    created and in every feed, the CPU measured and compared with one shard's."""
+    part = _report(ran, "scale-fanout-live")["fanout-live"]
+    assert [r["setup"] for r in part["runs"]] == ["shards1", "shards8", "shards64"]
+    for run in part["runs"]:
+        assert run["alerts_created"] == run["alerts_posted"] > 0, run
+        assert run["appends_total"] == run["appends_expected"], run
+        assert run["window_s"] > 0 and run["hub_cpu_pct"] is not None, run
+    assert set(part["ratios"]) == {"shards8_over_shards1", "shards64_over_shards1"}
 
 
 def test_misp_feed(ran: dict[str, Ran]) -> None:
