@@ -407,7 +407,9 @@ async def test_streams_open_while_redis_refuses_writes(
     (checked against the streams counted so far), so partners read alerts while Redis is full."""
     server = start_redis_server(tmp_path / "redis", port=free_port())
     try:
-        own = dataclasses.replace(sse_settings, redis_url=server.url)
+        # One fan-out shard: 64 open connections as the hub starts whose buffers Redis frees
+        # over the next seconds, which could make room under a limit set at the memory in use.
+        own = dataclasses.replace(sse_settings, redis_url=server.url, fanout_shards=1)
         api = Api(await aiohttp_client(create_app(own, schema_set)))
         await api.add_node("fc-ba", "BA", kind="civil-society", roles=("subscribe",))
         sub = (await api.subscribe("fc-ba"))["id"]
