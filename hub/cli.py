@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(settings, args)
+        if args.command == "fanout-groups":
+            return _fanout_groups(settings, args)
         return _nodes(settings, args)
     except EmbeddedRedisError as e:
         print(f"alerthub: {e}", file=sys.stderr)
@@ -67,6 +69,14 @@ def _nodes(settings: Settings, args: argparse.Namespace) -> int:
     from hub.cli_nodes import nodes_command
 
     return asyncio.run(nodes_command(settings, args))
+
+
+def _fanout_groups(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hub.cli_fanout import fanout_groups_command
+
+    return asyncio.run(fanout_groups_command(settings, args))
 
 
 def demo_command(settings: Settings, args: argparse.Namespace) -> int:

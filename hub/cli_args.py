@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_demo(commands)
     _add_nodes(commands)
+    _add_fanout_groups(commands)
     return parser
 
 
@@ -240,3 +241,34 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("must be 0 to 65535")
     return value
+
+
+FANOUT_GROUPS_EXIT_HELP = """\
+exit codes:
+  0  listed; with --prune, every group of another split removed (or there was none)
+  1  with --prune, some kept (each line says why); the embedded Redis cannot start
+  2  bad settings"""
+
+
+def _add_fanout_groups(commands: Any) -> None:
+    groups = _described(
+        commands,
+        "fanout-groups",
+        "list the fan-out's consumer groups; remove those of an old shard count",
+        "List the fan-out's consumer groups on the event log: this hub's (one per shard of "
+        "ALERTHUB_FANOUT_SHARDS) and those left by a hub that ran with another count, which "
+        "guide nothing once this hub's groups are all made. With --prune, remove those, "
+        "each once no process has read it for --min-idle seconds (a process of the old count "
+        "may still run during a rolling restart). " + NODES_STORE_HELP,
+        epilog=FANOUT_GROUPS_EXIT_HELP,
+    )
+    groups.add_argument(
+        "--prune", action="store_true", help="remove the groups of other shard counts"
+    )
+    groups.add_argument(
+        "--min-idle",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="keep a group read less than this long ago (default: %(default)g)",
+    )

@@ -7,38 +7,19 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator
 
+from hub.cli_store import command_redis
 from hub.ingest.validation import SchemaSet
 from hub.nodes import NodeRegistry
 from hub.settings import Settings
-from hub.store.connect import RedisConnector
-from hub.store.embedded import EmbeddedRedis, answers, shared_url
 from hub.store.keys import Keys
 from hub.store.scripts import Scripts
 
 
 @contextlib.asynccontextmanager
 async def _registry(settings: Settings) -> AsyncIterator[NodeRegistry]:
-    """The node registry on the configured Redis, on a running hub's embedded Redis, or on an
-    embedded Redis started just for this command."""
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        running = shared_url(settings.data_dir.resolve())
-        if running is not None and answers(running):
-            url = running
-        else:
-            embedded = EmbeddedRedis(settings.data_dir, settings.appendfsync)
-            url = embedded.start()
-    connector = RedisConnector.from_url(url)
-    client = connector.client(max_connections=4)
-    try:
-        keys = Keys(settings.key_prefix)
-        yield NodeRegistry(client, keys, Scripts.register(client))
-    finally:
-        await client.aclose()
-        await connector.aclose()
-        if embedded is not None:
-            embedded.close()
+    """The node registry on the Redis the command works on (cli_store.command_redis)."""
+    async with command_redis(settings) as client:
+        yield NodeRegistry(client, Keys(settings.key_prefix), Scripts.register(client))
 
 
 async def nodes_command(settings: Settings, args: argparse.Namespace) -> int:
