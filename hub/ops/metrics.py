@@ -49,7 +49,7 @@ class Metrics:
     def __init__(self, role: str = "all") -> None:
         self.registry = CollectorRegistry()
         # Which process answered this scrape: with `serve --workers N` each scrape reaches one
-        # worker, whose counters are its own (sum them over `pid` for the host's figures).
+        # worker, whose counters are its own (docs/operations.md: a target per process instead).
         Info(
             "alerthub_process",
             "The hub process that answered this scrape: its pid and role.",
