@@ -285,7 +285,7 @@ async def _redis_and_services(app: web.Application) -> AsyncIterator[None]:
             clusters=ClusterViews(
                 client, keys, scripts, fact_checks, settings.dedup_window_s, similar
             ),
-            metrics=Metrics(settings.role),
+            metrics=Metrics(settings.role, settings.metrics_dir),
         )
         if settings.similarity and settings.role != "delivery":
             # In a thread, so that start-up does not wait: the first claim would otherwise wait

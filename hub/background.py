@@ -104,6 +104,7 @@ async def _delivery_work(hub: Hub, batcher: ScriptBatcher) -> AsyncIterator[None
     workers = [
         hub.fanout_task,
         asyncio.create_task(supervisor.run(hub.stopping), name="webhooks"),
+        asyncio.create_task(hub.metrics.publish_delivery(hub.stopping), name="share"),
     ]
     try:
         yield

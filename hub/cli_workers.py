@@ -5,21 +5,31 @@ one that dies, and on SIGTERM has each drain its open requests as a single `serv
 
 Each worker is a fork of this process that builds its own app (`create_app`) after the fork: no
 Redis connection, task or loop is shared. The sockets are bound by `serve` before the embedded
-Redis starts (so a port in use is one line, as without workers) and handed to the arbiter."""
+Redis starts (so a port in use is one line, as without workers) and handed to the arbiter.
+
+The workers keep their counters in prometheus_client's multiprocess mode, in a fresh folder the
+arbiter makes and removes (`shared_metrics`), so that /metrics answers the host's sum whichever
+worker the kernel picks (hub/ops/metrics.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import logging
+import os
+import shutil
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.errors import HaltServer
+from prometheus_client import multiprocess, values
 
 from hub.app import create_app
 from hub.settings import Settings
@@ -30,6 +40,7 @@ GRACEFUL_TIMEOUT_S = 60
 # A worker that has not told the arbiter it lives for this long (its loop blocked) is replaced.
 WORKER_TIMEOUT_S = 60
 KEEPALIVE_S = 75  # aiohttp's own keep-alive, which a single `serve` uses
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def worker_class() -> str:
@@ -80,6 +91,31 @@ class HubWorkers(BaseApplication):  # type: ignore[misc]  # gunicorn has no type
         return build
 
 
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[str]:
+    """A fresh, empty folder for prometheus_client's multiprocess mode, named in this process's
+    environment for the workers it forks; removed when the arbiter stops (by the arbiter only:
+    each worker leaves through this frame too)."""
+    owner = os.getpid()
+    before = os.environ.get(MULTIPROC_ENV)
+    path = tempfile.mkdtemp(prefix="alerthub-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    # prometheus_client chooses how metrics keep their values when it is first imported, which
+    # hub.app did before this: choose again, so that the metrics each worker builds after its
+    # fork keep them in files of `path`.
+    values.ValueClass = values.get_value_class()
+    try:
+        yield path
+    finally:
+        if os.getpid() == owner:
+            if before is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = before
+            values.ValueClass = values.get_value_class()
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def run_workers(
     settings: Settings,
     sockets: list[socket.socket],
@@ -89,6 +125,15 @@ def run_workers(
     """Run `workers` hub processes on `sockets` (bound and listening) until SIGTERM or Ctrl-C;
     0 then, 3 when a worker could not start (gunicorn stops them all)."""
     fds = [sock.detach() for sock in sockets]  # the arbiter owns and closes them from here
+    with shared_metrics() as metrics_dir:
+        settings = dataclasses.replace(settings, metrics_dir=metrics_dir)
+        return _run_arbiter(settings, fds, workers, announce)
+
+
+def _run_arbiter(
+    settings: Settings, fds: list[int], workers: int, announce: Callable[[str], None]
+) -> int:
+    metrics_dir = settings.metrics_dir
     options: dict[str, Any] = {
         "bind": [f"fd://{fd}" for fd in fds],
         "workers": workers,
@@ -99,6 +144,11 @@ def run_workers(
         "logger_class": f"{__name__}.HubLogs",
         "proc_name": "alerthub",
         "when_ready": lambda _arbiter: announce(""),
+        # A worker that exited keeps its counters in the sum (counters never go down); this
+        # drops only the files of live gauges, prometheus_client's bookkeeping for a dead pid.
+        "child_exit": lambda _arbiter, worker: multiprocess.mark_process_dead(
+            worker.pid, metrics_dir
+        ),
         # gunicorn 23+ opens a control socket for `gunicornc`; the hub is managed by signals.
         "control_socket_disable": True,
     }

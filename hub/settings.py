@@ -159,6 +159,9 @@ class Settings:
     # long to wait for them.
     min_replicas_ack: int = 0
     replicas_ack_timeout_s: float = 1.0
+    # The folder where prometheus_client's multiprocess mode keeps every worker's counters:
+    # set by `serve --workers N` for its workers (hub/cli_workers.py), never from the environment.
+    metrics_dir: str | None = None
 
     def __repr__(self) -> str:
         shown = []

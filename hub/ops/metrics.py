@@ -1,11 +1,18 @@
 """Prometheus metrics: process counters kept as requests, alerts and deliveries happen, and
 gauges computed from Redis (through `hub.status`), from a status document each process reads at
 most every SNAPSHOT_TTL_S and shares between the scrapes that come meanwhile. Each `Metrics` owns
-its own registry, so several apps in one process (the tests) never share or collide."""
+its own registry, so several apps in one process (the tests) never share or collide.
+
+Under `serve --workers N` (hub/cli_workers.py) the counters and histograms are prometheus_client's
+multiprocess values, kept in files of a folder the workers share, and a scrape answers their sum
+over every worker that has run since the arbiter started. Each worker's share of the delivery work
+is a live gauge there too, written every SHARE_PUBLISH_S and summed over the live workers. What is
+read at the scrape (the gauges of the status document, the pid) is the answering worker's own."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,6 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 UNMATCHED = "unmatched"
 # Anything else a client sends as a method is one label value, so it cannot grow the series.
@@ -32,6 +40,13 @@ INGEST_OUTCOMES = ("created", "corroborated", "updated", "retracted", "rejected"
 # read serves every scrape of the next few seconds. A read that failed is retried sooner.
 SNAPSHOT_TTL_S = 5.0
 FAILED_SNAPSHOT_TTL_S = 1.0
+# Under `serve --workers N`, how often each worker writes its delivery share for the others'
+# scrapes to sum (the membership beat's period: the share changes no faster).
+SHARE_PUBLISH_S = 1.0
+SHARDS_HELD = "alerthub_fanout_shards_held"
+SHARDS_HELD_HELP = "Fan-out shards this process fans out now (it holds their leases)."
+WORKERS = "alerthub_delivery_workers"
+WORKERS_HELP = "Webhook and e-mail delivery workers this process runs now (its share)."
 
 Status = dict[str, Any]
 
@@ -44,17 +59,19 @@ def route_of(request: web.Request) -> str:
 
 
 class Metrics:
-    """The process's counters and histograms, in a registry of its own."""
+    """The process's counters and histograms, in a registry of its own; with `shared_dir` (the
+    multiprocess folder of `serve --workers N`) they are rendered summed over the workers."""
 
-    def __init__(self, role: str = "all") -> None:
+    def __init__(self, role: str = "all", shared_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
         # Which process answered this scrape: with `serve --workers N` each scrape reaches one
-        # worker, whose counters are its own (docs/operations.md: a target per process instead).
-        Info(
+        # worker, and the counters are then the sum over the workers (docs/operations.md).
+        process = Info(
             "alerthub_process",
             "The hub process that answered this scrape: its pid and role.",
             registry=self.registry,
-        ).info({"pid": str(os.getpid()), "role": role})
+        )
+        process.info({"pid": str(os.getpid()), "role": role})
         self._requests = Counter(
             "alerthub_http_requests",
             "HTTP requests answered, by route pattern, method and final status.",
@@ -91,16 +108,18 @@ class Metrics:
             "snapshot period, shared by the scrapes that come meanwhile).",
             registry=self.registry,
         )
-        self._shards_held = Gauge(
-            "alerthub_fanout_shards_held",
-            "Fan-out shards this process fans out now (it holds their leases).",
-            registry=self.registry,
-        )
-        self._delivery_workers = Gauge(
-            "alerthub_delivery_workers",
-            "Webhook and e-mail delivery workers this process runs now (its share).",
-            registry=self.registry,
-        )
+        self._delivery_share = DeliveryShare(shared=shared_dir is not None)
+        self._exposed = [self.registry]
+        if shared_dir is None:
+            self.registry.register(self._delivery_share)
+        else:
+            # A scrape shows the counters and the delivery shares summed over the files every
+            # worker keeps in `shared_dir`, and beside them the answering process's pid:
+            # multiprocess mode does not sum an Info.
+            own, summed = CollectorRegistry(), CollectorRegistry()
+            own.register(process)
+            MultiProcessCollector(summed, path=shared_dir)
+            self._exposed = [own, summed]
         self.snapshots = SnapshotCache()
         # labels() takes a lock and builds a key on every call; a dict hit is half the cost
         # on the ingest path. Keyed by the label values, never by what a client sent, so they
@@ -140,14 +159,59 @@ class Metrics:
 
     def watch_delivery(self, shards_held: Callable[[], int], workers: Callable[[], int]) -> None:
         """Report this process's share of the delivery work, read at each scrape."""
-        self._shards_held.set_function(shards_held)
-        self._delivery_workers.set_function(workers)
+        self._delivery_share.shards_held = shards_held
+        self._delivery_share.workers = workers
+
+    async def publish_delivery(self, stopping: asyncio.Event) -> None:
+        """Under `serve --workers N`, write this process's delivery share every SHARE_PUBLISH_S
+        until `stopping`, for the scrapes any worker answers; without workers, return at once."""
+        if not self._delivery_share.shared:
+            return
+        while not stopping.is_set():
+            self._delivery_share.publish()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), SHARE_PUBLISH_S)
 
     def render(self, status: Status | None, age_s: float | None = None) -> bytes:
         """The exposition text: this process's metrics, then the gauges of `status` (the
         `hub.status.collect_status` document, None when Redis did not answer), read `age_s`
         seconds ago."""
-        return generate_latest(self.registry) + generate_latest(ScrapeSnapshot(status, age_s))
+        self._delivery_share.publish()
+        metrics = b"".join(generate_latest(registry) for registry in self._exposed)
+        return metrics + generate_latest(ScrapeSnapshot(status, age_s))
+
+
+def _none() -> int:
+    return 0
+
+
+class DeliveryShare:
+    """The gauges of this process's share of the delivery work, read from the functions
+    `Metrics.watch_delivery` gives it (0 until then). Alone, a collector read at each scrape;
+    `shared` (multiprocess mode, which cannot read a function), live-summed gauges that
+    `publish` writes."""
+
+    def __init__(self, shared: bool) -> None:
+        self.shared = shared
+        self.shards_held: Callable[[], int] = _none
+        self.workers: Callable[[], int] = _none
+        self._gauges: tuple[Gauge, Gauge] | None = None
+        if shared:
+            # Registered nowhere: the multiprocess collector reads them from this process's
+            # file, and drops that file when the process is gone (mark_process_dead).
+            self._gauges = (
+                Gauge(SHARDS_HELD, SHARDS_HELD_HELP, registry=None, multiprocess_mode="livesum"),
+                Gauge(WORKERS, WORKERS_HELP, registry=None, multiprocess_mode="livesum"),
+            )
+
+    def publish(self) -> None:
+        if self._gauges is not None:
+            self._gauges[0].set(self.shards_held())
+            self._gauges[1].set(self.workers())
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(SHARDS_HELD, SHARDS_HELD_HELP, value=float(self.shards_held()))
+        yield GaugeMetricFamily(WORKERS, WORKERS_HELP, value=float(self.workers()))
 
 
 class SnapshotCache:
