@@ -181,6 +181,13 @@ async def test_an_alert_posted_after_revocation_reaches_no_feed_nor_webhook_of_t
     assert [d.event["hub_id"] for d in receiver.deliveries] == [before["hub_id"]]
 
 
+async def set_status(api: Api, node: str, sub_id: str, status: str) -> None:
+    resp = await api.client.patch(
+        f"/v1/subscriptions/{sub_id}", json={"status": status}, headers=api.auth(node)
+    )
+    assert resp.status == 200, await resp.text()
+
+
 async def test_webhook_delivery_stops_at_revocation_in_the_middle_of_a_batch(
     hubs: Hubs, receivers: list[Receiver], redis_url: str
 ) -> None:
@@ -192,11 +199,23 @@ async def test_webhook_delivery_stops_at_revocation_in_the_middle_of_a_batch(
     receivers.append(receiver)
     hook = await webhook(hubs.b, "rs-x", receiver)
     await wait_status(hubs.b, "rs-x", hook["id"], "active")
+    # Paused while the three are fanned out, so that its worker reads them as one batch (fan-out
+    # may append them in two steps, and a worker awake meanwhile would read the first alone).
+    await set_status(hubs.b, "rs-x", hook["id"], "paused")
     alerts = [unique_threat(f"batched-{n}") for n in range(3)]
     resp = await hubs.b.client.post(
         "/v1/alerts/batch", json={"alerts": alerts}, headers=hubs.b.auth("al-pub")
     )
     assert resp.status == 200, await resp.text()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 10.0
+        while client.xlen(KEYS.feed(hook["id"])) < 3:
+            assert time.monotonic() < deadline, "the feed never held the three alerts"
+            await asyncio.sleep(0.02)
+    finally:
+        client.close()
+    await set_status(hubs.b, "rs-x", hook["id"], "active")
     await receiver.wait_for(lambda r: len(r.deliveries) == 1)
     await revoke(hubs.a, "rs-x")
     receiver.release()
