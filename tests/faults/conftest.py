@@ -46,3 +46,21 @@ async def redis(store: OwnRedis) -> AsyncIterator[Redis]:
     client = store.client()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP session that opens a new connection per request, so that the requests of a test
+    of `serve --workers` spread over the workers (the kernel picks one per connection)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+        yield s
+
+
+@pytest.fixture
+def hubs() -> Iterator[list[HubProcess]]:
+    """Hub processes a test starts and appends here; each still running is stopped at its end."""
+    started: list[HubProcess] = []
+    yield started
+    for hub in started:
+        if hub.process is not None:
+            hub.stop()

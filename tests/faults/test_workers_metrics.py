@@ -9,12 +9,10 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -121,21 +119,6 @@ def posts_by_worker(folder: Path, scratch: Path) -> dict[int, float]:
             and s.labels.get("method") == "POST"
         )
     return shares
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
-        yield s
-
-
-@pytest.fixture
-def hubs() -> Iterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        if hub.process is not None:
-            hub.stop()
 
 
 async def post_until_both_take_some(base_url: str, folder: Path, scratch: Path) -> int:

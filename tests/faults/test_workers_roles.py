@@ -11,12 +11,10 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from redis.asyncio import Redis
 
 from hub.store.keys import Keys
@@ -84,21 +82,6 @@ async def holds(condition: bool) -> bool:
 
 async def two_workers(hub: HubProcess) -> None:
     await wait_for(lambda: holds(len(worker_pids(hub)) == 2), 30, "two workers")
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
-        yield s
-
-
-@pytest.fixture
-def hubs() -> Iterator[list[HubProcess]]:
-    started: list[HubProcess] = []
-    yield started
-    for hub in started:
-        if hub.process is not None:
-            hub.stop()
 
 
 async def start(
