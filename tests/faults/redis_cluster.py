@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from hub.store.connect import online
 from hub.store.embedded import RedisServer, free_port, start_redis_server
 from tests.faults.sentinel import wait_until
 
@@ -190,6 +191,15 @@ class ClusterSet:
         """How many replicas the master on `port` says it has."""
         info = ask(port, ("INFO", "replication"), self.password)
         return int(info.get("connected_slaves", 0)) if isinstance(info, dict) else 0
+
+    def master_has_replica(self, key: str) -> bool:
+        """The master serving `key`'s slot has a replica online (synced: one a WAIT counts, as
+        the hub's readiness counts them)."""
+        try:
+            info = ask(self.master_of(key), ("INFO", "replication"), self.password)
+        except (KeyError, redis.RedisError):
+            return False
+        return isinstance(info, dict) and online(info) >= 1
 
     def role(self, port: int) -> bytes | None:
         reply = ask(port, ("ROLE",), self.password)

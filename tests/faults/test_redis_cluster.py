@@ -45,6 +45,11 @@ from tests.sse_client import SseReader
 FAILOVER_S = 2 * NODE_TIMEOUT_MS / 1000 + 1.0
 READY_AFTER_KILL_S = FAILOVER_S + 5.0
 PROMOTION_S = 30.0
+# The hub's own part: ready this soon after the cluster has failed over, which with
+# MIN_REPLICAS_ACK=1 includes the `{core}` master having a replica online again (the failed
+# master's other replica follows the promoted one and syncs: Redis's work, which took over 5 s
+# twice in CI).
+READY_AFTER_REFORMED_S = 5.0
 
 
 @pytest.fixture
@@ -205,15 +210,27 @@ async def kill_under_load(
         wait_until_sync, lambda: cluster.promoted(old, key), PROMOTION_S, "a promotion"
     )
     promoted = time.monotonic()
-    left = READY_AFTER_KILL_S - (promoted - killed)
+    await asyncio.to_thread(
+        wait_until_sync,
+        lambda: cluster.master_has_replica(KEYS.events),
+        PROMOTION_S,
+        "a replica online on the {core} master",
+    )
+    reformed = time.monotonic()
+    left = max(READY_AFTER_KILL_S - (reformed - killed), READY_AFTER_REFORMED_S)
     try:
         await wait_for(
-            client.ready, left, f"readyz 200 within {READY_AFTER_KILL_S:g} s of the kill"
+            client.ready,
+            left,
+            f"readyz 200 within {READY_AFTER_KILL_S:g} s of the kill, or"
+            f" {READY_AFTER_REFORMED_S:g} s of a replica online on the {{core}} master",
         )
-    except AssertionError as e:  # failed once in CI (promoted at 2.5 s, not ready by 8 s)
-        raise AssertionError(f"{e}; promoted {promoted - killed:.2f} s after the kill; the hub's"
-                             f" log ends:\n{hub.output()[-4000:]}") from None  # fmt: skip
+    except AssertionError as e:  # failed twice in CI before the wait for the replica
+        raise AssertionError(f"{e}; promoted {promoted - killed:.2f} s and a replica online"
+                             f" {reformed - killed:.2f} s after the kill; the hub's log"
+                             f" ends:\n{hub.output()[-4000:]}") from None  # fmt: skip
     ready = time.monotonic()
+    print(f"kill->replica online on the {{core}} master={reformed - killed:.2f}s")
     await load.until(
         lambda a: sum(x.answer.ok and x.answer.started >= ready for x in a) >= 100,
         60.0,
